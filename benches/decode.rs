@@ -1,0 +1,2 @@
+//! Placeholder replaced by the UPDATE decode benchmark below once the codec lands.
+fn main() {}

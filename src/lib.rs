@@ -1,0 +1,6 @@
+//! vmmi: a BGP EVPN + LISP control plane for virtual-machine mobility.
+//!
+//! Module map and dependency direction: `../shared/ARCHITECTURE.md`. Today the crate holds the
+//! wire codecs (`wire`) and the offline decoder behind `vmmi decode` (`decode`, `pcap`).
+
+pub mod wire;
