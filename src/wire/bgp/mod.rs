@@ -22,3 +22,6 @@ pub mod validate;
 
 pub use afi::{Afi, Family, Safi};
 
+pub use message::{BgpCtx, Message, MessageError};
+pub use update::UpdateMsg;
+pub use validate::{Action, ValidateCtx, Verdict, validate};
