@@ -3,4 +3,6 @@
 //! Module map and dependency direction: `../shared/ARCHITECTURE.md`. Today the crate holds the
 //! wire codecs (`wire`) and the offline decoder behind `vmmi decode` (`decode`, `pcap`).
 
+pub mod decode;
+pub mod pcap;
 pub mod wire;

@@ -25,3 +25,4 @@ pub use afi::{Afi, Family, Safi};
 pub use message::{BgpCtx, Message, MessageError};
 pub use update::UpdateMsg;
 pub use validate::{Action, ValidateCtx, Verdict, validate};
+pub mod generate;
