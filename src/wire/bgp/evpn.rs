@@ -4,9 +4,9 @@
 //! RFC 7432 §5) and the 24-bit `Label` field; their decode/encode, FRR-style text and JSON.
 //! Route types 6–11 (RFC 9251, RFC 9572) and unassigned types are kept raw in
 //! `EvpnRoute::Other` and re-encoded byte for byte.
-//! Must not: interpret labels as VNIs or MPLS labels on its own (that depends on the
-//! Encapsulation community, RFC 8365 §5.1.3), decide RFC 7606 actions (that is `validate`), or
-//! allocate while decoding route types 1–5.
+//! Must not: decide whether a label is a VNI or an MPLS label (that depends on the
+//! Encapsulation community, RFC 8365 §5.1.3; `Label` offers both readings), decide RFC 7606
+//! actions (that is `validate`), or allocate while decoding route types 1–5.
 //!
 //! Every route is decoded from a sub-reader bounded by its Length octet and must consume it
 //! exactly (`Reader::finish`), so a wrong length is reported at the route that carries it.
@@ -345,8 +345,8 @@ impl<'a> arbitrary::Arbitrary<'a> for Esi {
 // IP address helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Reads a length octet (in bits) and the address it announces. `allowed` lists the legal
-/// lengths; any other value is a `BadValue` at the length octet.
+/// Reads a length octet (in bits) and the address it announces: 32 or 128, or 0 (no address)
+/// when `allow_zero`; any other value is a `BadValue` at the length octet.
 fn read_len_ip(
     r: &mut Reader<'_>,
     len_field: &'static str,
@@ -368,6 +368,16 @@ fn read_len_ip(
                 "32 or 128"
             },
         )),
+    }
+}
+
+/// The Originating Router's IP of types 3 and 4: length 32 or 128 only.
+fn read_originator(r: &mut Reader<'_>) -> WireResult<IpAddr> {
+    let off = r.offset();
+    // RFC 7432 §7.3: "the IP Address Length field [...] is either 32 or 128" (likewise §7.4).
+    match read_len_ip(r, F_ORIG_LEN, F_ORIG, false)? {
+        Some(ip) => Ok(ip),
+        None => Err(Reader::bad_value_at(off, F_ORIG_LEN, 0, "32 or 128")),
     }
 }
 
@@ -577,9 +587,7 @@ impl InclusiveMulticastRoute {
     pub fn decode_value(r: &mut Reader<'_>) -> WireResult<Self> {
         let rd = RouteDistinguisher::decode(r)?;
         let ethernet_tag = r.u32(F_ETAG)?;
-        // RFC 7432 §7.3: "the IP Address Length field [...] is either 32 or 128".
-        let originator = read_len_ip(r, F_ORIG_LEN, F_ORIG, false)?;
-        let originator = originator.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let originator = read_originator(r)?;
         Ok(InclusiveMulticastRoute {
             rd,
             ethernet_tag,
@@ -624,8 +632,7 @@ impl EthernetSegmentRoute {
     pub fn decode_value(r: &mut Reader<'_>) -> WireResult<Self> {
         let rd = RouteDistinguisher::decode(r)?;
         let esi = Esi::decode(r)?;
-        let originator = read_len_ip(r, F_ORIG_LEN, F_ORIG, false)?;
-        let originator = originator.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let originator = read_originator(r)?;
         Ok(EthernetSegmentRoute {
             rd,
             esi,
@@ -803,6 +810,8 @@ pub enum EvpnRoute {
     /// Route types other than 1–5: 6–8 (RFC 9251), 9–11 (RFC 9572) and unassigned ones.
     /// RFC 7606 §5.4: an unrecognized NLRI type is not an error for the whole UPDATE; we keep
     /// the value raw and relay it unchanged. `value` is at most 255 octets (the Length octet).
+    /// Decoding never yields `Other` for types 1–5 (they decode typed or fail); one built by
+    /// hand with such a type is still encoded verbatim.
     Other {
         route_type: u8,
         value: Vec<u8>,
