@@ -37,6 +37,8 @@ fuzz_target!(|data: &[u8]| {
     let bytes = Message::Update(fixed.clone()).to_bytes(&ctx);
     if bytes.len() <= ctx.max_len() {
         let (back, _) = Message::decode(&bytes, &ctx).expect("applied UPDATE decodes");
-        assert_eq!(back, Message::Update(fixed));
+        assert_eq!(back, Message::Update(fixed.clone()));
+        // what survives `apply` is clean: nothing left for RFC 7606 to act on
+        assert_eq!(validate(&fixed, &vctx).action, Action::None, "{:?}", validate(&fixed, &vctx));
     }
 });

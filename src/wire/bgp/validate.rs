@@ -497,10 +497,13 @@ fn classify_malformed(
         code::MP_REACH_NLRI | code::MP_UNREACH_NLRI => {
             // RFC 7606 §5.3 / §7.11 with RFC 4760 §7: NLRI that cannot be parsed → AFI/SAFI
             // disable when the family is known and negotiated, otherwise session reset.
+            // A family that was never negotiated is ignored whole (RFC 4760 §6), malformed or
+            // not; only when even the AFI/SAFI cannot be read is there nothing short of a reset.
             let fam = family_of_raw(raw);
             let (action, family) = match fam {
                 Some(f) if ctx.families.contains(&f) => (Action::AfiSafiDisable, Some(f)),
-                _ => (Action::SessionReset, fam),
+                Some(f) => (Action::AttributeDiscard, Some(f)),
+                None => (Action::SessionReset, None),
             };
             acc.push(action, Some(tc), Some(i), family, what, "RFC 7606 §5.3, §7.11; RFC 4760 §7", upd(update_sub::OPTIONAL_ATTRIBUTE_ERROR, data));
             return;
@@ -536,7 +539,10 @@ pub fn apply(u: &UpdateMsg, v: &Verdict) -> Option<UpdateMsg> {
         }
         out.attrs.push(a.clone());
     }
-    if v.action == Action::TreatAsWithdraw {
+    // Findings are independent: an UPDATE can disable one family and be treat-as-withdraw for
+    // the rest, so treat-as-withdraw applies whenever any finding asks for it (found by the
+    // `bgp_update_validate` fuzz target; regression test `taw_applies_alongside_afi_safi_disable`).
+    if v.findings.iter().any(|f| f.action == Action::TreatAsWithdraw) {
         // RFC 7606 §2: "treat-as-withdraw": the routes in the UPDATE are handled as though they
         // had been listed in the Withdrawn Routes field or the MP_UNREACH_NLRI attribute.
         let mut withdrawn = out.withdrawn.clone();
