@@ -130,8 +130,8 @@ fn attribute_discard_cases() {
     assert_eq!(one(&v), (Action::AttributeDiscard, Some(1), "RFC 7606 §3(g)"));
     let u = UpdateMsg::decode(&mut Reader::new(&body(&[&ORIGIN, &AS_PATH, &NEXT_HOP, &[0x40, 1, 1, 2]], &NLRI)), &ctx()).unwrap();
     let fixed = apply(&u, &v).unwrap();
-    assert_eq!(fixed.attrs.len(), 3);
-    assert_eq!(fixed.nlri.len(), 1);
+    assert_eq!(fixed[0].attrs.len(), 3);
+    assert_eq!(fixed[0].nlri.len(), 1);
     // unknown optional transitive attribute: kept, no finding
     assert_eq!(verdict(&with(&[0xc0, 99, 2, 1, 2]), &NLRI, &ebgp()).action, Action::None);
 }
@@ -198,6 +198,23 @@ fn taw_applies_alongside_afi_safi_disable() {
     assert_eq!(v.action, Action::AfiSafiDisable);
     assert!(v.findings.iter().any(|f| f.action == Action::TreatAsWithdraw && f.attr == Some(1)));
     let fixed = apply(&u, &v).unwrap();
-    assert!(fixed.attrs.is_empty(), "{fixed:?}");
-    assert_eq!(validate(&fixed, &ebgp()).action, Action::None);
+    assert_eq!(fixed.len(), 1);
+    assert!(fixed[0].attrs.is_empty(), "{fixed:?}");
+    assert_eq!(validate(&fixed[0], &ebgp()).action, Action::None);
+}
+
+/// Found by the fuzzer: treat-as-withdraw of an UPDATE carrying both MP_REACH and MP_UNREACH of
+/// different families must not produce an UPDATE with two MP_UNREACH_NLRI (RFC 7606 §3(g)).
+#[test]
+fn taw_with_reach_and_unreach_of_different_families() {
+    let unreach_v4: &[u8] = &[0x80, 15, 7, 0, 1, 1, 24, 10, 9, 9];
+    let mp = mp_reach_evpn(48, 37, &[10, 255, 0, 1]);
+    // ORIGIN malformed → treat-as-withdraw for the whole UPDATE
+    let u = UpdateMsg::decode(&mut Reader::new(&body(&[&[0x40, 1, 1, 7], &AS_PATH, unreach_v4, &mp], &[])), &ctx()).unwrap();
+    let v = validate(&u, &ebgp());
+    assert_eq!(v.action, Action::TreatAsWithdraw);
+    let out = apply(&u, &v).unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].mp_unreach().map(|m| (m.family, m.withdrawn.len())), Some((Family::IPV4_UNICAST, 1)));
+    assert_eq!(out[1].mp_unreach().map(|m| (m.family, m.withdrawn.len())), Some((Family::L2VPN_EVPN, 1)));
 }

@@ -513,10 +513,13 @@ fn classify_malformed(
     acc.push(action, Some(tc), Some(i), None, what, rfc, upd(sub, data));
 }
 
-/// The UPDATE after applying a verdict that is not a session reset: discarded attributes
-/// removed; for treat-as-withdraw, every announced route moved to the withdrawn side; for
-/// AFI/SAFI disable, the disabled families' attributes removed (the caller also flushes them).
-pub fn apply(u: &UpdateMsg, v: &Verdict) -> Option<UpdateMsg> {
+/// The UPDATE(s) after applying a verdict that is not a session reset: discarded attributes
+/// removed; for AFI/SAFI disable, the disabled families' attributes removed (the caller also
+/// flushes those families); for treat-as-withdraw, every announced route moved to the withdrawn
+/// side. An UPDATE carries one MP_UNREACH_NLRI (RFC 7606 §3(g)), so when the withdrawn MP_REACH
+/// routes belong to another family than an MP_UNREACH already present, they go in a second
+/// UPDATE. `None` for a session reset.
+pub fn apply(u: &UpdateMsg, v: &Verdict) -> Option<Vec<UpdateMsg>> {
     use super::attr::{MpUnreach, PathAttr};
     if v.action == Action::SessionReset {
         return None;
@@ -542,24 +545,39 @@ pub fn apply(u: &UpdateMsg, v: &Verdict) -> Option<UpdateMsg> {
     // Findings are independent: an UPDATE can disable one family and be treat-as-withdraw for
     // the rest, so treat-as-withdraw applies whenever any finding asks for it (found by the
     // `bgp_update_validate` fuzz target; regression test `taw_applies_alongside_afi_safi_disable`).
-    if v.findings.iter().any(|f| f.action == Action::TreatAsWithdraw) {
-        // RFC 7606 §2: "treat-as-withdraw": the routes in the UPDATE are handled as though they
-        // had been listed in the Withdrawn Routes field or the MP_UNREACH_NLRI attribute.
-        let mut withdrawn = out.withdrawn.clone();
-        withdrawn.append(&mut out.nlri);
-        let mut attrs = Vec::new();
-        let mut mp_w = None;
-        for a in out.attrs.drain(..) {
-            match a.value {
-                AttrValue::MpReach(m) => mp_w = Some(MpUnreach { family: m.family, withdrawn: m.nlri }),
-                AttrValue::MpUnreach(_) => attrs.push(a),
-                _ => {}
-            }
-        }
-        if let Some(w) = mp_w {
-            attrs.push(PathAttr::new(code::MP_UNREACH_NLRI, AttrValue::MpUnreach(w)));
-        }
-        out = UpdateMsg { withdrawn, attrs, attrs_tail: None, nlri: Vec::new() };
+    if !v.findings.iter().any(|f| f.action == Action::TreatAsWithdraw) {
+        return Some(vec![out]);
     }
-    Some(out)
+    // RFC 7606 §2: "treat-as-withdraw": the routes in the UPDATE are handled as though they had
+    // been listed in the Withdrawn Routes field or the MP_UNREACH_NLRI attribute.
+    let mut withdrawn = out.withdrawn.clone();
+    withdrawn.append(&mut out.nlri);
+    let mut unreach: Option<MpUnreach> = None;
+    let mut reach_as_unreach: Option<MpUnreach> = None;
+    for a in out.attrs.drain(..) {
+        match a.value {
+            AttrValue::MpReach(m) => reach_as_unreach = Some(MpUnreach { family: m.family, withdrawn: m.nlri }),
+            AttrValue::MpUnreach(m) if unreach.is_none() => unreach = Some(m),
+            _ => {}
+        }
+    }
+    let mp = |m: MpUnreach| PathAttr::new(code::MP_UNREACH_NLRI, AttrValue::MpUnreach(m));
+    let mut extra = None;
+    match (unreach.as_mut(), reach_as_unreach) {
+        (Some(u), Some(r)) if u.family == r.family => merge_nlri(&mut u.withdrawn, r.withdrawn),
+        (Some(_), Some(r)) => extra = Some(UpdateMsg { attrs: vec![mp(r)], ..UpdateMsg::default() }),
+        (None, Some(r)) => unreach = Some(r),
+        (_, None) => {}
+    }
+    let first = UpdateMsg { withdrawn, attrs: unreach.into_iter().map(mp).collect(), attrs_tail: None, nlri: Vec::new() };
+    Some(std::iter::once(first).chain(extra).collect())
+}
+
+fn merge_nlri(into: &mut NlriList, from: NlriList) {
+    match (into, from) {
+        (NlriList::Ipv4(a), NlriList::Ipv4(b)) | (NlriList::Ipv6(a), NlriList::Ipv6(b)) => a.extend(b),
+        (NlriList::Evpn(a), NlriList::Evpn(b)) => a.extend(b),
+        (NlriList::Raw(a), NlriList::Raw(b)) => a.extend(b),
+        _ => {}
+    }
 }
