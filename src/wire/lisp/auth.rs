@@ -369,6 +369,15 @@ fn mac_over(msg: &[u8], l: &AuthLayout, psk: &[u8]) -> Result<Hasher, AuthError>
     Ok(h)
 }
 
+/// The leftmost `len` bytes of HMAC(`key`, concatenation of `parts`) with the hash of
+/// `alg_id` (SHA-1 for 1, SHA-256 for 2 and 3; `key` is used as is, no KDF). `len` is capped at
+/// the hash output length.
+pub fn hmac(alg_id: u8, key: &[u8], parts: &[&[u8]], len: usize) -> Result<AuthTag, AuthError> {
+    let mut h = Hasher::new(alg_id, key)?;
+    parts.iter().for_each(|p| h.update(p));
+    Ok(h.finish(len))
+}
+
 /// The auth data for an encoded Map-Register / Map-Notify / Map-Notify-Ack whose auth data is
 /// already zeroed (RFC 9301 §5.6 step 5): the message type and nonce for the KDF come from the
 /// message; `alg_id` and `len` (the auth data length to produce) from the caller.
