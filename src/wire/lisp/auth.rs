@@ -70,7 +70,7 @@ pub const SALT_MAP_NOTIFY: &[u8] = b"Map-Notify Authentication";
 pub const SALT_MAP_NOTIFY_ACK: &[u8] = b"Map-Notify-Ack Authentication";
 
 /// What we send and what we expect (one per Map-Server / site key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, arbitrary::Arbitrary)]
 pub struct AuthParams {
     /// Key ID we send and require (ignored when `legacy_key_id`).
     pub key_id: u8,

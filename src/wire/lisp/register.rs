@@ -125,7 +125,7 @@ pub struct MapRegister {
     pub nonce: u64,
     pub auth: AuthField,
     pub records: Vec<EidRecord>,
-    /// xTR-ID/Site-ID (I bit). RFC 9301 §5.6: "xTRs configured ... MUST set the I-bit".
+    /// xTR-ID/Site-ID (I bit); RFC 9301 §5.6 has configured xTRs set it.
     pub xtr: Option<XtrTrailer>,
 }
 
