@@ -286,8 +286,9 @@ impl MapNotify {
         })
     }
 
-    /// Encodes with message type `msg_type` (4 or 5).
-    pub(crate) fn encode_as(&self, msg_type: u8, out: &mut Vec<u8>) {
+    /// Encodes as message type `msg_type` (4 Map-Notify or 5 Map-Notify-Ack; only the low 4
+    /// bits are used).
+    pub fn encode_as(&self, msg_type: u8, out: &mut Vec<u8>) {
         let count = if self.zero_record_count {
             0
         } else {
