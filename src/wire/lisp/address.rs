@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::fields::{arb_bytes, arb_vec, ser_hex};
 use crate::wire::{MacAddr, Reader, WireResult};
 
-/// AFI 0: no address ("the AFI is 0 and no address follows", RFC 9301 §5.2 Source-EID).
+/// AFI 0: no address follows (RFC 9301 §5.2 uses it for an absent Source-EID).
 pub const AFI_NONE: u16 = 0;
 pub const AFI_IPV4: u16 = 1;
 pub const AFI_IPV6: u16 = 2;
@@ -69,8 +69,9 @@ impl MacAfi {
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 /// ```
 ///
-/// RFC 9301 §5.1: "When a LISP message contains an AFI that is not recognized, it MUST be
-/// dropped" — decoding fails on any AFI other than 0, 1, 2, 6, 16387 and 16389.
+/// RFC 9301 §5.1 (paraphrased, lisp-anchors.md §1.1): a control message with an unrecognized
+/// AFI MUST be dropped and logged — decoding fails on any AFI other than 0, 1, 2, 6, 16387 and
+/// 16389.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LispAddr {
@@ -119,8 +120,8 @@ pub enum LcafBody {
     /// |                         Instance ID                           |
     /// |              AFI = x          |         Address  ...          |
     /// ```
-    /// RFC 8060 §4.1: "IID mask-len: if the AFI is set to 0, then the Instance ID is not
-    /// appended to the address" ... the Rsvd2 byte carries the IID mask-len. OOR insists on 32
+    /// RFC 8060 §4.1 (paraphrased): the Rsvd2 byte carries the IID mask-len, and with AFI 0
+    /// the LCAF names a range of Instance IDs. OOR insists on mask-len 32
     /// (lab/oor/README.md gotcha 2), so it is kept exactly.
     InstanceId {
         mask_len: u8,
@@ -217,8 +218,7 @@ impl LispAddr {
                 LispAddr::Lcaf(Lcaf::decode_after_afi(r, depth)?)
             }
             other => {
-                // RFC 9301 §5.1: "When a LISP message contains an AFI that is not recognized,
-                // it MUST be dropped"
+                // RFC 9301 §5.1: a message with an unrecognized AFI MUST be dropped
                 return Err(Reader::bad_value_at(
                     afi_at,
                     "AFI",
@@ -341,9 +341,17 @@ impl Lcaf {
     }
 
     fn arbitrary_depth(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<Self> {
-        let rsvd1 = u8::arbitrary(u)?;
-        let flags = u8::arbitrary(u)?;
-        let body = match u.choose_index(3)? {
+        Ok(Lcaf {
+            rsvd1: u8::arbitrary(u)?,
+            flags: u8::arbitrary(u)?,
+            body: LcafBody::arbitrary_depth(u, depth)?,
+        })
+    }
+}
+
+impl LcafBody {
+    fn arbitrary_depth(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<Self> {
+        Ok(match u.choose_index(3)? {
             0 => LcafBody::InstanceId {
                 mask_len: u8::arbitrary(u)?,
                 iid: u32::arbitrary(u)?,
@@ -367,8 +375,13 @@ impl Lcaf {
                     payload: arb_bytes(u, 24)?,
                 }
             }
-        };
-        Ok(Lcaf { rsvd1, flags, body })
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for LcafBody {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Self::arbitrary_depth(u, 1)
     }
 }
 

@@ -70,7 +70,7 @@ pub const SALT_MAP_NOTIFY: &[u8] = b"Map-Notify Authentication";
 pub const SALT_MAP_NOTIFY_ACK: &[u8] = b"Map-Notify-Ack Authentication";
 
 /// What we send and what we expect (one per Map-Server / site key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, arbitrary::Arbitrary)]
 pub struct AuthParams {
     /// Key ID we send and require (ignored when `legacy_key_id`).
     pub key_id: u8,
@@ -367,6 +367,15 @@ fn mac_over(msg: &[u8], l: &AuthLayout, psk: &[u8]) -> Result<Hasher, AuthError>
     h.update_zeros(l.auth_len);
     h.update(msg.get(AUTH_DATA_OFFSET + l.auth_len..).unwrap_or(&[]));
     Ok(h)
+}
+
+/// The leftmost `len` bytes of HMAC(`key`, concatenation of `parts`) with the hash of
+/// `alg_id` (SHA-1 for 1, SHA-256 for 2 and 3; `key` is used as is, no KDF). `len` is capped at
+/// the hash output length.
+pub fn hmac(alg_id: u8, key: &[u8], parts: &[&[u8]], len: usize) -> Result<AuthTag, AuthError> {
+    let mut h = Hasher::new(alg_id, key)?;
+    parts.iter().for_each(|p| h.update(p));
+    Ok(h.finish(len))
 }
 
 /// The auth data for an encoded Map-Register / Map-Notify / Map-Notify-Ack whose auth data is

@@ -374,21 +374,28 @@ impl Ipv4Header {
 impl<'a> Arbitrary<'a> for InnerIp {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         Ok(if bool::arbitrary(u)? {
-            let words = u.int_in_range(0..=10usize)?.min(u.len() / 4);
-            let options = u.bytes(words * 4)?.to_vec();
-            InnerIp::V4(Ipv4Header {
-                tos: u8::arbitrary(u)?,
-                total_length: u16::arbitrary(u)?,
-                id: u16::arbitrary(u)?,
-                flags_fragment: u16::arbitrary(u)?,
-                ttl: u8::arbitrary(u)?,
-                checksum: u16::arbitrary(u)?,
-                src: Ipv4Addr::arbitrary(u)?,
-                dst: Ipv4Addr::arbitrary(u)?,
-                options,
-            })
+            InnerIp::V4(Ipv4Header::arbitrary(u)?)
         } else {
             InnerIp::V6(Ipv6Header::arbitrary(u)?)
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Ipv4Header {
+    /// Options are a multiple of 4 bytes, at most 40 (what IHL can say).
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let words = u.int_in_range(0..=10usize)?.min(u.len() / 4);
+        let options = u.bytes(words * 4)?.to_vec();
+        Ok(Ipv4Header {
+            tos: u8::arbitrary(u)?,
+            total_length: u16::arbitrary(u)?,
+            id: u16::arbitrary(u)?,
+            flags_fragment: u16::arbitrary(u)?,
+            ttl: u8::arbitrary(u)?,
+            checksum: u16::arbitrary(u)?,
+            src: Ipv4Addr::arbitrary(u)?,
+            dst: Ipv4Addr::arbitrary(u)?,
+            options,
         })
     }
 }

@@ -40,7 +40,7 @@ pub struct EidRecord {
     /// RFC 9301 §5.4: ACT is for negative Map-Replies, but RFC 9437 §5 uses ACT 5 in a
     /// Map-Notify, so it is parsed in every record.
     pub act: Act,
-    /// A bit: "the Authoritative bit ... only set to 1 by an ETR" (RFC 9301 §5.4).
+    /// A bit: authoritative; only an ETR sets it (RFC 9301 §5.4).
     pub authoritative: bool,
     /// The 12 reserved bits after A.
     pub reserved: Bits<12>,
@@ -92,8 +92,8 @@ pub struct Locator {
 /// |                       EID-Prefix  ...                         |
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 /// ```
-/// RFC 9437 §4: "The N-bit of an EID-Record is set to 1 to specify that the xTR wants to be
-/// notified of updates for that EID-Prefix" (registry "Map-Request-Record", bit 1).
+/// RFC 9437 §4 (paraphrased): N = 1 asks the Map-Server to notify the xTR of updates to this
+/// EID-Prefix (subscribe); registry "Map-Request-Record", bit position 1.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Arbitrary)]
 pub struct RequestRecord {
     /// N: subscribe (RFC 9437).

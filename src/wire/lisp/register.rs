@@ -125,7 +125,7 @@ pub struct MapRegister {
     pub nonce: u64,
     pub auth: AuthField,
     pub records: Vec<EidRecord>,
-    /// xTR-ID/Site-ID (I bit). RFC 9301 §5.6: "xTRs configured ... MUST set the I-bit".
+    /// xTR-ID/Site-ID (I bit); RFC 9301 §5.6 has configured xTRs set it.
     pub xtr: Option<XtrTrailer>,
 }
 
@@ -286,8 +286,9 @@ impl MapNotify {
         })
     }
 
-    /// Encodes with message type `msg_type` (4 or 5).
-    pub(crate) fn encode_as(&self, msg_type: u8, out: &mut Vec<u8>) {
+    /// Encodes as message type `msg_type` (4 Map-Notify or 5 Map-Notify-Ack; only the low 4
+    /// bits are used).
+    pub fn encode_as(&self, msg_type: u8, out: &mut Vec<u8>) {
         let count = if self.zero_record_count {
             0
         } else {

@@ -44,9 +44,9 @@ pub(crate) const ARB_MAX_RECORDS: usize = 3;
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 /// ```
 /// M is `map_reply.is_some()`, I is `xtr.is_some()`, IRC is `itr_rlocs.len() - 1` and Record
-/// Count is `records.len()`. RFC 9301 §5.2: "IRC: ... at least one ITR-RLOC address MUST be
-/// encapsulated" — decoding always yields 1..=32 ITR-RLOCs; encoding an empty `itr_rlocs`
-/// writes IRC 0 with no address, which does not decode.
+/// Count is `records.len()`. RFC 9301 §5.2: IRC is the number of ITR-RLOCs minus 1, and at
+/// least one MUST be present — decoding always yields 1..=32 ITR-RLOCs; encoding an empty
+/// `itr_rlocs` writes IRC 0 with no address, which does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct MapRequest {
     /// A: authoritative (the destination site should answer).
@@ -118,8 +118,8 @@ impl MapRequest {
         } else {
             None
         };
-        // RFC 9437 §4: "If the I-bit is set but the xTR-ID and Site-ID fields are not present
-        // ... the Map-Request MUST be dropped" — `XtrTrailer::decode` fails on < 16 bytes.
+        // RFC 9437 §4 (paraphrased): I set but the trailer missing → log and MUST drop;
+        // `XtrTrailer::decode` fails on fewer than 16 bytes.
         let xtr = if flag(w, MREQ_I) {
             Some(XtrTrailer::decode(r)?)
         } else {
