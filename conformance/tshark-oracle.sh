@@ -69,11 +69,11 @@ lisp() {
 selftest() {
     local here vec p n=0 fails=0
     here="$(cd "$(dirname "$0")" && pwd)"; vec="$here/vectors"
-    for p in "$vec"/*.pcap; do
+    for p in "$vec"/*.pcap "$vec"/*/*.pcap; do
         [ -e "$p" ] || continue
         n=$((n + 1))
-        if bad "$p" >/dev/null 2>&1; then echo "PASS tshark finds nothing malformed in $(basename "$p")"
-        else echo "FAIL tshark flags frames in $(basename "$p")"; bad "$p" || true; fails=$((fails + 1)); fi
+        if bad "$p" >/dev/null 2>&1; then echo "PASS tshark finds nothing malformed in ${p#"$vec"/}"
+        else echo "FAIL tshark flags frames in ${p#"$vec"/}"; bad "$p" || true; fails=$((fails + 1)); fi
     done
     if [ -f "$vec/bgp-messages.pcap" ]; then
         local k

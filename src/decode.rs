@@ -40,7 +40,14 @@ pub struct DecodeOpts {
 
 impl Default for DecodeOpts {
     fn default() -> Self {
-        DecodeOpts { proto: None, four_octet_as: true, add_path: Vec::new(), ibgp: false, tcp_port: 179, udp_port: 4342 }
+        DecodeOpts {
+            proto: None,
+            four_octet_as: true,
+            add_path: Vec::new(),
+            ibgp: false,
+            tcp_port: 179,
+            udp_port: 4342,
+        }
     }
 }
 
@@ -60,17 +67,27 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         }
         match c.to_digit(16) {
             Some(d) => digits.push(d as u8),
-            None => return Err(format!("invalid hex character {c:?} at text offset {pos}: expected 0-9, a-f")),
+            None => {
+                return Err(format!(
+                    "invalid hex character {c:?} at text offset {pos}: expected 0-9, a-f"
+                ));
+            }
         }
         i += 1;
     }
     if digits.len() % 2 != 0 {
-        return Err(format!("odd number of hex digits ({}): expected whole octets", digits.len()));
+        return Err(format!(
+            "odd number of hex digits ({}): expected whole octets",
+            digits.len()
+        ));
     }
-    Ok(digits.chunks(2).map(|p| match p {
-        [h, l] => (h << 4) | l,
-        _ => 0,
-    }).collect())
+    Ok(digits
+        .chunks(2)
+        .map(|p| match p {
+            [h, l] => (h << 4) | l,
+            _ => 0,
+        })
+        .collect())
 }
 
 fn hex(b: &[u8]) -> String {
@@ -78,7 +95,11 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn guess_proto(b: &[u8]) -> Proto {
-    if b.len() >= HEADER_LEN && b.iter().take(16).all(|x| *x == 0xff) { Proto::Bgp } else { Proto::Lisp }
+    if b.len() >= HEADER_LEN && b.iter().take(16).all(|x| *x == 0xff) {
+        Proto::Bgp
+    } else {
+        Proto::Lisp
+    }
 }
 
 /// Per-stream session knowledge learned from OPEN messages.
@@ -90,15 +111,34 @@ struct Session {
 impl Session {
     fn ctx(&self, from: Option<SocketAddr>, opts: &DecodeOpts) -> (BgpCtx, ValidateCtx) {
         let opens: Vec<_> = self.opens.values().collect();
-        let families_all = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST, Family::L2VPN_EVPN];
+        let families_all = vec![
+            Family::IPV4_UNICAST,
+            Family::IPV6_UNICAST,
+            Family::L2VPN_EVPN,
+        ];
         if opens.len() < 2 {
-            let b = BgpCtx { four_octet_as: opts.four_octet_as, extended_message: true, add_path_rx: opts.add_path.clone() };
-            let v = ValidateCtx { ibgp: opts.ibgp, four_octet_as: opts.four_octet_as, families: families_all, ..Default::default() };
+            let b = BgpCtx {
+                four_octet_as: opts.four_octet_as,
+                extended_message: true,
+                add_path_rx: opts.add_path.clone(),
+            };
+            let v = ValidateCtx {
+                ibgp: opts.ibgp,
+                four_octet_as: opts.four_octet_as,
+                families: families_all,
+                ..Default::default()
+            };
             return (b, v);
         }
-        let has = |o: &crate::wire::bgp::open::OpenMsg, f: &dyn Fn(&Capability) -> bool| o.capabilities().any(f);
-        let four = opens.iter().all(|o| has(o, &|c| matches!(c, Capability::FourOctetAs { .. })));
-        let ext = opens.iter().all(|o| has(o, &|c| matches!(c, Capability::ExtendedMessage)));
+        let has = |o: &crate::wire::bgp::open::OpenMsg, f: &dyn Fn(&Capability) -> bool| {
+            o.capabilities().any(f)
+        };
+        let four = opens
+            .iter()
+            .all(|o| has(o, &|c| matches!(c, Capability::FourOctetAs { .. })));
+        let ext = opens
+            .iter()
+            .all(|o| has(o, &|c| matches!(c, Capability::ExtendedMessage)));
         let mp = |o: &crate::wire::bgp::open::OpenMsg| -> Vec<Family> {
             o.capabilities()
                 .filter_map(|c| match c {
@@ -126,21 +166,42 @@ impl Session {
         };
         let mut add_path_rx = Vec::new();
         if let Some(sender) = from.and_then(|f| self.opens.get(&f)) {
-            let receiver = self.opens.iter().find(|(k, _)| Some(**k) != from).map(|(_, v)| v);
+            let receiver = self
+                .opens
+                .iter()
+                .find(|(k, _)| Some(**k) != from)
+                .map(|(_, v)| v);
             if let Some(receiver) = receiver {
                 for s in ap(sender) {
-                    let rx = ap(receiver).iter().any(|r| r.family == s.family && r.send_receive & 1 != 0);
+                    let rx = ap(receiver)
+                        .iter()
+                        .any(|r| r.family == s.family && r.send_receive & 1 != 0);
                     if s.send_receive & 2 != 0 && rx {
                         add_path_rx.push(s.family);
                     }
                 }
             }
         }
-        let ibgp = opens.iter().map(|o| o.asn()).collect::<std::collections::BTreeSet<_>>().len() == 1;
+        let ibgp = opens
+            .iter()
+            .map(|o| o.asn())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == 1;
         let peer_as = from.and_then(|f| self.opens.get(&f)).map_or(0, |o| o.asn());
         (
-            BgpCtx { four_octet_as: four, extended_message: ext, add_path_rx },
-            ValidateCtx { ibgp, four_octet_as: four, families, peer_as, ..Default::default() },
+            BgpCtx {
+                four_octet_as: four,
+                extended_message: ext,
+                add_path_rx,
+            },
+            ValidateCtx {
+                ibgp,
+                four_octet_as: four,
+                families,
+                peer_as,
+                ..Default::default()
+            },
         )
     }
 }
@@ -154,7 +215,14 @@ fn bgp_object(msg: &Message, raw: &[u8], vctx: &ValidateCtx) -> Value {
 }
 
 /// Decode every BGP message in `buf` (concatenated messages allowed).
-fn decode_bgp_stream(buf: &[u8], base: usize, session: &mut Session, from: Option<SocketAddr>, opts: &DecodeOpts, out: &mut Vec<Value>) -> usize {
+fn decode_bgp_stream(
+    buf: &[u8],
+    base: usize,
+    session: &mut Session,
+    from: Option<SocketAddr>,
+    opts: &DecodeOpts,
+    out: &mut Vec<Value>,
+) -> usize {
     let mut pos = 0;
     while let Some(rest) = buf.get(pos..) {
         if rest.is_empty() {
@@ -187,8 +255,10 @@ fn decode_bgp_stream(buf: &[u8], base: usize, session: &mut Session, from: Optio
                 obj["offset"] = json!(base + pos);
                 out.push(obj);
             }
-            Err(e) => out.push(json!({ "proto": "bgp", "offset": base + pos + e.error.offset, "hex": hex(raw),
-                "error": e.to_string(), "verdict": Verdict::from_message_error(&e) })),
+            Err(e) => out.push(
+                json!({ "proto": "bgp", "offset": base + pos + e.error.offset, "hex": hex(raw),
+                "error": e.to_string(), "verdict": Verdict::from_message_error(&e) }),
+            ),
         }
         pos += n;
     }
@@ -197,9 +267,13 @@ fn decode_bgp_stream(buf: &[u8], base: usize, session: &mut Session, from: Optio
 
 fn decode_lisp(buf: &[u8], base: usize) -> Value {
     match lisp::decode(buf) {
-        Ok(m) => json!({ "proto": "lisp", "offset": base, "hex": hex(buf), "message": m, "verdict": { "valid": true } }),
-        Err(e) => json!({ "proto": "lisp", "offset": base + e.offset, "hex": hex(buf), "error": e.to_string(),
-            "verdict": { "valid": false, "action": "drop", "rfc": "RFC 9301 §5" } }),
+        Ok(m) => {
+            json!({ "proto": "lisp", "offset": base, "hex": hex(buf), "message": m, "verdict": { "valid": true } })
+        }
+        Err(e) => {
+            json!({ "proto": "lisp", "offset": base + e.offset, "hex": hex(buf), "error": e.to_string(),
+            "verdict": { "valid": false, "action": "drop", "rfc": "RFC 9301 §5" } })
+        }
     }
 }
 
@@ -235,7 +309,11 @@ pub fn decode_pcap(file: &[u8], opts: &DecodeOpts) -> Result<Vec<Value>, String>
                 out.push(v);
             }
             Transport::Tcp if opts.proto != Some(Proto::Lisp) => {
-                let key = if p.src < p.dst { (p.src, p.dst) } else { (p.dst, p.src) };
+                let key = if p.src < p.dst {
+                    (p.src, p.dst)
+                } else {
+                    (p.dst, p.src)
+                };
                 let session = sessions.entry(key).or_default();
                 let (buf, consumed) = buffers.entry((p.src, p.dst)).or_default();
                 buf.extend(&p.data);
@@ -261,7 +339,10 @@ mod tests {
     #[test]
     fn hex_parsing() {
         assert_eq!(parse_hex("0xff 00:01-02\n"), Ok(vec![0xff, 0, 1, 2]));
-        assert_eq!(parse_hex("abc").unwrap_err(), "odd number of hex digits (3): expected whole octets");
+        assert_eq!(
+            parse_hex("abc").unwrap_err(),
+            "odd number of hex digits (3): expected whole octets"
+        );
         assert!(parse_hex("zz").unwrap_err().contains("offset 0"));
     }
 
@@ -271,7 +352,18 @@ mod tests {
         b.extend([0, 19, 4]);
         let v = decode_bytes(&b, &DecodeOpts::default());
         assert_eq!(v[0]["message"]["type"], "keepalive");
-        let v = decode_bytes(&b[..17], &DecodeOpts { proto: Some(Proto::Bgp), ..DecodeOpts::default() });
-        assert!(v[0]["error"].as_str().unwrap().contains("expected a complete message"));
+        let v = decode_bytes(
+            &b[..17],
+            &DecodeOpts {
+                proto: Some(Proto::Bgp),
+                ..DecodeOpts::default()
+            },
+        );
+        assert!(
+            v[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("expected a complete message")
+        );
     }
 }

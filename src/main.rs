@@ -11,7 +11,11 @@ use vmmi::decode::{DecodeOpts, Proto, decode_bytes, decode_pcap, parse_hex};
 use vmmi::wire::bgp::Family;
 
 #[derive(Parser)]
-#[command(name = "vmmi", version, about = "BGP EVPN + LISP control plane for VM mobility")]
+#[command(
+    name = "vmmi",
+    version,
+    about = "BGP EVPN + LISP control plane for VM mobility"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -61,33 +65,64 @@ fn family(s: &str) -> Result<Family, String> {
         "ipv4-unicast" => Ok(Family::IPV4_UNICAST),
         "ipv6-unicast" => Ok(Family::IPV6_UNICAST),
         "l2vpn-evpn" => Ok(Family::L2VPN_EVPN),
-        other => Err(format!("--add-path: unknown family {other:?}: expected ipv4-unicast, ipv6-unicast or l2vpn-evpn")),
+        other => Err(format!(
+            "--add-path: unknown family {other:?}: expected ipv4-unicast, ipv6-unicast or l2vpn-evpn"
+        )),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Decode { hex, pcap, stdin, proto, two_octet_as, add_path, ibgp, bgp_port, lisp_port, pretty } => {
-            let add_path = match add_path.iter().map(|s| family(s)).collect::<Result<Vec<_>, _>>() {
+        Cmd::Decode {
+            hex,
+            pcap,
+            stdin,
+            proto,
+            two_octet_as,
+            add_path,
+            ibgp,
+            bgp_port,
+            lisp_port,
+            pretty,
+        } => {
+            let add_path = match add_path
+                .iter()
+                .map(|s| family(s))
+                .collect::<Result<Vec<_>, _>>()
+            {
                 Ok(v) => v,
                 Err(e) => {
                     eprintln!("vmmi decode: {e}");
                     return ExitCode::from(2);
                 }
             };
-            let opts = DecodeOpts { proto, four_octet_as: !two_octet_as, add_path, ibgp, tcp_port: bgp_port, udp_port: lisp_port };
+            let opts = DecodeOpts {
+                proto,
+                four_octet_as: !two_octet_as,
+                add_path,
+                ibgp,
+                tcp_port: bgp_port,
+                udp_port: lisp_port,
+            };
             let result = if let Some(path) = pcap {
                 std::fs::read(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))
-                    .and_then(|b| decode_pcap(&b, &opts).map_err(|e| format!("{}: {e}", path.display())))
+                    .and_then(|b| {
+                        decode_pcap(&b, &opts).map_err(|e| format!("{}: {e}", path.display()))
+                    })
             } else {
                 let text = match (hex, stdin) {
                     (Some(h), _) => Ok(h),
-                    (None, Some(s)) if s != "-" => Err(format!("unexpected argument {s:?}: use --hex HEX, --pcap FILE or - for stdin")),
+                    (None, Some(s)) if s != "-" => Err(format!(
+                        "unexpected argument {s:?}: use --hex HEX, --pcap FILE or - for stdin"
+                    )),
                     _ => {
                         let mut s = String::new();
-                        std::io::stdin().read_to_string(&mut s).map(|_| s).map_err(|e| format!("cannot read stdin: {e}"))
+                        std::io::stdin()
+                            .read_to_string(&mut s)
+                            .map(|_| s)
+                            .map_err(|e| format!("cannot read stdin: {e}"))
                     }
                 };
                 text.and_then(|t| {
@@ -103,7 +138,11 @@ fn main() -> ExitCode {
             match result {
                 Ok(objs) => {
                     for o in objs {
-                        let s = if pretty { serde_json::to_string_pretty(&o) } else { serde_json::to_string(&o) };
+                        let s = if pretty {
+                            serde_json::to_string_pretty(&o)
+                        } else {
+                            serde_json::to_string(&o)
+                        };
                         println!("{}", s.unwrap_or_default());
                     }
                     ExitCode::SUCCESS

@@ -56,12 +56,20 @@ fn frames(file: &[u8]) -> Result<Vec<Frame<'_>>, PcapError> {
 
 fn rd_u32(r: &mut Reader<'_>, le: bool, f: &'static str) -> WireResult<u32> {
     let b = r.array::<4>(f)?;
-    Ok(if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+    Ok(if le {
+        u32::from_le_bytes(b)
+    } else {
+        u32::from_be_bytes(b)
+    })
 }
 
 fn rd_u16(r: &mut Reader<'_>, le: bool, f: &'static str) -> WireResult<u16> {
     let b = r.array::<2>(f)?;
-    Ok(if le { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) })
+    Ok(if le {
+        u16::from_le_bytes(b)
+    } else {
+        u16::from_be_bytes(b)
+    })
 }
 
 fn classic(file: &[u8], magic: u32) -> Result<Vec<Frame<'_>>, PcapError> {
@@ -74,7 +82,10 @@ fn classic(file: &[u8], magic: u32) -> Result<Vec<Frame<'_>>, PcapError> {
         r.bytes(8, "record timestamp")?;
         let caplen = rd_u32(&mut r, le, "captured length")? as usize;
         let _orig = rd_u32(&mut r, le, "original length")?;
-        out.push(Frame { linktype, data: r.bytes(caplen, "packet data")? });
+        out.push(Frame {
+            linktype,
+            data: r.bytes(caplen, "packet data")?,
+        });
     }
     Ok(out)
 }
@@ -105,12 +116,18 @@ fn pcapng(file: &[u8]) -> Result<Vec<Frame<'_>>, PcapError> {
                 let caplen = rd_u32(&mut body, le, "captured length")? as usize;
                 let _orig = rd_u32(&mut body, le, "original length")?;
                 let linktype = ifaces.get(iface).copied().unwrap_or(1);
-                out.push(Frame { linktype, data: body.bytes(caplen, "packet data")? });
+                out.push(Frame {
+                    linktype,
+                    data: body.bytes(caplen, "packet data")?,
+                });
             }
             3 => {
                 let _orig = rd_u32(&mut body, le, "original length")?;
                 let linktype = ifaces.first().copied().unwrap_or(1);
-                out.push(Frame { linktype, data: body.rest() });
+                out.push(Frame {
+                    linktype,
+                    data: body.rest(),
+                });
             }
             _ => {}
         }
@@ -142,7 +159,11 @@ fn link<'a>(f: &Frame<'a>) -> Result<Option<(u16, &'a [u8])>, PcapError> {
         }
         0 => {
             let fam = r.array::<4>("loopback family")?;
-            if u32::from_le_bytes(fam) == 2 || u32::from_be_bytes(fam) == 2 { 0x0800 } else { 0x86dd }
+            if u32::from_le_bytes(fam) == 2 || u32::from_be_bytes(fam) == 2 {
+                0x0800
+            } else {
+                0x86dd
+            }
         }
         101 | 228 | 229 => match r.peek_u8().map(|b| b >> 4) {
             Some(4) => 0x0800,
@@ -177,8 +198,17 @@ fn ip(ethertype: u16, pkt: &[u8]) -> WireResult<Option<Ip<'_>>> {
             let dst = IpAddr::V4(Ipv4Addr::from(r.array::<4>("destination")?));
             r.bytes(ihl.saturating_sub(20), "IPv4 options")?;
             // total may be 0 with TSO captures; then take what is there
-            let len = if total >= ihl { (total - ihl).min(r.remaining()) } else { r.remaining() };
-            Ok(Some(Ip { src, dst, proto, payload: r.bytes(len, "IPv4 payload")? }))
+            let len = if total >= ihl {
+                (total - ihl).min(r.remaining())
+            } else {
+                r.remaining()
+            };
+            Ok(Some(Ip {
+                src,
+                dst,
+                proto,
+                payload: r.bytes(len, "IPv4 payload")?,
+            }))
         }
         0x86dd => {
             r.bytes(4, "IPv6 version/class/flow")?;
@@ -188,7 +218,12 @@ fn ip(ethertype: u16, pkt: &[u8]) -> WireResult<Option<Ip<'_>>> {
             let src = IpAddr::V6(Ipv6Addr::from(r.array::<16>("source")?));
             let dst = IpAddr::V6(Ipv6Addr::from(r.array::<16>("destination")?));
             let len = plen.min(r.remaining());
-            Ok(Some(Ip { src, dst, proto, payload: r.bytes(len, "IPv6 payload")? }))
+            Ok(Some(Ip {
+                src,
+                dst,
+                proto,
+                payload: r.bytes(len, "IPv6 payload")?,
+            }))
         }
         _ => Ok(None),
     }
@@ -214,16 +249,27 @@ pub fn read(file: &[u8], tcp_port: u16, udp_port: u16) -> Result<Vec<Payload>, P
         let mut r = Reader::new(ip.payload);
         match ip.proto {
             6 => {
-                let Ok(sport) = r.u16("source port") else { continue };
-                let Ok(dport) = r.u16("destination port") else { continue };
+                let Ok(sport) = r.u16("source port") else {
+                    continue;
+                };
+                let Ok(dport) = r.u16("destination port") else {
+                    continue;
+                };
                 let Ok(seq) = r.u32("sequence") else { continue };
                 let Ok(_ack) = r.u32("ack") else { continue };
-                let Ok(off) = r.u8("data offset") else { continue };
+                let Ok(off) = r.u8("data offset") else {
+                    continue;
+                };
                 let Ok(fl) = r.u8("flags") else { continue };
                 if r.bytes(6, "window/checksum/urgent").is_err() {
                     continue;
                 }
-                if r.bytes((usize::from(off >> 4) * 4).saturating_sub(20), "TCP options").is_err() {
+                if r.bytes(
+                    (usize::from(off >> 4) * 4).saturating_sub(20),
+                    "TCP options",
+                )
+                .is_err()
+                {
                     continue;
                 }
                 if sport != tcp_port && dport != tcp_port {
@@ -255,26 +301,44 @@ pub fn read(file: &[u8], tcp_port: u16, udp_port: u16) -> Result<Vec<Payload>, P
                     continue;
                 }
                 st.pending.insert(seq, (frame, data.to_vec()));
-                while let Some((s, (fr, d))) = st.pending.first_key_value().map(|(k, v)| (*k, v.clone())) {
+                while let Some((s, (fr, d))) =
+                    st.pending.first_key_value().map(|(k, v)| (*k, v.clone()))
+                {
                     let cur = st.next_seq.unwrap_or(s);
                     if s != cur {
                         break;
                     }
                     st.pending.remove(&s);
                     st.next_seq = Some(cur.wrapping_add(d.len() as u32));
-                    out.push(Payload { frame: fr, src, dst, transport: Transport::Tcp, data: d });
+                    out.push(Payload {
+                        frame: fr,
+                        src,
+                        dst,
+                        transport: Transport::Tcp,
+                        data: d,
+                    });
                 }
             }
             17 => {
-                let Ok(sport) = r.u16("source port") else { continue };
-                let Ok(dport) = r.u16("destination port") else { continue };
-                let Ok(len) = r.u16("UDP length") else { continue };
-                let Ok(_ck) = r.u16("UDP checksum") else { continue };
+                let Ok(sport) = r.u16("source port") else {
+                    continue;
+                };
+                let Ok(dport) = r.u16("destination port") else {
+                    continue;
+                };
+                let Ok(len) = r.u16("UDP length") else {
+                    continue;
+                };
+                let Ok(_ck) = r.u16("UDP checksum") else {
+                    continue;
+                };
                 if sport != udp_port && dport != udp_port {
                     continue;
                 }
                 let n = usize::from(len).saturating_sub(8).min(r.remaining());
-                let Ok(data) = r.bytes(n, "UDP payload") else { continue };
+                let Ok(data) = r.bytes(n, "UDP payload") else {
+                    continue;
+                };
                 out.push(Payload {
                     frame,
                     src: SocketAddr::new(ip.src, sport),
@@ -302,7 +366,9 @@ pub fn write(payloads: &[(SocketAddr, SocketAddr, Transport, Vec<u8>)]) -> Vec<u
     out.extend(1u32.to_le_bytes());
     let mut seqs: HashMap<(SocketAddr, SocketAddr), u32> = HashMap::new();
     for (i, (src, dst, t, data)) in payloads.iter().enumerate() {
-        let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else { continue };
+        let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else {
+            continue;
+        };
         let mut l4 = Vec::new();
         l4.extend(src.port().to_be_bytes());
         l4.extend(dst.port().to_be_bytes());
@@ -393,14 +459,20 @@ mod tests {
         ]);
         let p = read(&pcap, 179, 4342).unwrap();
         assert_eq!(p.len(), 3);
-        assert_eq!((p[0].frame, p[0].data.clone(), p[0].transport), (1, vec![1, 2, 3], Transport::Tcp));
+        assert_eq!(
+            (p[0].frame, p[0].data.clone(), p[0].transport),
+            (1, vec![1, 2, 3], Transport::Tcp)
+        );
         assert_eq!((p[1].src, p[1].data.clone()), (l, vec![9, 9]));
         assert_eq!(p[2].data, vec![4, 5]);
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(matches!(read(&[1, 2, 3, 4, 5], 179, 4342), Err(PcapError::BadMagic(_))));
+        assert!(matches!(
+            read(&[1, 2, 3, 4, 5], 179, 4342),
+            Err(PcapError::BadMagic(_))
+        ));
         assert!(read(&[0xd4, 0xc3, 0xb2, 0xa1, 0, 0], 179, 4342).is_err());
     }
 }

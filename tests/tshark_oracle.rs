@@ -21,11 +21,17 @@ use vmmi::wire::bgp::{BgpCtx, Message};
 use vmmi::wire::lisp;
 
 fn tshark() -> Option<&'static str> {
-    let ok = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if ok {
         return Some("tshark");
     }
-    assert!(std::env::var("VMMI_REQUIRE_PEERS").is_err(), "tshark is required (VMMI_REQUIRE_PEERS=1) but not installed");
+    assert!(
+        std::env::var("VMMI_REQUIRE_PEERS").is_err(),
+        "tshark is required (VMMI_REQUIRE_PEERS=1) but not installed"
+    );
     eprintln!("SKIP: tshark not installed (run scripts/test.sh as root to install it)");
     None
 }
@@ -42,19 +48,34 @@ const LISP_HEX: &[&str] = &[
 ];
 
 fn run_tshark(bin: &str, pcap: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin).arg("-r").arg(pcap).args(args).output().expect("run tshark");
-    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin)
+        .arg("-r")
+        .arg(pcap)
+        .args(args)
+        .output()
+        .expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn field<'a>(pkt: &'a Value, name: &str) -> Vec<&'a str> {
-    pkt["_source"]["layers"][name].as_array().map_or(vec![], |a| a.iter().filter_map(Value::as_str).collect())
+    pkt["_source"]["layers"][name]
+        .as_array()
+        .map_or(vec![], |a| a.iter().filter_map(Value::as_str).collect())
 }
 
 #[test]
 fn tshark_agrees_and_flags_nothing() {
     let Some(bin) = tshark() else { return };
-    let ctx = BgpCtx { four_octet_as: true, extended_message: true, add_path_rx: vec![] };
+    let ctx = BgpCtx {
+        four_octet_as: true,
+        extended_message: true,
+        add_path_rx: vec![],
+    };
     let a: SocketAddr = "10.99.0.1:40000".parse().unwrap();
     let b: SocketAddr = "10.99.0.2:179".parse().unwrap();
     let x: SocketAddr = "10.255.0.2:4342".parse().unwrap();
@@ -65,7 +86,10 @@ fn tshark_agrees_and_flags_nothing() {
     let mut want_macs = Vec::new();
     let mut want_seqs = Vec::new();
     let mut want_types = Vec::new();
-    let mut files: Vec<_> = glob("conformance/vectors/frr-8.4").into_iter().chain(glob("conformance/vectors/gobgp-3.10")).collect();
+    let mut files: Vec<_> = glob("conformance/vectors/frr-8.4")
+        .into_iter()
+        .chain(glob("conformance/vectors/gobgp-3.10"))
+        .collect();
     files.sort();
     for f in &files {
         let bytes = parse_hex(std::fs::read_to_string(f).unwrap().trim()).unwrap();
@@ -109,26 +133,68 @@ fn tshark_agrees_and_flags_nothing() {
     let flagged = run_tshark(
         bin,
         &pcap,
-        &["-Y", "(tcp.port==179||udp.port==4342) && (_ws.malformed || (_ws.expert.severity>=\"warning\" && !tcp.analysis.flags && !tcp.connection.rst))", "-T", "fields", "-e", "frame.number", "-e", "_ws.col.Info"],
+        &[
+            "-Y",
+            "(tcp.port==179||udp.port==4342) && (_ws.malformed || (_ws.expert.severity>=\"warning\" && !tcp.analysis.flags && !tcp.connection.rst))",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "_ws.col.Info",
+        ],
     );
-    assert!(flagged.trim().is_empty(), "tshark flagged frames:\n{flagged}");
+    assert!(
+        flagged.trim().is_empty(),
+        "tshark flagged frames:\n{flagged}"
+    );
 
     // (b) fields agree
-    let json: Value = serde_json::from_str(&run_tshark(bin, &pcap, &["-T", "json", "-e", "bgp.type", "-e", "bgp.evpn.nlri.mac_addr", "-e", "bgp.ext_com_evpn.mmac.seq", "-e", "lisp.type"])).unwrap();
+    let json: Value = serde_json::from_str(&run_tshark(
+        bin,
+        &pcap,
+        &[
+            "-T",
+            "json",
+            "-e",
+            "bgp.type",
+            "-e",
+            "bgp.evpn.nlri.mac_addr",
+            "-e",
+            "bgp.ext_com_evpn.mmac.seq",
+            "-e",
+            "lisp.type",
+        ],
+    ))
+    .unwrap();
     let pkts = json.as_array().unwrap();
     assert_eq!(pkts.len(), frames.len());
     let got_types: Vec<&str> = pkts.iter().flat_map(|p| field(p, "bgp.type")).collect();
     assert_eq!(got_types, want_types);
-    let got_macs: Vec<String> = pkts.iter().flat_map(|p| field(p, "bgp.evpn.nlri.mac_addr")).map(str::to_lowercase).collect();
+    let got_macs: Vec<String> = pkts
+        .iter()
+        .flat_map(|p| field(p, "bgp.evpn.nlri.mac_addr"))
+        .map(str::to_lowercase)
+        .collect();
     assert_eq!(got_macs, want_macs);
-    let got_seqs: Vec<&str> = pkts.iter().flat_map(|p| field(p, "bgp.ext_com_evpn.mmac.seq")).collect();
+    let got_seqs: Vec<&str> = pkts
+        .iter()
+        .flat_map(|p| field(p, "bgp.ext_com_evpn.mmac.seq"))
+        .collect();
     assert_eq!(got_seqs, want_seqs);
     // tshark reports the ECM's inner Map-Request as a second lisp.type
-    let got_lisp: Vec<&str> = pkts.iter().filter_map(|p| field(p, "lisp.type").first().copied()).collect();
+    let got_lisp: Vec<&str> = pkts
+        .iter()
+        .filter_map(|p| field(p, "lisp.type").first().copied())
+        .collect();
     assert_eq!(got_lisp, want_lisp);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn glob(dir: &str) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir).map_or(vec![], |d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "hex")).collect())
+    std::fs::read_dir(dir).map_or(vec![], |d| {
+        d.filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "hex"))
+            .collect()
+    })
 }

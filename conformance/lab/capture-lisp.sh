@@ -82,10 +82,12 @@ wait_for 10 ip -n "$NS_X" link show lispTun0 || die "OOR did not create lispTun0
 log "OOR up (pid $(cat "$RUN/oor.pid"))"
 map_registers() { tshark -n -r "$PCAP" -Y 'lisp.type == 3' 2>/dev/null | wc -l; }
 ecms() { tshark -n -r "$PCAP" -Y 'lisp.type == 8' 2>/dev/null | wc -l; }
-wait_for 15 test "$(map_registers)" -ge 2 || log "warning: fewer than 2 Map-Registers after 15 s"
+have_registers() { [ "$(map_registers)" -ge 2 ]; }
+have_ecm() { [ "$(ecms)" -ge 1 ]; }
+wait_for 15 have_registers || log "warning: fewer than 2 Map-Registers after 15 s"
 # cache miss: ping (bounded) from the local EID to a remote EID -> ECM Map-Request to the MR
 ip netns exec "$NS_X" ping -n -c1 -W1 -I 10.1.7.1 10.2.8.1 >/dev/null 2>&1 || true
-wait_for 10 test "$(ecms)" -ge 1 || log "warning: no ECM Map-Request seen"
+wait_for 10 have_ecm || log "warning: no ECM Map-Request seen"
 sleep 1
 kill_pidfile "$RUN/oor.pid" 5
 sleep 0.3

@@ -8,6 +8,7 @@
 #                                                           # python3-grpcio python3-grpc-tools
 #   KEEP=1 ...   leave the lab up at the end (then: bash conformance/lab/capture-vectors.sh down)
 #   OUT=DIR ...  write vectors somewhere else (default: conformance/vectors)
+#   WITH_LISP=0  skip the OOR LISP capture (conformance/lab/capture-lisp.sh, run at the end if oor exists)
 #
 # Topology (all names are ours; nothing leaves these namespaces):
 #   cv-gobgp: cvg0 10.99.0.1/24, lo 10.255.0.1/32   <--veth-->   cv-frr: cvf0 10.99.0.2/24, lo 10.255.0.2/32
@@ -313,6 +314,14 @@ if bash "$CV_ROOT/conformance/tshark-oracle.sh" bad "$OUT/frr-gobgp-evpn.pcap" >
     step "tshark malformed oracle on live pcap: 0 frames flagged"
 else
     step "tshark malformed oracle on live pcap: FLAGGED frames: $(head -5 "$RUN/oracle.out" | tr '\n' ' ')"
+fi
+# LISP vectors from OOR (separate lab, separate namespaces); WITH_LISP=0 skips it
+if [ "${WITH_LISP:-1}" = 1 ] && [ -x /usr/sbin/oor ]; then
+    if OUT="$OUT" bash "$CV_LAB_DIR/capture-lisp.sh" >"$RUN/lisp.out" 2>&1; then
+        step "LISP (OOR) vectors: $(ls "$OUT/oor-1.3/"*.hex 2>/dev/null | xargs -n1 basename 2>/dev/null | tr '\n' ' ')"
+    else
+        step "LISP (OOR) capture failed: $(tail -3 "$RUN/lisp.out" | tr '\n' ' ')"
+    fi
 fi
 write_readme
 step "done in $(( $(now_ms) - T0 )) ms; steps in $STEPS_LOG"

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bgpvec import ip4, read_pcap  # noqa: E402
 
@@ -158,11 +159,14 @@ def describe(d):
 def tshark_fields(pcap):
     fields = ["frame.number", "_ws.col.Info", "lisp.type", "lisp.records", "lisp.keyid", "lisp.authlen",
               "lisp.lcaf.iid", "lisp.lcaf.iid.ipv4", "lisp.mapping.eid.masklen", "lisp.loc.locator",
-              "lisp.mreq.record.prefix.ipv4", "lisp.ecm", "_ws.malformed"]
+              "lisp.mreq.record.prefix.ipv4", "lisp.mreq.record.prefix.length", "lisp.mreq.flags.smr",
+              "lisp.mreq.itr_rloc_ipv4", "_ws.malformed"]
     cmd = ["tshark", "-n", "-r", pcap, "-Y", "udp.port == 4342", "-T", "json"]
     for f in fields:
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        print("warning: tshark failed: %s" % out.stderr.strip(), file=sys.stderr)
     res = {}
     for pkt in json.loads(out.stdout or "[]"):
         layers = pkt["_source"]["layers"]

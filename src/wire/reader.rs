@@ -67,7 +67,11 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0, base: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            base: 0,
+        }
     }
 
     /// A reader whose offsets are reported relative to an enclosing buffer starting `base`
@@ -91,12 +95,25 @@ impl<'a> Reader<'a> {
 
     /// An error at the current position.
     pub fn error(&self, field: &'static str, reason: Reason) -> WireError {
-        WireError { offset: self.offset(), field, reason }
+        WireError {
+            offset: self.offset(),
+            field,
+            reason,
+        }
     }
 
     /// A `BadValue` error reported at `offset` (usually the start of the offending field).
-    pub fn bad_value_at(offset: usize, field: &'static str, value: u64, expected: &'static str) -> WireError {
-        WireError { offset, field, reason: Reason::BadValue { value, expected } }
+    pub fn bad_value_at(
+        offset: usize,
+        field: &'static str,
+        value: u64,
+        expected: &'static str,
+    ) -> WireError {
+        WireError {
+            offset,
+            field,
+            reason: Reason::BadValue { value, expected },
+        }
     }
 
     pub fn bytes(&mut self, n: usize, field: &'static str) -> WireResult<&'a [u8]> {
@@ -107,7 +124,13 @@ impl<'a> Reader<'a> {
                 self.pos += n;
                 Ok(s)
             }
-            None => Err(self.error(field, Reason::Truncated { needed: n, available })),
+            None => Err(self.error(
+                field,
+                Reason::Truncated {
+                    needed: n,
+                    available,
+                },
+            )),
         }
     }
 
@@ -153,7 +176,11 @@ impl<'a> Reader<'a> {
     pub fn sub(&mut self, n: usize, field: &'static str) -> WireResult<Reader<'a>> {
         let base = self.offset();
         let s = self.bytes(n, field)?;
-        Ok(Reader { buf: s, pos: 0, base })
+        Ok(Reader {
+            buf: s,
+            pos: 0,
+            base,
+        })
     }
 
     /// Everything not yet read; the reader is then empty.
@@ -188,11 +215,22 @@ mod tests {
         let e = s.u16("y").err();
         assert_eq!(
             e,
-            Some(WireError { offset: 3, field: "y", reason: Reason::Truncated { needed: 2, available: 1 } })
+            Some(WireError {
+                offset: 3,
+                field: "y",
+                reason: Reason::Truncated {
+                    needed: 2,
+                    available: 1
+                }
+            })
         );
         assert_eq!(
             s.finish("item").err(),
-            Some(WireError { offset: 3, field: "item", reason: Reason::Trailing { extra: 1 } })
+            Some(WireError {
+                offset: 3,
+                field: "item",
+                reason: Reason::Trailing { extra: 1 }
+            })
         );
         assert_eq!(r.offset(), 4);
         assert_eq!(r.u24("z").err().map(|e| e.offset), Some(4));
@@ -206,13 +244,19 @@ mod tests {
         let _ = r.u8("a");
         assert!(matches!(
             r.bytes(usize::MAX, "big").err().map(|e| e.reason),
-            Some(Reason::Truncated { needed: usize::MAX, available: 3 })
+            Some(Reason::Truncated {
+                needed: usize::MAX,
+                available: 3
+            })
         ));
     }
 
     #[test]
     fn display_names_offset_and_field() {
         let e = Reader::bad_value_at(38, "MAC address length", 40, "48");
-        assert_eq!(e.to_string(), "at byte 38: MAC address length: value 40 is invalid, expected 48");
+        assert_eq!(
+            e.to_string(),
+            "at byte 38: MAC address length: value 40 is invalid, expected 48"
+        );
     }
 }

@@ -41,14 +41,19 @@ impl FromStr for MacAddr {
 
     /// Accepts `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff` and the LISP/Cisco `aabb.ccdd.eeff` form.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let hex: String = s.chars().filter(|c| !matches!(c, ':' | '-' | '.')).collect();
+        let hex: String = s
+            .chars()
+            .filter(|c| !matches!(c, ':' | '-' | '.'))
+            .collect();
         let sep_ok = s.split([':', '-']).count() == 6 || s.split('.').count() == 3;
         if hex.len() != 12 || !sep_ok || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(MacParseError(s.to_string()));
         }
         let mut out = [0u8; 6];
         for (i, o) in out.iter_mut().enumerate() {
-            let pair = hex.get(2 * i..2 * i + 2).ok_or_else(|| MacParseError(s.to_string()))?;
+            let pair = hex
+                .get(2 * i..2 * i + 2)
+                .ok_or_else(|| MacParseError(s.to_string()))?;
             *o = u8::from_str_radix(pair, 16).map_err(|_| MacParseError(s.to_string()))?;
         }
         Ok(MacAddr(out))

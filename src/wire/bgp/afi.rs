@@ -6,7 +6,9 @@
 use std::fmt;
 
 /// Address Family Identifier (2 octets).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, arbitrary::Arbitrary, serde::Serialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, arbitrary::Arbitrary, serde::Serialize,
+)]
 #[serde(transparent)]
 pub struct Afi(pub u16);
 
@@ -18,7 +20,9 @@ impl Afi {
 }
 
 /// Subsequent Address Family Identifier (1 octet).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, arbitrary::Arbitrary, serde::Serialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, arbitrary::Arbitrary, serde::Serialize,
+)]
 #[serde(transparent)]
 pub struct Safi(pub u8);
 
@@ -37,9 +41,18 @@ pub struct Family {
 }
 
 impl Family {
-    pub const IPV4_UNICAST: Family = Family { afi: Afi::IPV4, safi: Safi::UNICAST };
-    pub const IPV6_UNICAST: Family = Family { afi: Afi::IPV6, safi: Safi::UNICAST };
-    pub const L2VPN_EVPN: Family = Family { afi: Afi::L2VPN, safi: Safi::EVPN };
+    pub const IPV4_UNICAST: Family = Family {
+        afi: Afi::IPV4,
+        safi: Safi::UNICAST,
+    };
+    pub const IPV6_UNICAST: Family = Family {
+        afi: Afi::IPV6,
+        safi: Safi::UNICAST,
+    };
+    pub const L2VPN_EVPN: Family = Family {
+        afi: Afi::L2VPN,
+        safi: Safi::EVPN,
+    };
 
     pub const fn new(afi: Afi, safi: Safi) -> Self {
         Family { afi, safi }

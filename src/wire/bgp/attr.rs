@@ -85,9 +85,11 @@ pub fn expected_flags(type_code: u8) -> Option<u8> {
     use flags::*;
     match type_code {
         // well-known (mandatory or discretionary): O=0, T=1
-        code::ORIGIN | code::AS_PATH | code::NEXT_HOP | code::LOCAL_PREF | code::ATOMIC_AGGREGATE => {
-            Some(TRANSITIVE)
-        }
+        code::ORIGIN
+        | code::AS_PATH
+        | code::NEXT_HOP
+        | code::LOCAL_PREF
+        | code::ATOMIC_AGGREGATE => Some(TRANSITIVE),
         // optional transitive
         code::AGGREGATOR
         | code::COMMUNITIES
@@ -97,9 +99,11 @@ pub fn expected_flags(type_code: u8) -> Option<u8> {
         | code::PMSI_TUNNEL
         | code::LARGE_COMMUNITY => Some(OPTIONAL | TRANSITIVE),
         // optional non-transitive
-        code::MED | code::ORIGINATOR_ID | code::CLUSTER_LIST | code::MP_REACH_NLRI | code::MP_UNREACH_NLRI => {
-            Some(OPTIONAL)
-        }
+        code::MED
+        | code::ORIGINATOR_ID
+        | code::CLUSTER_LIST
+        | code::MP_REACH_NLRI
+        | code::MP_UNREACH_NLRI => Some(OPTIONAL),
         _ => None,
     }
 }
@@ -155,7 +159,10 @@ pub struct Aggregator {
 pub enum MpNextHop {
     Ipv4(Ipv4Addr),
     Ipv6(Ipv6Addr),
-    Ipv6LinkLocal { global: Ipv6Addr, link_local: Ipv6Addr },
+    Ipv6LinkLocal {
+        global: Ipv6Addr,
+        link_local: Ipv6Addr,
+    },
     /// Any other length, kept raw (validate decides whether the family allows it).
     Other(#[serde(serialize_with = "ser_hex")] Vec<u8>),
 }
@@ -181,7 +188,10 @@ impl MpNextHop {
             let mut l = [0u8; 16];
             g.copy_from_slice(a.get(..16).unwrap_or(&[0; 16]));
             l.copy_from_slice(a.get(16..).unwrap_or(&[0; 16]));
-            return MpNextHop::Ipv6LinkLocal { global: Ipv6Addr::from(g), link_local: Ipv6Addr::from(l) };
+            return MpNextHop::Ipv6LinkLocal {
+                global: Ipv6Addr::from(g),
+                link_local: Ipv6Addr::from(l),
+            };
         }
         MpNextHop::Other(b.to_vec())
     }
@@ -310,20 +320,34 @@ fn decode_segments(r: &mut Reader<'_>, four: bool) -> WireResult<Vec<AsSegment>>
         if !(segment::AS_SET..=segment::AS_CONFED_SET).contains(&seg_type) {
             // RFC 7606 §7.2: "An AS_PATH is considered malformed if an unrecognized segment
             // type is encountered".
-            return Err(Reader::bad_value_at(start, "AS_PATH segment type", u64::from(seg_type), "1..=4"));
+            return Err(Reader::bad_value_at(
+                start,
+                "AS_PATH segment type",
+                u64::from(seg_type),
+                "1..=4",
+            ));
         }
         let n_at = r.offset();
         let n = r.u8("AS_PATH segment length")?;
         if n == 0 {
             // RFC 7606 §7.2: a segment is malformed if "the Path Segment Length field contains
             // the value 0".
-            return Err(Reader::bad_value_at(n_at, "AS_PATH segment length", 0, "at least 1 AS"));
+            return Err(Reader::bad_value_at(
+                n_at,
+                "AS_PATH segment length",
+                0,
+                "at least 1 AS",
+            ));
         }
         let width = if four { 4 } else { 2 };
         let mut s = r.sub(usize::from(n) * width, "AS_PATH segment")?;
         let mut asns = Vec::with_capacity(usize::from(n));
         for _ in 0..n {
-            asns.push(if four { s.u32("AS number")? } else { u32::from(s.u16("AS number")?) });
+            asns.push(if four {
+                s.u32("AS number")?
+            } else {
+                u32::from(s.u16("AS number")?)
+            });
         }
         segs.push(AsSegment { seg_type, asns });
     }
@@ -350,8 +374,15 @@ fn encode_segments(segs: &[AsSegment], four: bool, out: &mut Vec<u8>) {
 }
 
 fn decode_aggregator(r: &mut Reader<'_>, four: bool) -> WireResult<Aggregator> {
-    let asn = if four { r.u32("AGGREGATOR AS")? } else { u32::from(r.u16("AGGREGATOR AS")?) };
-    Ok(Aggregator { asn, addr: Ipv4Addr::from(r.array::<4>("AGGREGATOR address")?) })
+    let asn = if four {
+        r.u32("AGGREGATOR AS")?
+    } else {
+        u32::from(r.u16("AGGREGATOR AS")?)
+    };
+    Ok(Aggregator {
+        asn,
+        addr: Ipv4Addr::from(r.array::<4>("AGGREGATOR address")?),
+    })
 }
 
 fn decode_value(type_code: u8, r: &mut Reader<'_>, ctx: &BgpCtx) -> WireResult<AttrValue> {
@@ -362,7 +393,12 @@ fn decode_value(type_code: u8, r: &mut Reader<'_>, ctx: &BgpCtx) -> WireResult<A
             let o = r.u8("ORIGIN")?;
             if o > origin::INCOMPLETE {
                 // RFC 7606 §7.1: "undefined ORIGIN value" is malformed.
-                return Err(Reader::bad_value_at(at, "ORIGIN", u64::from(o), "0 (IGP), 1 (EGP) or 2 (INCOMPLETE)"));
+                return Err(Reader::bad_value_at(
+                    at,
+                    "ORIGIN",
+                    u64::from(o),
+                    "0 (IGP), 1 (EGP) or 2 (INCOMPLETE)",
+                ));
             }
             AttrValue::Origin(o)
         }
@@ -377,7 +413,12 @@ fn decode_value(type_code: u8, r: &mut Reader<'_>, ctx: &BgpCtx) -> WireResult<A
             let four = ctx.four_octet_as;
             let want = if four { 8 } else { 6 };
             if len != want {
-                return Err(Reader::bad_value_at(r.offset(), "AGGREGATOR length", len as u64, if four { "8" } else { "6" }));
+                return Err(Reader::bad_value_at(
+                    r.offset(),
+                    "AGGREGATOR length",
+                    len as u64,
+                    if four { "8" } else { "6" },
+                ));
             }
             AttrValue::Aggregator(decode_aggregator(r, four)?)
         }
@@ -390,7 +431,9 @@ fn decode_value(type_code: u8, r: &mut Reader<'_>, ctx: &BgpCtx) -> WireResult<A
             }
             AttrValue::Communities(v)
         }
-        code::ORIGINATOR_ID => AttrValue::OriginatorId(Ipv4Addr::from(r.array::<4>("ORIGINATOR_ID")?)),
+        code::ORIGINATOR_ID => {
+            AttrValue::OriginatorId(Ipv4Addr::from(r.array::<4>("ORIGINATOR_ID")?))
+        }
         code::CLUSTER_LIST => {
             check_multiple(r, 4, "CLUSTER_LIST length")?;
             let mut v = Vec::with_capacity(len / 4);
@@ -405,10 +448,18 @@ fn decode_value(type_code: u8, r: &mut Reader<'_>, ctx: &BgpCtx) -> WireResult<A
             let nh = r.bytes(usize::from(nh_len), "next hop")?;
             let reserved = r.u8("MP_REACH reserved")?;
             let nlri = NlriList::decode(r, family, ctx.add_path_rx(family))?;
-            AttrValue::MpReach(MpReach { family, next_hop: MpNextHop::decode(nh), reserved, nlri })
+            AttrValue::MpReach(MpReach {
+                family,
+                next_hop: MpNextHop::decode(nh),
+                reserved,
+                nlri,
+            })
         }
         code::MP_UNREACH_NLRI => {
-            let family = Family::new(Afi(r.u16("MP_UNREACH AFI")?), Safi(r.u8("MP_UNREACH SAFI")?));
+            let family = Family::new(
+                Afi(r.u16("MP_UNREACH AFI")?),
+                Safi(r.u8("MP_UNREACH SAFI")?),
+            );
             let withdrawn = NlriList::decode(r, family, ctx.add_path_rx(family))?;
             AttrValue::MpUnreach(MpUnreach { family, withdrawn })
         }
@@ -424,7 +475,11 @@ fn decode_value(type_code: u8, r: &mut Reader<'_>, ctx: &BgpCtx) -> WireResult<A
             check_multiple(r, 12, "LARGE_COMMUNITY length")?;
             let mut v = Vec::with_capacity(len / 12);
             while !r.is_empty() {
-                v.push([r.u32("global administrator")?, r.u32("local data 1")?, r.u32("local data 2")?]);
+                v.push([
+                    r.u32("global administrator")?,
+                    r.u32("local data 1")?,
+                    r.u32("local data 2")?,
+                ]);
             }
             AttrValue::LargeCommunities(v)
         }
@@ -434,12 +489,19 @@ fn decode_value(type_code: u8, r: &mut Reader<'_>, ctx: &BgpCtx) -> WireResult<A
             let label = Label(r.u24("PMSI MPLS label")?);
             let id = r.rest();
             let tunnel_id = match (tunnel_type, id.len()) {
-                (PmsiTunnel::INGRESS_REPLICATION, 4 | 16) => {
-                    PmsiTunnelId::Ip(MpNextHop::decode(id).ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
-                }
+                (PmsiTunnel::INGRESS_REPLICATION, 4 | 16) => PmsiTunnelId::Ip(
+                    MpNextHop::decode(id)
+                        .ip()
+                        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                ),
                 _ => PmsiTunnelId::Raw(id.to_vec()),
             };
-            AttrValue::PmsiTunnel(PmsiTunnel { flags, tunnel_type, label, tunnel_id })
+            AttrValue::PmsiTunnel(PmsiTunnel {
+                flags,
+                tunnel_type,
+                label,
+                tunnel_id,
+            })
         }
         _ => AttrValue::Unknown(r.rest().to_vec()),
     };
@@ -448,13 +510,18 @@ fn decode_value(type_code: u8, r: &mut Reader<'_>, ctx: &BgpCtx) -> WireResult<A
 
 fn check_multiple(r: &Reader<'_>, n: usize, field: &'static str) -> WireResult<()> {
     let len = r.remaining();
-    if len % n != 0 {
+    if !len.is_multiple_of(n) {
         let expected = match n {
             4 => "a multiple of 4",
             8 => "a multiple of 8",
             _ => "a multiple of 12",
         };
-        return Err(Reader::bad_value_at(r.offset(), field, len as u64, expected));
+        return Err(Reader::bad_value_at(
+            r.offset(),
+            field,
+            len as u64,
+            expected,
+        ));
     }
     Ok(())
 }
@@ -463,7 +530,11 @@ impl PathAttr {
     /// A new attribute with the standard flags for its type (Extended Length added on encode
     /// when the value needs it).
     pub fn new(type_code: u8, value: AttrValue) -> Self {
-        PathAttr { flags: expected_flags(type_code).unwrap_or(flags::OPTIONAL | flags::TRANSITIVE), type_code, value }
+        PathAttr {
+            flags: expected_flags(type_code).unwrap_or(flags::OPTIONAL | flags::TRANSITIVE),
+            type_code,
+            value,
+        }
     }
 
     /// Decode one attribute: header from `r`, value from a bounded sub-reader. Header or length
@@ -479,14 +550,23 @@ impl PathAttr {
         };
         let mut v = r.sub(len, "attribute value")?;
         let raw_reader = v.clone();
-        let value = match decode_value(type_code, &mut v, ctx).and_then(|val| v.finish(name(type_code)).map(|_| val)) {
+        let value = match decode_value(type_code, &mut v, ctx)
+            .and_then(|val| v.finish(name(type_code)).map(|_| val))
+        {
             Ok(val) => val,
             Err(error) => {
                 let mut rr = raw_reader;
-                AttrValue::Malformed { raw: rr.rest().to_vec(), error }
+                AttrValue::Malformed {
+                    raw: rr.rest().to_vec(),
+                    error,
+                }
             }
         };
-        Ok(PathAttr { flags, type_code, value })
+        Ok(PathAttr {
+            flags,
+            type_code,
+            value,
+        })
     }
 
     pub fn encode(&self, ctx: &BgpCtx, out: &mut Vec<u8>) {
@@ -494,7 +574,11 @@ impl PathAttr {
         self.encode_value(ctx, &mut val);
         let len = val.len().min(usize::from(u16::MAX));
         let extended = self.flags & flags::EXTENDED_LENGTH != 0 || len > 255;
-        out.push(if extended { self.flags | flags::EXTENDED_LENGTH } else { self.flags });
+        out.push(if extended {
+            self.flags | flags::EXTENDED_LENGTH
+        } else {
+            self.flags
+        });
         out.push(self.type_code);
         if extended {
             out.extend((len as u16).to_be_bytes());
@@ -566,7 +650,10 @@ mod tests {
     use super::*;
 
     fn ctx4() -> BgpCtx {
-        BgpCtx { four_octet_as: true, ..BgpCtx::default() }
+        BgpCtx {
+            four_octet_as: true,
+            ..BgpCtx::default()
+        }
     }
 
     fn rt(bytes: &[u8], ctx: &BgpCtx) -> PathAttr {
@@ -580,12 +667,30 @@ mod tests {
     #[test]
     fn origin_as_path_next_hop() {
         assert_eq!(rt(&[0x40, 1, 1, 0], &ctx4()).value, AttrValue::Origin(0));
-        let a = rt(&[0x40, 2, 10, 2, 2, 0, 0, 0xfd, 0xe9, 0, 0, 0xfd, 0xea], &ctx4());
-        assert_eq!(a.value, AttrValue::AsPath(vec![AsSegment { seg_type: 2, asns: vec![65001, 65002] }]));
+        let a = rt(
+            &[0x40, 2, 10, 2, 2, 0, 0, 0xfd, 0xe9, 0, 0, 0xfd, 0xea],
+            &ctx4(),
+        );
+        assert_eq!(
+            a.value,
+            AttrValue::AsPath(vec![AsSegment {
+                seg_type: 2,
+                asns: vec![65001, 65002]
+            }])
+        );
         let two = BgpCtx::default();
         let a = rt(&[0x40, 2, 6, 2, 2, 0xfd, 0xe9, 0x5b, 0xa0], &two);
-        assert_eq!(a.value, AttrValue::AsPath(vec![AsSegment { seg_type: 2, asns: vec![65001, 23456] }]));
-        assert_eq!(rt(&[0x40, 3, 4, 10, 0, 0, 1], &two).value, AttrValue::NextHop(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(
+            a.value,
+            AttrValue::AsPath(vec![AsSegment {
+                seg_type: 2,
+                asns: vec![65001, 23456]
+            }])
+        );
+        assert_eq!(
+            rt(&[0x40, 3, 4, 10, 0, 0, 1], &two).value,
+            AttrValue::NextHop(Ipv4Addr::new(10, 0, 0, 1))
+        );
     }
 
     #[test]
@@ -603,7 +708,9 @@ mod tests {
         // communities length 5
         let a = rt(&[0xc0, 8, 5, 0, 0, 0, 1, 9], &ctx4());
         match a.value {
-            AttrValue::Malformed { error, .. } => assert_eq!((error.offset, error.field), (3, "COMMUNITIES length")),
+            AttrValue::Malformed { error, .. } => {
+                assert_eq!((error.offset, error.field), (3, "COMMUNITIES length"))
+            }
             v => panic!("{v:?}"),
         }
         // zero-length AS_PATH segment

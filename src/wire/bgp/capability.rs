@@ -86,15 +86,25 @@ impl AddPathFamily {
 #[serde(tag = "capability", rename_all = "kebab-case")]
 pub enum Capability {
     /// RFC 4760 §8: AFI (2), Reserved (1), SAFI (1). The reserved octet is kept.
-    Multiprotocol { family: Family, reserved: u8 },
+    Multiprotocol {
+        family: Family,
+        reserved: u8,
+    },
     RouteRefresh,
     EnhancedRouteRefresh,
-    FourOctetAs { asn: u32 },
+    FourOctetAs {
+        asn: u32,
+    },
     GracefulRestart(GracefulRestart),
-    AddPath { families: Vec<AddPathFamily> },
+    AddPath {
+        families: Vec<AddPathFamily>,
+    },
     ExtendedMessage,
     /// FRR's hostname capability: hostname and domain name, each length-prefixed.
-    Fqdn { hostname: String, domain: String },
+    Fqdn {
+        hostname: String,
+        domain: String,
+    },
     Unknown {
         code: u8,
         #[serde(serialize_with = "crate::wire::bgp::attr::ser_hex")]
@@ -109,7 +119,12 @@ fn fixed_len(r: &Reader<'_>, want: usize, field: &'static str) -> WireResult<()>
             4 => "4 octets",
             _ => "a different length",
         };
-        return Err(Reader::bad_value_at(r.offset(), field, r.remaining() as u64, expected));
+        return Err(Reader::bad_value_at(
+            r.offset(),
+            field,
+            r.remaining() as u64,
+            expected,
+        ));
     }
     Ok(())
 }
@@ -146,7 +161,10 @@ impl Capability {
                 let afi = Afi(v.u16("AFI")?);
                 let reserved = v.u8("reserved")?;
                 let safi = Safi(v.u8("SAFI")?);
-                Capability::Multiprotocol { family: Family::new(afi, safi), reserved }
+                Capability::Multiprotocol {
+                    family: Family::new(afi, safi),
+                    reserved,
+                }
             }
             cap_code::ROUTE_REFRESH => {
                 fixed_len(&v, 0, "route refresh capability length")?;
@@ -162,7 +180,9 @@ impl Capability {
             }
             cap_code::FOUR_OCTET_AS => {
                 fixed_len(&v, 4, "4-octet AS capability length")?;
-                Capability::FourOctetAs { asn: v.u32("AS number")? }
+                Capability::FourOctetAs {
+                    asn: v.u32("AS number")?,
+                }
             }
             cap_code::GRACEFUL_RESTART => {
                 let w = v.u16("restart flags and time")?;
@@ -170,7 +190,10 @@ impl Capability {
                 while !v.is_empty() {
                     let afi = Afi(v.u16("AFI")?);
                     let safi = Safi(v.u8("SAFI")?);
-                    families.push(GrFamily { family: Family::new(afi, safi), flags: v.u8("AFI flags")? });
+                    families.push(GrFamily {
+                        family: Family::new(afi, safi),
+                        flags: v.u8("AFI flags")?,
+                    });
                 }
                 Capability::GracefulRestart(GracefulRestart {
                     restart_flags: (w >> 12) as u8,
@@ -183,7 +206,10 @@ impl Capability {
                 while !v.is_empty() {
                     let afi = Afi(v.u16("AFI")?);
                     let safi = Safi(v.u8("SAFI")?);
-                    families.push(AddPathFamily { family: Family::new(afi, safi), send_receive: v.u8("send/receive")? });
+                    families.push(AddPathFamily {
+                        family: Family::new(afi, safi),
+                        send_receive: v.u8("send/receive")?,
+                    });
                 }
                 Capability::AddPath { families }
             }
@@ -193,10 +219,14 @@ impl Capability {
                 let hostname = utf8_string(v.bytes(usize::from(hl), "hostname")?, at, "hostname")?;
                 let dl = v.u8("domain name length")?;
                 let at = v.offset();
-                let domain = utf8_string(v.bytes(usize::from(dl), "domain name")?, at, "domain name")?;
+                let domain =
+                    utf8_string(v.bytes(usize::from(dl), "domain name")?, at, "domain name")?;
                 Capability::Fqdn { hostname, domain }
             }
-            _ => Capability::Unknown { code, value: v.rest().to_vec() },
+            _ => Capability::Unknown {
+                code,
+                value: v.rest().to_vec(),
+            },
         };
         v.finish("capability value")?;
         Ok(cap)
@@ -212,7 +242,9 @@ impl Capability {
                 out.push(*reserved);
                 out.push(family.safi.0);
             }
-            Capability::RouteRefresh | Capability::EnhancedRouteRefresh | Capability::ExtendedMessage => {}
+            Capability::RouteRefresh
+            | Capability::EnhancedRouteRefresh
+            | Capability::ExtendedMessage => {}
             Capability::FourOctetAs { asn } => out.extend(asn.to_be_bytes()),
             Capability::GracefulRestart(gr) => {
                 let w = (u16::from(gr.restart_flags & 0x0f) << 12) | (gr.restart_time & 0x0fff);
@@ -251,10 +283,15 @@ impl<'a> arbitrary::Arbitrary<'a> for Capability {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
         let small_vec = |u: &mut arbitrary::Unstructured<'a>, max: usize| u.int_in_range(0..=max);
         Ok(match u.int_in_range(0..=8u8)? {
-            0 => Capability::Multiprotocol { family: u.arbitrary()?, reserved: u.arbitrary()? },
+            0 => Capability::Multiprotocol {
+                family: u.arbitrary()?,
+                reserved: u.arbitrary()?,
+            },
             1 => Capability::RouteRefresh,
             2 => Capability::EnhancedRouteRefresh,
-            3 => Capability::FourOctetAs { asn: u.arbitrary()? },
+            3 => Capability::FourOctetAs {
+                asn: u.arbitrary()?,
+            },
             4 => {
                 let n = small_vec(u, 40)?;
                 Capability::GracefulRestart(GracefulRestart {
@@ -265,14 +302,22 @@ impl<'a> arbitrary::Arbitrary<'a> for Capability {
             }
             5 => {
                 let n = small_vec(u, 40)?;
-                Capability::AddPath { families: (0..n).map(|_| u.arbitrary()).collect::<Result<_, _>>()? }
+                Capability::AddPath {
+                    families: (0..n).map(|_| u.arbitrary()).collect::<Result<_, _>>()?,
+                }
             }
             6 => Capability::ExtendedMessage,
             7 => {
                 let h = small_vec(u, 60)?;
                 let d = small_vec(u, 60)?;
-                let hostname = String::from_utf8_lossy(u.bytes(h)?).chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-                let domain = String::from_utf8_lossy(u.bytes(d)?).chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+                let hostname = String::from_utf8_lossy(u.bytes(h)?)
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                let domain = String::from_utf8_lossy(u.bytes(d)?)
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric())
+                    .collect();
                 Capability::Fqdn { hostname, domain }
             }
             _ => {
@@ -282,7 +327,10 @@ impl<'a> arbitrary::Arbitrary<'a> for Capability {
                     code = code.wrapping_add(3);
                 }
                 let n = small_vec(u, 255)?;
-                Capability::Unknown { code, value: u.bytes(n)?.to_vec() }
+                Capability::Unknown {
+                    code,
+                    value: u.bytes(n)?.to_vec(),
+                }
             }
         })
     }
@@ -304,30 +352,53 @@ mod tests {
     fn fixtures() {
         assert_eq!(
             rt(&[1, 4, 0, 25, 0, 70]),
-            Capability::Multiprotocol { family: Family::L2VPN_EVPN, reserved: 0 }
+            Capability::Multiprotocol {
+                family: Family::L2VPN_EVPN,
+                reserved: 0
+            }
         );
         assert_eq!(rt(&[2, 0]), Capability::RouteRefresh);
         assert_eq!(rt(&[70, 0]), Capability::EnhancedRouteRefresh);
         assert_eq!(rt(&[6, 0]), Capability::ExtendedMessage);
-        assert_eq!(rt(&[65, 4, 0, 0, 0xfd, 0xe9]), Capability::FourOctetAs { asn: 65001 });
+        assert_eq!(
+            rt(&[65, 4, 0, 0, 0xfd, 0xe9]),
+            Capability::FourOctetAs { asn: 65001 }
+        );
         // GR: R bit + N bit, 120 s, l2vpn evpn with forwarding preserved
         assert_eq!(
             rt(&[64, 6, 0xc0, 120, 0, 25, 70, 0x80]),
             Capability::GracefulRestart(GracefulRestart {
                 restart_flags: 0xc,
                 restart_time: 120,
-                families: vec![GrFamily { family: Family::L2VPN_EVPN, flags: 0x80 }]
+                families: vec![GrFamily {
+                    family: Family::L2VPN_EVPN,
+                    flags: 0x80
+                }]
             })
         );
         assert_eq!(
             rt(&[69, 4, 0, 1, 1, 3]),
-            Capability::AddPath { families: vec![AddPathFamily { family: Family::IPV4_UNICAST, send_receive: 3 }] }
+            Capability::AddPath {
+                families: vec![AddPathFamily {
+                    family: Family::IPV4_UNICAST,
+                    send_receive: 3
+                }]
+            }
         );
         assert_eq!(
             rt(&[73, 7, 4, b'l', b'e', b'a', b'f', 1, b'x']),
-            Capability::Fqdn { hostname: "leaf".into(), domain: "x".into() }
+            Capability::Fqdn {
+                hostname: "leaf".into(),
+                domain: "x".into()
+            }
         );
-        assert_eq!(rt(&[128, 0]), Capability::Unknown { code: 128, value: vec![] });
+        assert_eq!(
+            rt(&[128, 0]),
+            Capability::Unknown {
+                code: 128,
+                value: vec![]
+            }
+        );
     }
 
     #[test]

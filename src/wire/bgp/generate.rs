@@ -12,8 +12,8 @@ use arbitrary::{Arbitrary, Result, Unstructured};
 
 use super::afi::{Afi, Family, Safi};
 use super::attr::{
-    Aggregator, AsSegment, AttrValue, MpNextHop, MpReach, MpUnreach, PathAttr, PmsiTunnel, PmsiTunnelId, code,
-    expected_flags, flags,
+    Aggregator, AsSegment, AttrValue, MpNextHop, MpReach, MpUnreach, PathAttr, PmsiTunnel,
+    PmsiTunnelId, code, expected_flags, flags,
 };
 use super::evpn::{EvpnRoute, Label};
 use super::extcomm::ExtCommunity;
@@ -23,13 +23,21 @@ use super::update::UpdateMsg;
 
 const KNOWN: [u8; 17] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 22, 32];
 
-fn vec_of<'a, T>(u: &mut Unstructured<'a>, max: usize, mut f: impl FnMut(&mut Unstructured<'a>) -> Result<T>) -> Result<Vec<T>> {
+fn vec_of<'a, T>(
+    u: &mut Unstructured<'a>,
+    max: usize,
+    mut f: impl FnMut(&mut Unstructured<'a>) -> Result<T>,
+) -> Result<Vec<T>> {
     let n = u.int_in_range(0..=max)?;
     (0..n).map(|_| f(u)).collect()
 }
 
 fn asn(u: &mut Unstructured<'_>, four: bool) -> Result<u32> {
-    Ok(if four { u.arbitrary()? } else { u32::from(u.arbitrary::<u16>()?) })
+    Ok(if four {
+        u.arbitrary()?
+    } else {
+        u32::from(u.arbitrary::<u16>()?)
+    })
 }
 
 fn segments(u: &mut Unstructured<'_>, four: bool) -> Result<Vec<AsSegment>> {
@@ -41,10 +49,19 @@ fn segments(u: &mut Unstructured<'_>, four: bool) -> Result<Vec<AsSegment>> {
     })
 }
 
-fn prefixes(u: &mut Unstructured<'_>, v6: bool, add_path: bool, max: usize) -> Result<Vec<PrefixNlri>> {
+fn prefixes(
+    u: &mut Unstructured<'_>,
+    v6: bool,
+    add_path: bool,
+    max: usize,
+) -> Result<Vec<PrefixNlri>> {
     vec_of(u, max, |u| {
         let path_id = if add_path { Some(u.arbitrary()?) } else { None };
-        let prefix = if v6 { IpPrefix::arbitrary_v6(u)? } else { IpPrefix::arbitrary_v4(u)? };
+        let prefix = if v6 {
+            IpPrefix::arbitrary_v6(u)?
+        } else {
+            IpPrefix::arbitrary_v4(u)?
+        };
         Ok(PrefixNlri { path_id, prefix })
     })
 }
@@ -56,7 +73,10 @@ fn nlri_list(u: &mut Unstructured<'_>, family: Family, ctx: &BgpCtx) -> Result<N
         Family::IPV6_UNICAST => NlriList::Ipv6(prefixes(u, true, ap, 20)?),
         Family::L2VPN_EVPN => NlriList::Evpn(vec_of(u, 12, |u| {
             let path_id = if ap { Some(u.arbitrary()?) } else { None };
-            Ok(EvpnNlri { path_id, route: EvpnRoute::arbitrary(u)? })
+            Ok(EvpnNlri {
+                path_id,
+                route: EvpnRoute::arbitrary(u)?,
+            })
         })?),
         _ => {
             let n = u.int_in_range(0..=60usize)?;
@@ -73,7 +93,13 @@ fn family(u: &mut Unstructured<'_>) -> Result<Family> {
         _ => {
             // a family we keep raw: anything but the three typed ones
             let mut f = Family::new(Afi(u.arbitrary()?), Safi(u.arbitrary()?));
-            if [Family::IPV4_UNICAST, Family::IPV6_UNICAST, Family::L2VPN_EVPN].contains(&f) {
+            if [
+                Family::IPV4_UNICAST,
+                Family::IPV6_UNICAST,
+                Family::L2VPN_EVPN,
+            ]
+            .contains(&f)
+            {
                 f = Family::new(Afi(16388), Safi(71));
             }
             f
@@ -101,7 +127,9 @@ fn next_hop(u: &mut Unstructured<'_>) -> Result<MpNextHop> {
 
 fn value(u: &mut Unstructured<'_>, ctx: &BgpCtx) -> Result<(u8, AttrValue)> {
     let four = ctx.four_octet_as;
-    let ipv4 = |u: &mut Unstructured<'_>| -> Result<Ipv4Addr> { Ok(Ipv4Addr::from(u.arbitrary::<u32>()?)) };
+    let ipv4 = |u: &mut Unstructured<'_>| -> Result<Ipv4Addr> {
+        Ok(Ipv4Addr::from(u.arbitrary::<u32>()?))
+    };
     Ok(match u.int_in_range(0..=17u8)? {
         0 => (code::ORIGIN, AttrValue::Origin(u.int_in_range(0..=2)?)),
         1 => (code::AS_PATH, AttrValue::AsPath(segments(u, four)?)),
@@ -109,22 +137,57 @@ fn value(u: &mut Unstructured<'_>, ctx: &BgpCtx) -> Result<(u8, AttrValue)> {
         3 => (code::MED, AttrValue::Med(u.arbitrary()?)),
         4 => (code::LOCAL_PREF, AttrValue::LocalPref(u.arbitrary()?)),
         5 => (code::ATOMIC_AGGREGATE, AttrValue::AtomicAggregate),
-        6 => (code::AGGREGATOR, AttrValue::Aggregator(Aggregator { asn: asn(u, four)?, addr: ipv4(u)? })),
-        7 => (code::COMMUNITIES, AttrValue::Communities(vec_of(u, 20, |u| u.arbitrary())?)),
+        6 => (
+            code::AGGREGATOR,
+            AttrValue::Aggregator(Aggregator {
+                asn: asn(u, four)?,
+                addr: ipv4(u)?,
+            }),
+        ),
+        7 => (
+            code::COMMUNITIES,
+            AttrValue::Communities(vec_of(u, 20, |u| u.arbitrary())?),
+        ),
         8 => (code::ORIGINATOR_ID, AttrValue::OriginatorId(ipv4(u)?)),
-        9 => (code::CLUSTER_LIST, AttrValue::ClusterList(vec_of(u, 10, ipv4)?)),
+        9 => (
+            code::CLUSTER_LIST,
+            AttrValue::ClusterList(vec_of(u, 10, ipv4)?),
+        ),
         10 => {
             let f = family(u)?;
             let nlri = nlri_list(u, f, ctx)?;
-            (code::MP_REACH_NLRI, AttrValue::MpReach(MpReach { family: f, next_hop: next_hop(u)?, reserved: u.arbitrary()?, nlri }))
+            (
+                code::MP_REACH_NLRI,
+                AttrValue::MpReach(MpReach {
+                    family: f,
+                    next_hop: next_hop(u)?,
+                    reserved: u.arbitrary()?,
+                    nlri,
+                }),
+            )
         }
         11 => {
             let f = family(u)?;
-            (code::MP_UNREACH_NLRI, AttrValue::MpUnreach(MpUnreach { family: f, withdrawn: nlri_list(u, f, ctx)? }))
+            (
+                code::MP_UNREACH_NLRI,
+                AttrValue::MpUnreach(MpUnreach {
+                    family: f,
+                    withdrawn: nlri_list(u, f, ctx)?,
+                }),
+            )
         }
-        12 => (code::EXTENDED_COMMUNITIES, AttrValue::ExtCommunities(vec_of(u, 12, ExtCommunity::arbitrary)?)),
+        12 => (
+            code::EXTENDED_COMMUNITIES,
+            AttrValue::ExtCommunities(vec_of(u, 12, ExtCommunity::arbitrary)?),
+        ),
         13 => (code::AS4_PATH, AttrValue::As4Path(segments(u, true)?)),
-        14 => (code::AS4_AGGREGATOR, AttrValue::As4Aggregator(Aggregator { asn: u.arbitrary()?, addr: ipv4(u)? })),
+        14 => (
+            code::AS4_AGGREGATOR,
+            AttrValue::As4Aggregator(Aggregator {
+                asn: u.arbitrary()?,
+                addr: ipv4(u)?,
+            }),
+        ),
         15 => {
             let ir: bool = u.arbitrary()?;
             let (tunnel_type, tunnel_id) = if ir {
@@ -143,9 +206,20 @@ fn value(u: &mut Unstructured<'_>, ctx: &BgpCtx) -> Result<(u8, AttrValue)> {
                 (t, PmsiTunnelId::Raw(u.bytes(n)?.to_vec()))
             };
             let label = Label(u.int_in_range(0..=0xff_ffff)?);
-            (code::PMSI_TUNNEL, AttrValue::PmsiTunnel(PmsiTunnel { flags: u.arbitrary()?, tunnel_type, label, tunnel_id }))
+            (
+                code::PMSI_TUNNEL,
+                AttrValue::PmsiTunnel(PmsiTunnel {
+                    flags: u.arbitrary()?,
+                    tunnel_type,
+                    label,
+                    tunnel_id,
+                }),
+            )
         }
-        16 => (code::LARGE_COMMUNITY, AttrValue::LargeCommunities(vec_of(u, 8, |u| u.arbitrary())?)),
+        16 => (
+            code::LARGE_COMMUNITY,
+            AttrValue::LargeCommunities(vec_of(u, 8, |u| u.arbitrary())?),
+        ),
         _ => {
             let mut c: u8 = u.arbitrary()?;
             while KNOWN.contains(&c) {
@@ -166,7 +240,11 @@ pub fn arbitrary_attr(u: &mut Unstructured<'_>, ctx: &BgpCtx) -> Result<PathAttr
         None => u.arbitrary::<u8>()? & (flags::OPTIONAL | flags::TRANSITIVE),
     };
     let extra = u.arbitrary::<u8>()? & (flags::PARTIAL | flags::EXTENDED_LENGTH | 0x0f);
-    let mut a = PathAttr { flags: base | extra, type_code, value };
+    let mut a = PathAttr {
+        flags: base | extra,
+        type_code,
+        value,
+    };
     let mut tmp = Vec::new();
     a.encode(ctx, &mut tmp);
     if let Some(f) = tmp.first() {
@@ -189,12 +267,20 @@ pub fn arbitrary_update(u: &mut Unstructured<'_>, ctx: &BgpCtx) -> Result<Update
 /// message size.
 pub fn arbitrary_ctx(u: &mut Unstructured<'_>) -> Result<BgpCtx> {
     let mut add_path_rx = Vec::new();
-    for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST, Family::L2VPN_EVPN] {
+    for f in [
+        Family::IPV4_UNICAST,
+        Family::IPV6_UNICAST,
+        Family::L2VPN_EVPN,
+    ] {
         if u.ratio(1, 3)? {
             add_path_rx.push(f);
         }
     }
-    Ok(BgpCtx { four_octet_as: u.arbitrary()?, extended_message: true, add_path_rx })
+    Ok(BgpCtx {
+        four_octet_as: u.arbitrary()?,
+        extended_message: true,
+        add_path_rx,
+    })
 }
 
 /// A canonical message that fits the context's maximum size.

@@ -59,7 +59,11 @@ impl BgpCtx {
     }
 
     pub fn max_len(&self) -> usize {
-        if self.extended_message { MAX_EXTENDED_LEN } else { MAX_LEN }
+        if self.extended_message {
+            MAX_EXTENDED_LEN
+        } else {
+            MAX_LEN
+        }
     }
 }
 
@@ -83,7 +87,12 @@ pub struct MessageError {
 
 impl std::fmt::Display for MessageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (NOTIFICATION {})", self.error, self.notification.describe())
+        write!(
+            f,
+            "{} (NOTIFICATION {})",
+            self.error,
+            self.notification.describe()
+        )
     }
 }
 
@@ -102,7 +111,10 @@ pub fn frame_len(buf: &[u8], ctx: &BgpCtx) -> Result<Option<usize>, MessageError
 }
 
 fn header_error(error: WireError, sub: u8, data: Vec<u8>) -> MessageError {
-    MessageError { error, notification: NotificationMsg::new(super::notification::code::MESSAGE_HEADER, sub, data) }
+    MessageError {
+        error,
+        notification: NotificationMsg::new(super::notification::code::MESSAGE_HEADER, sub, data),
+    }
 }
 
 /// Validate the header (RFC 4271 §6.1) and return (length, type).
@@ -114,7 +126,11 @@ fn check_header(r: &mut Reader<'_>, ctx: &BgpCtx) -> Result<(usize, u8), Message
         // synchronization error has occurred and the Error Subcode MUST be set to Connection
         // Not Synchronized."
         let e = Reader::bad_value_at(0, "marker", 0, "16 octets of 0xff");
-        return Err(header_error(e, header_sub::CONNECTION_NOT_SYNCHRONIZED, Vec::new()));
+        return Err(header_error(
+            e,
+            header_sub::CONNECTION_NOT_SYNCHRONIZED,
+            Vec::new(),
+        ));
     }
     let len_at = r.offset();
     let len = r.u16("message length").map_err(hdr)?;
@@ -135,10 +151,23 @@ fn check_header(r: &mut Reader<'_>, ctx: &BgpCtx) -> Result<(usize, u8), Message
         msg_type::ROUTE_REFRESH => 23,
         _ => HEADER_LEN,
     };
-    let bad_len = len_usize < min || len_usize > max || (typ == msg_type::KEEPALIVE && len_usize != 19);
-    if bad_len && (msg_type::OPEN..=msg_type::ROUTE_REFRESH).contains(&typ) || len_usize < HEADER_LEN || len_usize > max {
-        let e = Reader::bad_value_at(len_at, "message length", u64::from(len), "19..=4096 and the size of the message type");
-        return Err(header_error(e, header_sub::BAD_MESSAGE_LENGTH, len.to_be_bytes().to_vec()));
+    let bad_len =
+        len_usize < min || len_usize > max || (typ == msg_type::KEEPALIVE && len_usize != 19);
+    if bad_len && (msg_type::OPEN..=msg_type::ROUTE_REFRESH).contains(&typ)
+        || len_usize < HEADER_LEN
+        || len_usize > max
+    {
+        let e = Reader::bad_value_at(
+            len_at,
+            "message length",
+            u64::from(len),
+            "19..=4096 and the size of the message type",
+        );
+        return Err(header_error(
+            e,
+            header_sub::BAD_MESSAGE_LENGTH,
+            len.to_be_bytes().to_vec(),
+        ));
     }
     if !(msg_type::OPEN..=msg_type::ROUTE_REFRESH).contains(&typ) {
         // RFC 4271 §6.1: "If the Type field of the message header is not recognized, then the
@@ -158,14 +187,24 @@ impl Message {
         let mut r = Reader::new(buf);
         let (len, typ) = check_header(&mut r, ctx)?;
         let mut body = r.sub(len - HEADER_LEN, "message body").map_err(|e| {
-            header_error(e, header_sub::BAD_MESSAGE_LENGTH, (len as u16).to_be_bytes().to_vec())
+            header_error(
+                e,
+                header_sub::BAD_MESSAGE_LENGTH,
+                (len as u16).to_be_bytes().to_vec(),
+            )
         })?;
         let msg = match typ {
             msg_type::OPEN => Message::Open(OpenMsg::decode(&mut body)?),
             msg_type::UPDATE => Message::Update(UpdateMsg::decode(&mut body, ctx)?),
-            msg_type::NOTIFICATION => Message::Notification(NotificationMsg::decode(&mut body).map_err(|e| {
-                header_error(e, header_sub::BAD_MESSAGE_LENGTH, (len as u16).to_be_bytes().to_vec())
-            })?),
+            msg_type::NOTIFICATION => {
+                Message::Notification(NotificationMsg::decode(&mut body).map_err(|e| {
+                    header_error(
+                        e,
+                        header_sub::BAD_MESSAGE_LENGTH,
+                        (len as u16).to_be_bytes().to_vec(),
+                    )
+                })?)
+            }
             msg_type::KEEPALIVE => Message::Keepalive,
             _ => Message::RouteRefresh(RouteRefreshMsg::decode(&mut body)?),
         };
@@ -232,16 +271,29 @@ mod tests {
         let mut b = keepalive();
         b[17] = 18;
         let e = Message::decode(&b, &ctx).unwrap_err();
-        assert_eq!((e.notification.code, e.notification.subcode, e.notification.data.clone()), (code::MESSAGE_HEADER, 2, vec![0, 18]));
+        assert_eq!(
+            (
+                e.notification.code,
+                e.notification.subcode,
+                e.notification.data.clone()
+            ),
+            (code::MESSAGE_HEADER, 2, vec![0, 18])
+        );
         // KEEPALIVE with a body (length 23) → 1/2
         let mut b = keepalive();
         b[17] = 23;
         b.extend([0; 4]);
-        assert_eq!(Message::decode(&b, &ctx).unwrap_err().notification.subcode, 2);
+        assert_eq!(
+            Message::decode(&b, &ctx).unwrap_err().notification.subcode,
+            2
+        );
         // marker not all ones → 1/1
         let mut b = keepalive();
         b[3] = 0;
-        assert_eq!(Message::decode(&b, &ctx).unwrap_err().notification.subcode, 1);
+        assert_eq!(
+            Message::decode(&b, &ctx).unwrap_err().notification.subcode,
+            1
+        );
         // type 7 → 1/3 with the type as data
         let mut b = keepalive();
         b[18] = 7;
@@ -252,7 +304,10 @@ mod tests {
         b[16..18].copy_from_slice(&5000u16.to_be_bytes());
         b[18] = 2;
         assert_eq!(frame_len(&b, &ctx).unwrap_err().notification.subcode, 2);
-        let ext = BgpCtx { extended_message: true, ..BgpCtx::default() };
+        let ext = BgpCtx {
+            extended_message: true,
+            ..BgpCtx::default()
+        };
         assert_eq!(frame_len(&b, &ext).unwrap(), Some(5000));
         // but never an OPEN over 4096
         b[18] = 1;
@@ -261,6 +316,9 @@ mod tests {
 
     #[test]
     fn frame_len_waits_for_header() {
-        assert_eq!(frame_len(&keepalive()[..18], &BgpCtx::default()).unwrap(), None);
+        assert_eq!(
+            frame_len(&keepalive()[..18], &BgpCtx::default()).unwrap(),
+            None
+        );
     }
 }

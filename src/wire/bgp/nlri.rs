@@ -34,12 +34,22 @@ impl IpPrefix {
     pub fn network(&self) -> IpPrefix {
         match self.addr {
             IpAddr::V4(a) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.len.min(32))).unwrap_or(0);
-                IpPrefix { addr: IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask)), len: self.len }
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.len.min(32)))
+                    .unwrap_or(0);
+                IpPrefix {
+                    addr: IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask)),
+                    len: self.len,
+                }
             }
             IpAddr::V6(a) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.len.min(128))).unwrap_or(0);
-                IpPrefix { addr: IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask)), len: self.len }
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len.min(128)))
+                    .unwrap_or(0);
+                IpPrefix {
+                    addr: IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask)),
+                    len: self.len,
+                }
             }
         }
     }
@@ -55,7 +65,11 @@ impl IpPrefix {
                 start,
                 "prefix length",
                 u64::from(len),
-                if v6 { "at most 128 bits" } else { "at most 32 bits" },
+                if v6 {
+                    "at most 128 bits"
+                } else {
+                    "at most 32 bits"
+                },
             ));
         }
         let bytes = r.bytes(usize::from(len).div_ceil(8), "prefix")?;
@@ -114,7 +128,10 @@ impl IpPrefix {
         let raw: u32 = u.arbitrary()?;
         let keep = usize::from(len).div_ceil(8) as u32 * 8;
         let mask = u32::MAX.checked_shl(32 - keep).unwrap_or(0);
-        Ok(IpPrefix { addr: IpAddr::V4(Ipv4Addr::from(raw & mask)), len })
+        Ok(IpPrefix {
+            addr: IpAddr::V4(Ipv4Addr::from(raw & mask)),
+            len,
+        })
     }
 
     pub fn arbitrary_v6(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Self> {
@@ -122,7 +139,10 @@ impl IpPrefix {
         let raw: u128 = u.arbitrary()?;
         let keep = usize::from(len).div_ceil(8) as u32 * 8;
         let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
-        Ok(IpPrefix { addr: IpAddr::V6(Ipv6Addr::from(raw & mask)), len })
+        Ok(IpPrefix {
+            addr: IpAddr::V6(Ipv6Addr::from(raw & mask)),
+            len,
+        })
     }
 }
 
@@ -178,8 +198,15 @@ impl NlriList {
             Family::L2VPN_EVPN => {
                 let mut v = Vec::with_capacity(r.remaining() / 36);
                 while !r.is_empty() {
-                    let path_id = if add_path { Some(r.u32("path identifier")?) } else { None };
-                    v.push(EvpnNlri { path_id, route: EvpnRoute::decode(r)? });
+                    let path_id = if add_path {
+                        Some(r.u32("path identifier")?)
+                    } else {
+                        None
+                    };
+                    v.push(EvpnNlri {
+                        path_id,
+                        route: EvpnRoute::decode(r)?,
+                    });
                 }
                 Ok(NlriList::Evpn(v))
             }
@@ -204,11 +231,22 @@ impl NlriList {
 }
 
 /// Decode a run of prefixes filling all of `r` (withdrawn routes, NLRI field, MP NLRI).
-pub fn decode_prefixes(r: &mut Reader<'_>, v6: bool, add_path: bool) -> WireResult<Vec<PrefixNlri>> {
+pub fn decode_prefixes(
+    r: &mut Reader<'_>,
+    v6: bool,
+    add_path: bool,
+) -> WireResult<Vec<PrefixNlri>> {
     let mut v = Vec::with_capacity(r.remaining() / 4);
     while !r.is_empty() {
-        let path_id = if add_path { Some(r.u32("path identifier")?) } else { None };
-        v.push(PrefixNlri { path_id, prefix: IpPrefix::decode(r, v6)? });
+        let path_id = if add_path {
+            Some(r.u32("path identifier")?)
+        } else {
+            None
+        };
+        v.push(PrefixNlri {
+            path_id,
+            prefix: IpPrefix::decode(r, v6)?,
+        });
     }
     Ok(v)
 }

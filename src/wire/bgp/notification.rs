@@ -81,13 +81,21 @@ pub struct NotificationMsg {
 
 impl NotificationMsg {
     pub fn new(code: u8, subcode: u8, data: Vec<u8>) -> Self {
-        NotificationMsg { code, subcode, data }
+        NotificationMsg {
+            code,
+            subcode,
+            data,
+        }
     }
 
     pub fn decode(r: &mut Reader<'_>) -> WireResult<Self> {
         let code = r.u8("error code")?;
         let subcode = r.u8("error subcode")?;
-        Ok(NotificationMsg { code, subcode, data: r.rest().to_vec() })
+        Ok(NotificationMsg {
+            code,
+            subcode,
+            data: r.rest().to_vec(),
+        })
     }
 
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -155,7 +163,10 @@ impl NotificationMsg {
     /// RFC 9003 §2: Administrative Shutdown/Reset may carry a UTF-8 message (length octet first).
     pub fn shutdown_message(&self) -> Option<String> {
         if self.code != code::CEASE
-            || !matches!(self.subcode, cease_sub::ADMINISTRATIVE_SHUTDOWN | cease_sub::ADMINISTRATIVE_RESET)
+            || !matches!(
+                self.subcode,
+                cease_sub::ADMINISTRATIVE_SHUTDOWN | cease_sub::ADMINISTRATIVE_RESET
+            )
         {
             return None;
         }
@@ -166,7 +177,13 @@ impl NotificationMsg {
 
     /// `3/9 (UPDATE Message Error / Optional Attribute Error)`.
     pub fn describe(&self) -> String {
-        format!("{}/{} ({} / {})", self.code, self.subcode, self.code_name(), self.subcode_name())
+        format!(
+            "{}/{} ({} / {})",
+            self.code,
+            self.subcode,
+            self.code_name(),
+            self.subcode_name()
+        )
     }
 }
 
@@ -188,7 +205,11 @@ impl serde::Serialize for NotificationMsg {
 impl<'a> arbitrary::Arbitrary<'a> for NotificationMsg {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
         let len = u.int_in_range(0..=64usize)?;
-        Ok(NotificationMsg { code: u.arbitrary()?, subcode: u.arbitrary()?, data: u.bytes(len)?.to_vec() })
+        Ok(NotificationMsg {
+            code: u.arbitrary()?,
+            subcode: u.arbitrary()?,
+            data: u.bytes(len)?.to_vec(),
+        })
     }
 }
 

@@ -28,7 +28,9 @@ pub const PARAM_CAPABILITIES: u8 = 2;
 #[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
 #[serde(tag = "param", rename_all = "snake_case")]
 pub enum OptParam {
-    Capabilities { capabilities: Vec<Capability> },
+    Capabilities {
+        capabilities: Vec<Capability>,
+    },
     Unknown {
         param_type: u8,
         #[serde(serialize_with = "crate::wire::bgp::attr::ser_hex")]
@@ -76,7 +78,11 @@ impl OpenMsg {
         // framing succeeded, so it is also reported as Unspecific.
         let fail = |error: WireError| MessageError {
             error,
-            notification: NotificationMsg::new(code::OPEN_MESSAGE, open_sub::UNSPECIFIC, Vec::new()),
+            notification: NotificationMsg::new(
+                code::OPEN_MESSAGE,
+                open_sub::UNSPECIFIC,
+                Vec::new(),
+            ),
         };
         Self::decode_inner(r).map_err(fail)
     }
@@ -98,7 +104,11 @@ impl OpenMsg {
         };
         while !p.is_empty() {
             let param_type = p.u8("parameter type")?;
-            let len = if extended { usize::from(p.u16("parameter length")?) } else { usize::from(p.u8("parameter length")?) };
+            let len = if extended {
+                usize::from(p.u16("parameter length")?)
+            } else {
+                usize::from(p.u8("parameter length")?)
+            };
             let mut v = p.sub(len, "parameter value")?;
             if param_type == PARAM_CAPABILITIES {
                 let mut capabilities = Vec::new();
@@ -107,11 +117,21 @@ impl OpenMsg {
                 }
                 params.push(OptParam::Capabilities { capabilities });
             } else {
-                params.push(OptParam::Unknown { param_type, value: v.rest().to_vec() });
+                params.push(OptParam::Unknown {
+                    param_type,
+                    value: v.rest().to_vec(),
+                });
             }
         }
         r.finish("OPEN message")?;
-        Ok(OpenMsg { version, my_as, hold_time, bgp_id, params, extended_params: extended })
+        Ok(OpenMsg {
+            version,
+            my_as,
+            hold_time,
+            bgp_id,
+            params,
+            extended_params: extended,
+        })
     }
 
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -127,13 +147,16 @@ impl OpenMsg {
                     capabilities.iter().for_each(|c| c.encode(&mut v));
                     values.push((PARAM_CAPABILITIES, v));
                 }
-                OptParam::Unknown { param_type, value } => values.push((*param_type, value.clone())),
+                OptParam::Unknown { param_type, value } => {
+                    values.push((*param_type, value.clone()))
+                }
             }
         }
         let plain_len: usize = values.iter().map(|(_, v)| 2 + v.len()).sum();
         // RFC 9072 §2: use the extended form when the parameters do not fit, or a single
         // parameter value exceeds 255 octets.
-        let extended = self.extended_params || plain_len > 255 || values.iter().any(|(_, v)| v.len() > 255);
+        let extended =
+            self.extended_params || plain_len > 255 || values.iter().any(|(_, v)| v.len() > 255);
         if extended {
             let ext_len: usize = values.iter().map(|(_, v)| 3 + v.len()).sum();
             out.extend([255, 255]);
@@ -165,7 +188,10 @@ impl<'a> arbitrary::Arbitrary<'a> for OpenMsg {
                     param_type = 1;
                 }
                 let len = u.int_in_range(0..=40usize)?;
-                params.push(OptParam::Unknown { param_type, value: u.bytes(len)?.to_vec() });
+                params.push(OptParam::Unknown {
+                    param_type,
+                    value: u.bytes(len)?.to_vec(),
+                });
             } else {
                 let c = u.int_in_range(0..=6usize)?;
                 let capabilities = (0..c).map(|_| u.arbitrary()).collect::<Result<_, _>>()?;
@@ -197,13 +223,17 @@ mod tests {
     fn open_round_trip_plain_and_extended() {
         // version 4, AS 65001, hold 90, id 10.0.0.1, one Capabilities param: MP evpn + 4-octet AS
         let body = [
-            4u8, 0xfd, 0xe9, 0, 90, 10, 0, 0, 1, 14, 2, 12, 1, 4, 0, 25, 0, 70, 65, 4, 0, 0, 0xfd, 0xe9,
+            4u8, 0xfd, 0xe9, 0, 90, 10, 0, 0, 1, 14, 2, 12, 1, 4, 0, 25, 0, 70, 65, 4, 0, 0, 0xfd,
+            0xe9,
         ];
         let m = OpenMsg::decode(&mut Reader::new(&body)).unwrap();
         assert_eq!(m.asn(), 65001);
         assert_eq!(
             m.capabilities().next(),
-            Some(&Capability::Multiprotocol { family: Family::L2VPN_EVPN, reserved: 0 })
+            Some(&Capability::Multiprotocol {
+                family: Family::L2VPN_EVPN,
+                reserved: 0
+            })
         );
         let mut out = Vec::new();
         m.encode(&mut out);
@@ -211,8 +241,8 @@ mod tests {
 
         // the same in RFC 9072 form
         let ext = [
-            4u8, 0xfd, 0xe9, 0, 90, 10, 0, 0, 1, 255, 255, 0, 15, 2, 0, 12, 1, 4, 0, 25, 0, 70, 65, 4, 0, 0, 0xfd,
-            0xe9,
+            4u8, 0xfd, 0xe9, 0, 90, 10, 0, 0, 1, 255, 255, 0, 15, 2, 0, 12, 1, 4, 0, 25, 0, 70, 65,
+            4, 0, 0, 0xfd, 0xe9,
         ];
         let m2 = OpenMsg::decode(&mut Reader::new(&ext)).unwrap();
         assert!(m2.extended_params);

@@ -37,16 +37,31 @@ impl RouteRefreshMsg {
         // the subcode of 'Invalid Message Length'." Applied to all subtypes: the body is 4 octets.
         let len = r.remaining();
         if len != 4 {
-            let error = r.error("ROUTE-REFRESH body", crate::wire::Reason::BadValue { value: len as u64, expected: "4 octets" });
+            let error = r.error(
+                "ROUTE-REFRESH body",
+                crate::wire::Reason::BadValue {
+                    value: len as u64,
+                    expected: "4 octets",
+                },
+            );
             // The Data field carries the complete message (RFC 7313 §5); we have the body only,
             // the header is re-created by the sender of the NOTIFICATION.
-            return Err(MessageError { error, notification: NotificationMsg::new(code::ROUTE_REFRESH, 1, r.rest().to_vec()) });
+            return Err(MessageError {
+                error,
+                notification: NotificationMsg::new(code::ROUTE_REFRESH, 1, r.rest().to_vec()),
+            });
         }
-        let map = |error| MessageError { error, notification: NotificationMsg::new(code::ROUTE_REFRESH, 1, Vec::new()) };
+        let map = |error| MessageError {
+            error,
+            notification: NotificationMsg::new(code::ROUTE_REFRESH, 1, Vec::new()),
+        };
         let afi = Afi(r.u16("AFI").map_err(map)?);
         let subtype = r.u8("route refresh subtype").map_err(map)?;
         let safi = Safi(r.u8("SAFI").map_err(map)?);
-        Ok(RouteRefreshMsg { family: Family::new(afi, safi), subtype })
+        Ok(RouteRefreshMsg {
+            family: Family::new(afi, safi),
+            subtype,
+        })
     }
 
     pub fn encode(&self, out: &mut Vec<u8>) {

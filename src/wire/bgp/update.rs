@@ -42,7 +42,10 @@ pub struct UpdateMsg {
 }
 
 fn update_error(error: WireError, sub: u8) -> MessageError {
-    MessageError { error, notification: NotificationMsg::new(ncode::UPDATE_MESSAGE, sub, Vec::new()) }
+    MessageError {
+        error,
+        notification: NotificationMsg::new(ncode::UPDATE_MESSAGE, sub, Vec::new()),
+    }
 }
 
 impl UpdateMsg {
@@ -70,13 +73,21 @@ impl UpdateMsg {
                 Ok(attr) => attrs.push(attr),
                 Err(error) => {
                     let mut b = before;
-                    attrs_tail = Some(AttrTail { raw: b.rest().to_vec(), error });
+                    attrs_tail = Some(AttrTail {
+                        raw: b.rest().to_vec(),
+                        error,
+                    });
                     break;
                 }
             }
         }
         let nlri = decode_prefixes(r, false, add_path).map_err(netf)?;
-        Ok(UpdateMsg { withdrawn, attrs, attrs_tail, nlri })
+        Ok(UpdateMsg {
+            withdrawn,
+            attrs,
+            attrs_tail,
+            nlri,
+        })
     }
 
     pub fn encode(&self, ctx: &BgpCtx, out: &mut Vec<u8>) {
@@ -136,7 +147,12 @@ impl UpdateMsg {
         }
         match self.attrs.as_slice() {
             [] => Some(Family::IPV4_UNICAST),
-            [PathAttr { value: AttrValue::MpUnreach(m), .. }] if m.withdrawn.is_empty() => Some(m.family),
+            [
+                PathAttr {
+                    value: AttrValue::MpUnreach(m),
+                    ..
+                },
+            ] if m.withdrawn.is_empty() => Some(m.family),
             _ => None,
         }
     }
@@ -152,7 +168,10 @@ impl UpdateMsg {
             _ => NlriList::Raw(Vec::new()),
         };
         UpdateMsg {
-            attrs: vec![PathAttr::new(code::MP_UNREACH_NLRI, AttrValue::MpUnreach(MpUnreach { family, withdrawn }))],
+            attrs: vec![PathAttr::new(
+                code::MP_UNREACH_NLRI,
+                AttrValue::MpUnreach(MpUnreach { family, withdrawn }),
+            )],
             ..UpdateMsg::default()
         }
     }
@@ -173,7 +192,11 @@ mod tests {
     #[test]
     fn eor_markers_round_trip() {
         let ctx = BgpCtx::default();
-        for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST, Family::L2VPN_EVPN] {
+        for f in [
+            Family::IPV4_UNICAST,
+            Family::IPV6_UNICAST,
+            Family::L2VPN_EVPN,
+        ] {
             let m = Message::Update(UpdateMsg::eor(f));
             let bytes = m.to_bytes(&ctx);
             let (back, n) = Message::decode(&bytes, &ctx).unwrap();

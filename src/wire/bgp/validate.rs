@@ -96,7 +96,11 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn ok() -> Self {
-        Verdict { action: Action::None, findings: Vec::new(), notification: None }
+        Verdict {
+            action: Action::None,
+            findings: Vec::new(),
+            notification: None,
+        }
     }
 
     /// A message that failed to decode (header, OPEN, UPDATE sections): session reset.
@@ -119,12 +123,18 @@ impl Verdict {
 
     /// Attribute indices to drop (attribute discard findings).
     pub fn discarded(&self) -> impl Iterator<Item = usize> + '_ {
-        self.findings.iter().filter(|f| f.action == Action::AttributeDiscard).filter_map(|f| f.index)
+        self.findings
+            .iter()
+            .filter(|f| f.action == Action::AttributeDiscard)
+            .filter_map(|f| f.index)
     }
 
     /// Families to disable (AFI/SAFI disable findings).
     pub fn disabled_families(&self) -> impl Iterator<Item = Family> + '_ {
-        self.findings.iter().filter(|f| f.action == Action::AfiSafiDisable).filter_map(|f| f.family)
+        self.findings
+            .iter()
+            .filter(|f| f.action == Action::AfiSafiDisable)
+            .filter_map(|f| f.family)
     }
 }
 
@@ -166,7 +176,13 @@ fn upd(sub: u8, data: Vec<u8>) -> Option<NotificationMsg> {
 fn attr_bytes(u: &UpdateMsg, i: usize) -> Vec<u8> {
     let mut out = Vec::new();
     if let Some(a) = u.attrs.get(i) {
-        a.encode(&super::message::BgpCtx { four_octet_as: true, ..Default::default() }, &mut out);
+        a.encode(
+            &super::message::BgpCtx {
+                four_octet_as: true,
+                ..Default::default()
+            },
+            &mut out,
+        );
     }
     out
 }
@@ -180,7 +196,9 @@ fn family_of_raw(raw: &[u8]) -> Option<Family> {
 
 /// Apply RFC 7606 to a decoded UPDATE in the session context `ctx`.
 pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
-    let mut acc = Acc { findings: Vec::new() };
+    let mut acc = Acc {
+        findings: Vec::new(),
+    };
 
     // RFC 7606 §4: "the 'treat-as-withdraw' approach MUST be used ... and the Total Attribute
     // Length MUST be relied upon to enable the beginning of the NLRI field to be located." If
@@ -195,7 +213,11 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
                 tc,
                 None,
                 None,
-                format!("{} overruns the attribute section: {}", tc.map_or("", name), t.error),
+                format!(
+                    "{} overruns the attribute section: {}",
+                    tc.map_or("", name),
+                    t.error
+                ),
                 "RFC 7606 §4",
                 upd(update_sub::MALFORMED_ATTRIBUTE_LIST, Vec::new()),
             );
@@ -239,7 +261,10 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
                 Some(a.type_code),
                 Some(i),
                 None,
-                format!("repeated {}: all but the first occurrence discarded", a.name()),
+                format!(
+                    "repeated {}: all but the first occurrence discarded",
+                    a.name()
+                ),
                 "RFC 7606 §3(g)",
                 None,
             );
@@ -259,7 +284,11 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
                     Some(tc),
                     Some(i),
                     None,
-                    format!("{} flags 0x{:02x} conflict with its definition (O/T = 0x{want:02x})", a.name(), a.flags),
+                    format!(
+                        "{} flags 0x{:02x} conflict with its definition (O/T = 0x{want:02x})",
+                        a.name(),
+                        a.flags
+                    ),
                     "RFC 7606 §3(c)",
                     upd(update_sub::ATTRIBUTE_FLAGS_ERROR, attr_bytes(u, i)),
                 );
@@ -276,14 +305,19 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
                     None,
                     format!("unrecognized well-known attribute type {tc}"),
                     "RFC 4271 §6.3; RFC 7606 §2",
-                    upd(update_sub::UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE, attr_bytes(u, i)),
+                    upd(
+                        update_sub::UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
+                        attr_bytes(u, i),
+                    ),
                 );
                 continue;
             }
             _ => {}
         }
         match &a.value {
-            AttrValue::Malformed { raw, error } => classify_malformed(&mut acc, u, i, tc, raw, error, ctx),
+            AttrValue::Malformed { raw, error } => {
+                classify_malformed(&mut acc, u, i, tc, raw, error, ctx)
+            }
             AttrValue::LocalPref(_) if !ctx.ibgp => acc.push(
                 Action::AttributeDiscard,
                 Some(tc),
@@ -312,7 +346,12 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
                 None,
             ),
             AttrValue::AsPath(segs) => {
-                let confed = segs.iter().any(|s| matches!(s.seg_type, segment::AS_CONFED_SEQUENCE | segment::AS_CONFED_SET));
+                let confed = segs.iter().any(|s| {
+                    matches!(
+                        s.seg_type,
+                        segment::AS_CONFED_SEQUENCE | segment::AS_CONFED_SET
+                    )
+                });
                 if confed && !ctx.ibgp && !ctx.confed_peer {
                     acc.push(
                         Action::TreatAsWithdraw,
@@ -324,8 +363,13 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
                         upd(update_sub::MALFORMED_AS_PATH, Vec::new()),
                     );
                 } else if !ctx.ibgp && ctx.enforce_first_as && !ctx.confed_peer {
-                    let first = segs.first().filter(|s| s.seg_type == segment::AS_SEQUENCE).and_then(|s| s.asns.first());
-                    if first != Some(&ctx.peer_as) && (!u.nlri.is_empty() || u.mp_reach().is_some_and(|m| !m.nlri.is_empty())) {
+                    let first = segs
+                        .first()
+                        .filter(|s| s.seg_type == segment::AS_SEQUENCE)
+                        .and_then(|s| s.asns.first());
+                    if first != Some(&ctx.peer_as)
+                        && (!u.nlri.is_empty() || u.mp_reach().is_some_and(|m| !m.nlri.is_empty()))
+                    {
                         acc.push(
                             Action::TreatAsWithdraw,
                             Some(tc),
@@ -361,7 +405,10 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
                         Some(tc),
                         Some(i),
                         Some(m.family),
-                        format!("MP_REACH_NLRI for {} which was not negotiated: ignored", m.family),
+                        format!(
+                            "MP_REACH_NLRI for {} which was not negotiated: ignored",
+                            m.family
+                        ),
                         "RFC 4760 §6",
                         None,
                     );
@@ -385,7 +432,10 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
                         Some(tc),
                         Some(i),
                         Some(m.family),
-                        format!("MP_UNREACH_NLRI for {} which was not negotiated: ignored", m.family),
+                        format!(
+                            "MP_UNREACH_NLRI for {} which was not negotiated: ignored",
+                            m.family
+                        ),
                         "RFC 4760 §6",
                         None,
                     );
@@ -421,13 +471,25 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
         }
     }
 
-    let action = acc.findings.iter().map(|f| f.action).max().unwrap_or(Action::None);
+    let action = acc
+        .findings
+        .iter()
+        .map(|f| f.action)
+        .max()
+        .unwrap_or(Action::None);
     let notification = if action == Action::SessionReset {
-        acc.findings.iter().find(|f| f.action == Action::SessionReset).and_then(|f| f.notification.clone())
+        acc.findings
+            .iter()
+            .find(|f| f.action == Action::SessionReset)
+            .and_then(|f| f.notification.clone())
     } else {
         None
     };
-    Verdict { action, findings: acc.findings, notification }
+    Verdict {
+        action,
+        findings: acc.findings,
+        notification,
+    }
 }
 
 fn seen_before(u: &UpdateMsg, i: usize) -> bool {
@@ -440,9 +502,15 @@ fn seen_before(u: &UpdateMsg, i: usize) -> bool {
 fn next_hop_fits(f: Family, nh: &MpNextHop) -> bool {
     match f {
         // RFC 7432 §7: the next hop is an IPv4 or IPv6 address of the PE/VTEP.
-        Family::L2VPN_EVPN => matches!(nh, MpNextHop::Ipv4(_) | MpNextHop::Ipv6(_) | MpNextHop::Ipv6LinkLocal { .. }),
+        Family::L2VPN_EVPN => matches!(
+            nh,
+            MpNextHop::Ipv4(_) | MpNextHop::Ipv6(_) | MpNextHop::Ipv6LinkLocal { .. }
+        ),
         // RFC 8950 allows an IPv6 next hop for IPv4 NLRI.
-        Family::IPV4_UNICAST => matches!(nh, MpNextHop::Ipv4(_) | MpNextHop::Ipv6(_) | MpNextHop::Ipv6LinkLocal { .. }),
+        Family::IPV4_UNICAST => matches!(
+            nh,
+            MpNextHop::Ipv4(_) | MpNextHop::Ipv6(_) | MpNextHop::Ipv6LinkLocal { .. }
+        ),
         Family::IPV6_UNICAST => matches!(nh, MpNextHop::Ipv6(_) | MpNextHop::Ipv6LinkLocal { .. }),
         _ => true,
     }
@@ -450,7 +518,10 @@ fn next_hop_fits(f: Family, nh: &MpNextHop) -> bool {
 
 fn note_untyped_evpn(acc: &mut Acc, nlri: &NlriList, i: usize, tc: u8) {
     if let NlriList::Evpn(v) = nlri {
-        let n = v.iter().filter(|e| matches!(e.route, super::evpn::EvpnRoute::Other { .. })).count();
+        let n = v
+            .iter()
+            .filter(|e| matches!(e.route, super::evpn::EvpnRoute::Other { .. }))
+            .count();
         if n > 0 {
             // RFC 7606 §5.4: typed NLRI of a type the speaker does not support are not an error
             // for the UPDATE; we keep them raw and relay them.
@@ -479,21 +550,81 @@ fn classify_malformed(
     let what = format!("{} malformed: {}", name(tc), error);
     let data = attr_bytes(u, i);
     let (action, rfc, sub) = match tc {
-        code::ORIGIN => (Action::TreatAsWithdraw, "RFC 7606 §7.1", update_sub::INVALID_ORIGIN_ATTRIBUTE),
-        code::AS_PATH => (Action::TreatAsWithdraw, "RFC 7606 §7.2", update_sub::MALFORMED_AS_PATH),
-        code::NEXT_HOP => (Action::TreatAsWithdraw, "RFC 7606 §7.3", update_sub::ATTRIBUTE_LENGTH_ERROR),
-        code::MED => (Action::TreatAsWithdraw, "RFC 7606 §7.4", update_sub::ATTRIBUTE_LENGTH_ERROR),
-        code::LOCAL_PREF if ctx.ibgp => (Action::TreatAsWithdraw, "RFC 7606 §7.5", update_sub::ATTRIBUTE_LENGTH_ERROR),
-        code::LOCAL_PREF => (Action::AttributeDiscard, "RFC 7606 §7.5", update_sub::ATTRIBUTE_LENGTH_ERROR),
-        code::ATOMIC_AGGREGATE => (Action::AttributeDiscard, "RFC 7606 §7.6", update_sub::ATTRIBUTE_LENGTH_ERROR),
-        code::AGGREGATOR => (Action::AttributeDiscard, "RFC 7606 §7.7", update_sub::ATTRIBUTE_LENGTH_ERROR),
-        code::AS4_PATH | code::AS4_AGGREGATOR => (Action::AttributeDiscard, "RFC 6793 §6", update_sub::OPTIONAL_ATTRIBUTE_ERROR),
-        code::COMMUNITIES => (Action::TreatAsWithdraw, "RFC 7606 §7.8", update_sub::OPTIONAL_ATTRIBUTE_ERROR),
-        code::ORIGINATOR_ID => (Action::TreatAsWithdraw, "RFC 7606 §7.9", update_sub::OPTIONAL_ATTRIBUTE_ERROR),
-        code::CLUSTER_LIST => (Action::TreatAsWithdraw, "RFC 7606 §7.10", update_sub::OPTIONAL_ATTRIBUTE_ERROR),
-        code::EXTENDED_COMMUNITIES => (Action::TreatAsWithdraw, "RFC 7606 §7.14", update_sub::OPTIONAL_ATTRIBUTE_ERROR),
-        code::LARGE_COMMUNITY => (Action::TreatAsWithdraw, "RFC 8092 §6", update_sub::OPTIONAL_ATTRIBUTE_ERROR),
-        code::PMSI_TUNNEL => (Action::TreatAsWithdraw, "RFC 7606 §2", update_sub::OPTIONAL_ATTRIBUTE_ERROR),
+        code::ORIGIN => (
+            Action::TreatAsWithdraw,
+            "RFC 7606 §7.1",
+            update_sub::INVALID_ORIGIN_ATTRIBUTE,
+        ),
+        code::AS_PATH => (
+            Action::TreatAsWithdraw,
+            "RFC 7606 §7.2",
+            update_sub::MALFORMED_AS_PATH,
+        ),
+        code::NEXT_HOP => (
+            Action::TreatAsWithdraw,
+            "RFC 7606 §7.3",
+            update_sub::ATTRIBUTE_LENGTH_ERROR,
+        ),
+        code::MED => (
+            Action::TreatAsWithdraw,
+            "RFC 7606 §7.4",
+            update_sub::ATTRIBUTE_LENGTH_ERROR,
+        ),
+        code::LOCAL_PREF if ctx.ibgp => (
+            Action::TreatAsWithdraw,
+            "RFC 7606 §7.5",
+            update_sub::ATTRIBUTE_LENGTH_ERROR,
+        ),
+        code::LOCAL_PREF => (
+            Action::AttributeDiscard,
+            "RFC 7606 §7.5",
+            update_sub::ATTRIBUTE_LENGTH_ERROR,
+        ),
+        code::ATOMIC_AGGREGATE => (
+            Action::AttributeDiscard,
+            "RFC 7606 §7.6",
+            update_sub::ATTRIBUTE_LENGTH_ERROR,
+        ),
+        code::AGGREGATOR => (
+            Action::AttributeDiscard,
+            "RFC 7606 §7.7",
+            update_sub::ATTRIBUTE_LENGTH_ERROR,
+        ),
+        code::AS4_PATH | code::AS4_AGGREGATOR => (
+            Action::AttributeDiscard,
+            "RFC 6793 §6",
+            update_sub::OPTIONAL_ATTRIBUTE_ERROR,
+        ),
+        code::COMMUNITIES => (
+            Action::TreatAsWithdraw,
+            "RFC 7606 §7.8",
+            update_sub::OPTIONAL_ATTRIBUTE_ERROR,
+        ),
+        code::ORIGINATOR_ID => (
+            Action::TreatAsWithdraw,
+            "RFC 7606 §7.9",
+            update_sub::OPTIONAL_ATTRIBUTE_ERROR,
+        ),
+        code::CLUSTER_LIST => (
+            Action::TreatAsWithdraw,
+            "RFC 7606 §7.10",
+            update_sub::OPTIONAL_ATTRIBUTE_ERROR,
+        ),
+        code::EXTENDED_COMMUNITIES => (
+            Action::TreatAsWithdraw,
+            "RFC 7606 §7.14",
+            update_sub::OPTIONAL_ATTRIBUTE_ERROR,
+        ),
+        code::LARGE_COMMUNITY => (
+            Action::TreatAsWithdraw,
+            "RFC 8092 §6",
+            update_sub::OPTIONAL_ATTRIBUTE_ERROR,
+        ),
+        code::PMSI_TUNNEL => (
+            Action::TreatAsWithdraw,
+            "RFC 7606 §2",
+            update_sub::OPTIONAL_ATTRIBUTE_ERROR,
+        ),
         code::MP_REACH_NLRI | code::MP_UNREACH_NLRI => {
             // RFC 7606 §5.3 / §7.11 with RFC 4760 §7: NLRI that cannot be parsed → AFI/SAFI
             // disable when the family is known and negotiated, otherwise session reset.
@@ -505,10 +636,22 @@ fn classify_malformed(
                 Some(f) => (Action::AttributeDiscard, Some(f)),
                 None => (Action::SessionReset, None),
             };
-            acc.push(action, Some(tc), Some(i), family, what, "RFC 7606 §5.3, §7.11; RFC 4760 §7", upd(update_sub::OPTIONAL_ATTRIBUTE_ERROR, data));
+            acc.push(
+                action,
+                Some(tc),
+                Some(i),
+                family,
+                what,
+                "RFC 7606 §5.3, §7.11; RFC 4760 §7",
+                upd(update_sub::OPTIONAL_ATTRIBUTE_ERROR, data),
+            );
             return;
         }
-        _ => (Action::TreatAsWithdraw, "RFC 7606 §2", update_sub::OPTIONAL_ATTRIBUTE_ERROR),
+        _ => (
+            Action::TreatAsWithdraw,
+            "RFC 7606 §2",
+            update_sub::OPTIONAL_ATTRIBUTE_ERROR,
+        ),
     };
     acc.push(action, Some(tc), Some(i), None, what, rfc, upd(sub, data));
 }
@@ -526,7 +669,11 @@ pub fn apply(u: &UpdateMsg, v: &Verdict) -> Option<Vec<UpdateMsg>> {
     }
     let discard: Vec<usize> = v.discarded().collect();
     let disabled: Vec<Family> = v.disabled_families().collect();
-    let mut out = UpdateMsg { withdrawn: u.withdrawn.clone(), nlri: u.nlri.clone(), ..UpdateMsg::default() };
+    let mut out = UpdateMsg {
+        withdrawn: u.withdrawn.clone(),
+        nlri: u.nlri.clone(),
+        ..UpdateMsg::default()
+    };
     for (i, a) in u.attrs.iter().enumerate() {
         if discard.contains(&i) {
             continue;
@@ -534,7 +681,11 @@ pub fn apply(u: &UpdateMsg, v: &Verdict) -> Option<Vec<UpdateMsg>> {
         let fam = match &a.value {
             AttrValue::MpReach(m) => Some(m.family),
             AttrValue::MpUnreach(m) => Some(m.family),
-            AttrValue::Malformed { raw, .. } if matches!(a.type_code, code::MP_REACH_NLRI | code::MP_UNREACH_NLRI) => family_of_raw(raw),
+            AttrValue::Malformed { raw, .. }
+                if matches!(a.type_code, code::MP_REACH_NLRI | code::MP_UNREACH_NLRI) =>
+            {
+                family_of_raw(raw)
+            }
             _ => None,
         };
         if fam.is_some_and(|f| disabled.contains(&f)) {
@@ -545,7 +696,11 @@ pub fn apply(u: &UpdateMsg, v: &Verdict) -> Option<Vec<UpdateMsg>> {
     // Findings are independent: an UPDATE can disable one family and be treat-as-withdraw for
     // the rest, so treat-as-withdraw applies whenever any finding asks for it (found by the
     // `bgp_update_validate` fuzz target; regression test `taw_applies_alongside_afi_safi_disable`).
-    if !v.findings.iter().any(|f| f.action == Action::TreatAsWithdraw) {
+    if !v
+        .findings
+        .iter()
+        .any(|f| f.action == Action::TreatAsWithdraw)
+    {
         return Some(vec![out]);
     }
     // RFC 7606 §2: "treat-as-withdraw": the routes in the UPDATE are handled as though they had
@@ -556,7 +711,12 @@ pub fn apply(u: &UpdateMsg, v: &Verdict) -> Option<Vec<UpdateMsg>> {
     let mut reach_as_unreach: Option<MpUnreach> = None;
     for a in out.attrs.drain(..) {
         match a.value {
-            AttrValue::MpReach(m) => reach_as_unreach = Some(MpUnreach { family: m.family, withdrawn: m.nlri }),
+            AttrValue::MpReach(m) => {
+                reach_as_unreach = Some(MpUnreach {
+                    family: m.family,
+                    withdrawn: m.nlri,
+                })
+            }
             AttrValue::MpUnreach(m) if unreach.is_none() => unreach = Some(m),
             _ => {}
         }
@@ -565,17 +725,29 @@ pub fn apply(u: &UpdateMsg, v: &Verdict) -> Option<Vec<UpdateMsg>> {
     let mut extra = None;
     match (unreach.as_mut(), reach_as_unreach) {
         (Some(u), Some(r)) if u.family == r.family => merge_nlri(&mut u.withdrawn, r.withdrawn),
-        (Some(_), Some(r)) => extra = Some(UpdateMsg { attrs: vec![mp(r)], ..UpdateMsg::default() }),
+        (Some(_), Some(r)) => {
+            extra = Some(UpdateMsg {
+                attrs: vec![mp(r)],
+                ..UpdateMsg::default()
+            })
+        }
         (None, Some(r)) => unreach = Some(r),
         (_, None) => {}
     }
-    let first = UpdateMsg { withdrawn, attrs: unreach.into_iter().map(mp).collect(), attrs_tail: None, nlri: Vec::new() };
+    let first = UpdateMsg {
+        withdrawn,
+        attrs: unreach.into_iter().map(mp).collect(),
+        attrs_tail: None,
+        nlri: Vec::new(),
+    };
     Some(std::iter::once(first).chain(extra).collect())
 }
 
 fn merge_nlri(into: &mut NlriList, from: NlriList) {
     match (into, from) {
-        (NlriList::Ipv4(a), NlriList::Ipv4(b)) | (NlriList::Ipv6(a), NlriList::Ipv6(b)) => a.extend(b),
+        (NlriList::Ipv4(a), NlriList::Ipv4(b)) | (NlriList::Ipv6(a), NlriList::Ipv6(b)) => {
+            a.extend(b)
+        }
         (NlriList::Evpn(a), NlriList::Evpn(b)) => a.extend(b),
         (NlriList::Raw(a), NlriList::Raw(b)) => a.extend(b),
         _ => {}
