@@ -118,12 +118,32 @@ pub(crate) fn ser_hex<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::
 
 /// One path attribute. `flags` are kept as received (including Extended Length and Partial)
 /// so the attribute re-encodes to the same bytes and can be relayed with Partial set.
-#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct PathAttr {
     pub flags: u8,
     pub type_code: u8,
-    #[serde(flatten)]
     pub value: AttrValue,
+}
+
+impl serde::Serialize for PathAttr {
+    /// `{"type_code": 1, "name": "ORIGIN", "flags": 64, "origin": 0}`
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct View<'a> {
+            type_code: u8,
+            name: &'static str,
+            flags: u8,
+            #[serde(flatten)]
+            value: &'a AttrValue,
+        }
+        View {
+            type_code: self.type_code,
+            name: self.name(),
+            flags: self.flags,
+            value: &self.value,
+        }
+        .serialize(s)
+    }
 }
 
 /// ORIGIN values (RFC 4271 §5.1.1).
@@ -643,6 +663,26 @@ impl PathAttr {
     pub fn name(&self) -> &'static str {
         name(self.type_code)
     }
+
+    /// How this attribute is passed on to other peers when we do not recognize it
+    /// (RFC 4271 §5): "Unrecognized non-transitive optional attributes MUST be quietly ignored
+    /// and not passed along to other BGP peers. Unrecognized transitive optional attributes
+    /// SHOULD be accepted. If an optional transitive attribute is unrecognized, the Partial bit
+    /// in the attribute flags octet is set to 1, and the attribute is retained for propagation
+    /// to other BGP speakers." Recognized attributes are returned unchanged (the speaker
+    /// rebuilds them); unrecognized non-transitive ones give `None`.
+    pub fn for_propagation(&self) -> Option<PathAttr> {
+        if !matches!(self.value, AttrValue::Unknown(_)) {
+            return Some(self.clone());
+        }
+        if self.flags & flags::OPTIONAL == 0 || self.flags & flags::TRANSITIVE == 0 {
+            return None;
+        }
+        Some(PathAttr {
+            flags: self.flags | flags::PARTIAL,
+            ..self.clone()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -730,6 +770,31 @@ mod tests {
                 label: Label(100),
                 tunnel_id: PmsiTunnelId::Ip(IpAddr::V4(Ipv4Addr::new(10, 255, 0, 2)))
             })
+        );
+    }
+
+    #[test]
+    fn unknown_attributes_propagate_per_rfc4271_section5() {
+        // optional transitive type 99: kept, Partial set, value and Extended Length unchanged
+        let a = rt(&[0xd0, 99, 0, 2, 1, 2], &ctx4());
+        let p = a.for_propagation().unwrap();
+        assert_eq!(p.flags, 0xf0);
+        let mut out = Vec::new();
+        p.encode(&ctx4(), &mut out);
+        assert_eq!(out, [0xf0, 99, 0, 2, 1, 2]);
+        // optional non-transitive: not passed on
+        assert_eq!(rt(&[0x80, 99, 1, 7], &ctx4()).for_propagation(), None);
+        // recognized: unchanged
+        let o = rt(&[0x40, 1, 1, 0], &ctx4());
+        assert_eq!(o.for_propagation(), Some(o));
+    }
+
+    #[test]
+    fn json_names_the_attribute() {
+        let a = rt(&[0x40, 1, 1, 2], &ctx4());
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"type_code":1,"name":"ORIGIN","flags":64,"origin":2}"#
         );
     }
 
