@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::pcap::{self, Transport};
 use crate::wire::bgp::capability::{AddPathFamily, Capability};
-use crate::wire::bgp::message::{HEADER_LEN, frame_len};
+use crate::wire::bgp::message::frame_len;
 use crate::wire::bgp::validate::{ValidateCtx, Verdict, validate};
 use crate::wire::bgp::{BgpCtx, Family, Message};
 use crate::wire::lisp;
@@ -36,6 +36,8 @@ pub struct DecodeOpts {
     pub ibgp: bool,
     pub tcp_port: u16,
     pub udp_port: u16,
+    /// Pre-shared key to verify Map-Register / Map-Notify / Map-Notify-Ack authentication.
+    pub lisp_key: Option<Vec<u8>>,
 }
 
 impl Default for DecodeOpts {
@@ -47,6 +49,7 @@ impl Default for DecodeOpts {
             ibgp: false,
             tcp_port: 179,
             udp_port: 4342,
+            lisp_key: None,
         }
     }
 }
@@ -95,7 +98,9 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn guess_proto(b: &[u8]) -> Proto {
-    if b.len() >= HEADER_LEN && b.iter().take(16).all(|x| *x == 0xff) {
+    // the BGP marker, even when the message is cut short; a LISP message starting 0xff would be
+    // type 15, which vmmi does not decode either way
+    if b.len() >= 4 && b.iter().take(16).all(|x| *x == 0xff) {
         Proto::Bgp
     } else {
         Proto::Lisp
@@ -265,10 +270,39 @@ fn decode_bgp_stream(
     pos
 }
 
-fn decode_lisp(buf: &[u8], base: usize) -> Value {
+/// RFC 9301 §5.6: Map-Register, Map-Notify and Map-Notify-Ack "MUST pass authentication or be
+/// dropped". With a key, the verdict says whether this message would be accepted; the key id
+/// byte is not checked (OOR and lispers.net send the RFC 6830 16-bit form) and either auth data
+/// length (truncated or full HMAC output) is accepted, as vmmi does on receive.
+fn lisp_auth_verdict(m: &lisp::LispMsg, buf: &[u8], key: &[u8]) -> Option<Value> {
+    let auth = match m {
+        lisp::LispMsg::MapRegister(r) => &r.auth,
+        lisp::LispMsg::MapNotify(n) | lisp::LispMsg::MapNotifyAck(n) => &n.auth,
+        _ => return None,
+    };
+    let params = lisp::AuthParams {
+        key_id: auth.key_id,
+        alg_id: auth.alg_id,
+        truncate: false,
+        legacy_key_id: true,
+    };
+    Some(match lisp::verify(buf, key, &params) {
+        Ok(()) => json!({ "valid": true, "auth": "ok" }),
+        Err(e) => {
+            json!({ "valid": false, "auth": e.to_string(), "action": "drop", "rfc": "RFC 9301 §5.6" })
+        }
+    })
+}
+
+fn decode_lisp(buf: &[u8], base: usize, opts: &DecodeOpts) -> Value {
     match lisp::decode(buf) {
         Ok(m) => {
-            json!({ "proto": "lisp", "offset": base, "hex": hex(buf), "message": m, "verdict": { "valid": true } })
+            let verdict = opts
+                .lisp_key
+                .as_deref()
+                .and_then(|k| lisp_auth_verdict(&m, buf, k))
+                .unwrap_or_else(|| json!({ "valid": true }));
+            json!({ "proto": "lisp", "offset": base, "hex": hex(buf), "message": m, "verdict": verdict })
         }
         Err(e) => {
             json!({ "proto": "lisp", "offset": base + e.offset, "hex": hex(buf), "error": e.to_string(),
@@ -285,7 +319,7 @@ pub fn decode_bytes(buf: &[u8], opts: &DecodeOpts) -> Vec<Value> {
             let mut s = Session::default();
             decode_bgp_stream(buf, 0, &mut s, None, opts, &mut out);
         }
-        Proto::Lisp => out.push(decode_lisp(buf, 0)),
+        Proto::Lisp => out.push(decode_lisp(buf, 0, opts)),
     }
     out
 }
@@ -304,7 +338,7 @@ pub fn decode_pcap(file: &[u8], opts: &DecodeOpts) -> Result<Vec<Value>, String>
         };
         match p.transport {
             Transport::Udp if opts.proto != Some(Proto::Bgp) => {
-                let mut v = decode_lisp(&p.data, 0);
+                let mut v = decode_lisp(&p.data, 0, opts);
                 tag(&mut v);
                 out.push(v);
             }
@@ -344,6 +378,29 @@ mod tests {
             "odd number of hex digits (3): expected whole octets"
         );
         assert!(parse_hex("zz").unwrap_err().contains("offset 0"));
+    }
+
+    #[test]
+    fn lisp_key_verifies_oor_register() {
+        // OOR's Map-Register from the lab (key "oor-lab-key", HMAC-SHA-1, 20 octets)
+        let b = parse_hex(
+            "30000101 7cfafd6fc7e0ea6c 0001 0014 3e17a6d0c5d598c727f1be36d7d078d598474f52 0000000a 01 18 1000 0000 4003 0000 0220 000a 0000006b 0001 0a010700 01 64 ff 00 0005 0001 0a600001",
+        )
+        .unwrap();
+        let ok = DecodeOpts {
+            lisp_key: Some(b"oor-lab-key".to_vec()),
+            ..DecodeOpts::default()
+        };
+        assert_eq!(decode_bytes(&b, &ok)[0]["verdict"]["auth"], "ok");
+        let bad = DecodeOpts {
+            lisp_key: Some(b"nope".to_vec()),
+            ..DecodeOpts::default()
+        };
+        let v = &decode_bytes(&b, &bad)[0]["verdict"];
+        assert_eq!(
+            (v["valid"].as_bool(), v["action"].as_str()),
+            (Some(false), Some("drop"))
+        );
     }
 
     #[test]

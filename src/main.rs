@@ -54,6 +54,10 @@ enum Cmd {
         /// UDP port carrying LISP control in the capture.
         #[arg(long, default_value_t = 4342)]
         lisp_port: u16,
+        /// LISP pre-shared key: verify Map-Register/Map-Notify/Map-Notify-Ack authentication
+        /// (RFC 9301 §5.6) and report it in the verdict.
+        #[arg(long, env = "VMMI_LISP_KEY", hide_env_values = true)]
+        lisp_key: Option<String>,
         /// Pretty-print each JSON object.
         #[arg(long)]
         pretty: bool,
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
             ibgp,
             bgp_port,
             lisp_port,
+            lisp_key,
             pretty,
         } => {
             let add_path = match add_path
@@ -104,6 +109,7 @@ fn main() -> ExitCode {
                 ibgp,
                 tcp_port: bgp_port,
                 udp_port: lisp_port,
+                lisp_key: lisp_key.map(String::into_bytes),
             };
             let result = if let Some(path) = pcap {
                 std::fs::read(&path)
