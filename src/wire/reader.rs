@@ -167,6 +167,11 @@ impl<'a> Reader<'a> {
         Ok(u128::from_be_bytes(self.array(field)?))
     }
 
+    /// The unread bytes, without consuming them.
+    pub fn peek_rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
     /// Peek at the next byte without consuming it.
     pub fn peek_u8(&self) -> Option<u8> {
         self.buf.get(self.pos).copied()

@@ -178,41 +178,45 @@ impl Esi {
     }
 
     /// Interprets 10 octets; infallible.
+    #[inline]
     pub fn from_bytes(b: [u8; 10]) -> Self {
-        let [t, v0, v1, v2, v3, v4, v5, v6, v7, v8] = b;
-        let mac = MacAddr([v0, v1, v2, v3, v4, v5]);
+        // Whole-word conversions (no byte-by-byte rebuilds): this runs once per EVPN route.
+        let [t, value @ ..] = b;
+        let [m @ .., _, _, _] = value;
+        let mac = MacAddr(m);
+        // the 9 value octets as one big-endian integer, low 72 bits
+        let mut w = [0u8; 16];
+        if let Some(tail) = w.get_mut(7..) {
+            tail.copy_from_slice(&value);
+        }
+        let w = u128::from_be_bytes(w);
         match t {
-            0 => Esi::Arbitrary {
-                value: [v0, v1, v2, v3, v4, v5, v6, v7, v8],
-            },
+            0 => Esi::Arbitrary { value },
             1 => Esi::Lacp {
                 system_mac: mac,
-                port_key: u16::from_be_bytes([v6, v7]),
-                reserved: v8,
+                port_key: (w >> 8) as u16,
+                reserved: w as u8,
             },
             2 => Esi::Bridged {
                 root_bridge_mac: mac,
-                priority: u16::from_be_bytes([v6, v7]),
-                reserved: v8,
+                priority: (w >> 8) as u16,
+                reserved: w as u8,
             },
             3 => Esi::MacBased {
                 system_mac: mac,
-                local_discriminator: u32::from_be_bytes([0, v6, v7, v8]),
+                local_discriminator: (w as u32) & 0x00ff_ffff,
             },
             4 => Esi::RouterId {
-                router_id: Ipv4Addr::new(v0, v1, v2, v3),
-                local_discriminator: u32::from_be_bytes([v4, v5, v6, v7]),
-                reserved: v8,
+                router_id: Ipv4Addr::from((w >> 40) as u32),
+                local_discriminator: (w >> 8) as u32,
+                reserved: w as u8,
             },
             5 => Esi::AsBased {
-                asn: u32::from_be_bytes([v0, v1, v2, v3]),
-                local_discriminator: u32::from_be_bytes([v4, v5, v6, v7]),
-                reserved: v8,
+                asn: (w >> 40) as u32,
+                local_discriminator: (w >> 8) as u32,
+                reserved: w as u8,
             },
-            esi_type => Esi::Unknown {
-                esi_type,
-                value: [v0, v1, v2, v3, v4, v5, v6, v7, v8],
-            },
+            esi_type => Esi::Unknown { esi_type, value },
         }
     }
 
@@ -498,6 +502,51 @@ pub struct MacIpRoute {
 }
 
 impl MacIpRoute {
+    /// The value of a well-formed type-2 route (RFC 7432 §7.2: MAC length 48; IP length 0, 32
+    /// or 128; one or two labels), decoded without a cursor; `None` for anything else.
+    #[inline]
+    pub fn decode_regular(b: &[u8]) -> Option<Self> {
+        // RD (8) | ESI (10) | Ethernet Tag (4) | MAC len (1) | MAC (6) | IP len (1) = 30 octets
+        let (rd, b) = b.split_first_chunk::<8>()?;
+        let (esi, b) = b.split_first_chunk::<10>()?;
+        let (tag, b) = b.split_first_chunk::<4>()?;
+        let (&mac_len, b) = b.split_first()?;
+        let (mac, b) = b.split_first_chunk::<6>()?;
+        let (&ip_len, rest) = b.split_first()?;
+        if mac_len != 48 {
+            return None;
+        }
+        let (ip, labels) = match (ip_len, rest.len()) {
+            (0, 3 | 6) => (None, rest),
+            (32, 7 | 10) => {
+                let (a, l) = rest.split_first_chunk::<4>()?;
+                (Some(IpAddr::V4(Ipv4Addr::from(*a))), l)
+            }
+            (128, 19 | 22) => {
+                let (a, l) = rest.split_first_chunk::<16>()?;
+                (Some(IpAddr::V6(Ipv6Addr::from(*a))), l)
+            }
+            _ => return None,
+        };
+        let (label1, label2) = match labels {
+            [a, b, c] => (Label(u32::from_be_bytes([0, *a, *b, *c])), None),
+            [a, b, c, d, e, f] => (
+                Label(u32::from_be_bytes([0, *a, *b, *c])),
+                Some(Label(u32::from_be_bytes([0, *d, *e, *f]))),
+            ),
+            _ => return None,
+        };
+        Some(MacIpRoute {
+            rd: RouteDistinguisher::from_bytes(*rd),
+            esi: Esi::from_bytes(*esi),
+            ethernet_tag: u32::from_be_bytes(*tag),
+            mac: MacAddr(*mac),
+            ip,
+            label1,
+            label2,
+        })
+    }
+
     /// Parses the route value (after Type and Length). The caller checks the reader is empty.
     pub fn decode_value(r: &mut Reader<'_>) -> WireResult<Self> {
         let rd = RouteDistinguisher::decode(r)?;
@@ -831,6 +880,14 @@ impl EvpnRoute {
         let len_off = r.offset();
         let len = r.u8(F_ROUTE_LENGTH)?;
         let mut v = r.sub(usize::from(len), F_ROUTE)?;
+        if route_type == Self::MAC_IP {
+            // Hot path (thousands of type-2 routes per UPDATE): one length match, then fields
+            // from a fixed-size array. Anything irregular falls through to the field-by-field
+            // decoder below, which reports the exact error.
+            if let Some(route) = MacIpRoute::decode_regular(v.clone().rest()) {
+                return Ok(EvpnRoute::MacIp(route));
+            }
+        }
         let route = match route_type {
             Self::ETHERNET_AD => EvpnRoute::EthernetAd(EthernetAdRoute::decode_value(&mut v)?),
             Self::MAC_IP => EvpnRoute::MacIp(MacIpRoute::decode_value(&mut v)?),

@@ -18,7 +18,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::afi::Family;
-use super::evpn::EvpnRoute;
+use super::evpn::{EvpnRoute, MacIpRoute};
 use crate::wire::reader::{Reader, WireResult};
 
 /// An IP prefix exactly as carried on the wire. Bits beyond `len` in the last octet are kept
@@ -203,6 +203,21 @@ impl NlriList {
                     } else {
                         None
                     };
+                    // Hot path: a regular MAC/IP route (the bulk of any EVPN table) straight
+                    // from the slice; everything else, and every error, through the general
+                    // decoder, which reports the exact offset and field.
+                    if let [EvpnRoute::MAC_IP, len, tail @ ..] = r.peek_rest()
+                        && let Some(route) = tail
+                            .get(..usize::from(*len))
+                            .and_then(MacIpRoute::decode_regular)
+                    {
+                        r.bytes(2 + usize::from(*len), "EVPN route")?;
+                        v.push(EvpnNlri {
+                            path_id,
+                            route: EvpnRoute::MacIp(route),
+                        });
+                        continue;
+                    }
                     v.push(EvpnNlri {
                         path_id,
                         route: EvpnRoute::decode(r)?,

@@ -44,25 +44,28 @@ impl RouteDistinguisher {
     pub const LEN: usize = 8;
 
     /// Interprets 8 octets; infallible (unknown types become `Unknown`).
+    #[inline]
     pub fn from_bytes(b: [u8; 8]) -> Self {
-        let [t0, t1, a, b2, c, d, e, f] = b;
-        match u16::from_be_bytes([t0, t1]) {
+        // Whole-word conversions (no byte-by-byte rebuilds): this runs once per EVPN route.
+        let w = u64::from_be_bytes(b);
+        let rd_type = (w >> 48) as u16;
+        match rd_type {
             0 => RouteDistinguisher::As2 {
-                asn: u16::from_be_bytes([a, b2]),
-                number: u32::from_be_bytes([c, d, e, f]),
+                asn: (w >> 32) as u16,
+                number: w as u32,
             },
             1 => RouteDistinguisher::Ipv4 {
-                addr: Ipv4Addr::new(a, b2, c, d),
-                number: u16::from_be_bytes([e, f]),
+                addr: Ipv4Addr::from((w >> 16) as u32),
+                number: w as u16,
             },
             2 => RouteDistinguisher::As4 {
-                asn: u32::from_be_bytes([a, b2, c, d]),
-                number: u16::from_be_bytes([e, f]),
+                asn: (w >> 16) as u32,
+                number: w as u16,
             },
-            rd_type => RouteDistinguisher::Unknown {
-                rd_type,
-                value: [a, b2, c, d, e, f],
-            },
+            _ => {
+                let [_, _, value @ ..] = b;
+                RouteDistinguisher::Unknown { rd_type, value }
+            }
         }
     }
 
