@@ -207,16 +207,23 @@ impl NlriList {
                     // from the slice; everything else, and every error, through the general
                     // decoder, which reports the exact offset and field.
                     if let [EvpnRoute::MAC_IP, len, tail @ ..] = r.peek_rest()
-                        && let Some(route) = tail
-                            .get(..usize::from(*len))
-                            .and_then(MacIpRoute::decode_regular)
+                        && let Some(value) = tail.get(..usize::from(*len))
                     {
-                        r.bytes(2 + usize::from(*len), "EVPN route")?;
+                        // decode straight into the Vec slot (no 80-octet move per route)
                         v.push(EvpnNlri {
                             path_id,
-                            route: EvpnRoute::MacIp(route),
+                            route: EvpnRoute::MacIp(MacIpRoute::EMPTY),
                         });
-                        continue;
+                        if let Some(EvpnNlri {
+                            route: EvpnRoute::MacIp(slot),
+                            ..
+                        }) = v.last_mut()
+                            && MacIpRoute::decode_regular_into(value, slot)
+                        {
+                            r.bytes(2 + value.len(), "EVPN route")?;
+                            continue;
+                        }
+                        v.pop();
                     }
                     v.push(EvpnNlri {
                         path_id,
