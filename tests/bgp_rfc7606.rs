@@ -438,3 +438,26 @@ fn taw_with_reach_and_unreach_of_different_families() {
         Some((Family::L2VPN_EVPN, 1))
     );
 }
+
+/// Found by the fuzzer: an MP_UNREACH_NLRI sent with wrong flags (0x40, well-known) makes the
+/// UPDATE treat-as-withdraw (RFC 7606 §3(c)); its withdrawals still stand and are re-issued with
+/// the attribute's proper flags, so the result validates clean.
+#[test]
+fn taw_reissues_withdrawals_with_canonical_flags() {
+    let unreach_bad_flags: &[u8] = &[0x40, 15, 7, 0, 1, 1, 24, 10, 9, 9];
+    let u = UpdateMsg::decode(
+        &mut Reader::new(&body(&[&ORIGIN, &AS_PATH, unreach_bad_flags], &[])),
+        &ctx(),
+    )
+    .unwrap();
+    let v = validate(&u, &ebgp());
+    assert_eq!(
+        one(&v),
+        (Action::TreatAsWithdraw, Some(15), "RFC 7606 §3(c)")
+    );
+    let out = apply(&u, &v).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].attrs[0].flags, 0x80);
+    assert_eq!(out[0].mp_unreach().map(|m| m.withdrawn.len()), Some(1));
+    assert_eq!(validate(&out[0], &ebgp()).action, Action::None);
+}
