@@ -461,3 +461,27 @@ fn taw_reissues_withdrawals_with_canonical_flags() {
     assert_eq!(out[0].mp_unreach().map(|m| m.withdrawn.len()), Some(1));
     assert_eq!(validate(&out[0], &ebgp()).action, Action::None);
 }
+
+/// Found by the fuzzer: a withdrawal list longer than 255 octets re-issued by `apply` must carry
+/// the Extended Length flag in memory too, so the UPDATE equals its own decoded encoding.
+#[test]
+fn reissued_long_withdrawal_gets_extended_length() {
+    let data =
+        include_bytes!("../fuzz/regressions/bgp_update_validate-reissued-unreach-ext-length.bin");
+    let (_sel, b) = data.split_first().unwrap();
+    // the fuzz target's context for selector 0x05: 4-octet AS, iBGP, extended messages
+    let ext = BgpCtx {
+        four_octet_as: true,
+        extended_message: true,
+        add_path_rx: vec![],
+    };
+    let u = UpdateMsg::decode(&mut Reader::new(b), &ext).unwrap();
+    let v = validate(&u, &ibgp());
+    let out = apply(&u, &v).expect("not a session reset");
+    assert!(out.iter().any(|f| f.mp_unreach().is_some()));
+    for f in out {
+        let bytes = Message::Update(f.clone()).to_bytes(&ext);
+        let (back, _) = Message::decode(&bytes, &ext).unwrap();
+        assert_eq!(back, Message::Update(f));
+    }
+}

@@ -664,6 +664,18 @@ impl PathAttr {
         name(self.type_code)
     }
 
+    /// Set Extended Length when the encoded value needs two length octets (RFC 4271 §4.3), so
+    /// that an attribute we build is equal to its own decoded encoding. A bit already set is
+    /// kept (some peers always use it, e.g. FRR on MP_REACH_NLRI).
+    pub fn fit_length(mut self, ctx: &BgpCtx) -> Self {
+        let mut val = Vec::new();
+        self.encode_value(ctx, &mut val);
+        if val.len() > 255 {
+            self.flags |= flags::EXTENDED_LENGTH;
+        }
+        self
+    }
+
     /// How this attribute is passed on to other peers when we do not recognize it
     /// (RFC 4271 §5): "Unrecognized non-transitive optional attributes MUST be quietly ignored
     /// and not passed along to other BGP peers. Unrecognized transitive optional attributes

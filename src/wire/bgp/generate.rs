@@ -240,17 +240,12 @@ pub fn arbitrary_attr(u: &mut Unstructured<'_>, ctx: &BgpCtx) -> Result<PathAttr
         None => u.arbitrary::<u8>()? & (flags::OPTIONAL | flags::TRANSITIVE),
     };
     let extra = u.arbitrary::<u8>()? & (flags::PARTIAL | flags::EXTENDED_LENGTH | 0x0f);
-    let mut a = PathAttr {
+    Ok(PathAttr {
         flags: base | extra,
         type_code,
         value,
-    };
-    let mut tmp = Vec::new();
-    a.encode(ctx, &mut tmp);
-    if let Some(f) = tmp.first() {
-        a.flags = *f;
     }
-    Ok(a)
+    .fit_length(ctx))
 }
 
 pub fn arbitrary_update(u: &mut Unstructured<'_>, ctx: &BgpCtx) -> Result<UpdateMsg> {

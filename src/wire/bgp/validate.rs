@@ -721,7 +721,10 @@ pub fn apply(u: &UpdateMsg, v: &Verdict) -> Option<Vec<UpdateMsg>> {
             _ => {}
         }
     }
-    let mp = |m: MpUnreach| PathAttr::new(code::MP_UNREACH_NLRI, AttrValue::MpUnreach(m));
+    let mp = |m: MpUnreach| {
+        PathAttr::new(code::MP_UNREACH_NLRI, AttrValue::MpUnreach(m))
+            .fit_length(&super::message::BgpCtx::default())
+    };
     let mut extra = None;
     match (unreach.as_mut(), reach_as_unreach) {
         (Some(u), Some(r)) if u.family == r.family => merge_nlri(&mut u.withdrawn, r.withdrawn),
