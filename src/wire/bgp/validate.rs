@@ -30,7 +30,9 @@
 use std::net::Ipv4Addr;
 
 use super::afi::{Afi, Family, Safi};
-use super::attr::{AttrValue, MpNextHop, code, expected_flags, flags, name, segment};
+use super::attr::{
+    AttrValue, MpNextHop, MpReach, MpUnreach, code, expected_flags, flags, name, segment,
+};
 use super::message::MessageError;
 use super::nlri::NlriList;
 use super::notification::{NotificationMsg, code as ncode, update_sub};
@@ -398,21 +400,27 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
                     );
                 }
             }
+            AttrValue::MpReach(MpReach { family, nlri, .. })
+            | AttrValue::MpUnreach(MpUnreach {
+                family,
+                withdrawn: nlri,
+            }) if !ctx.families.contains(family) => {
+                acc.push(
+                    Action::AttributeDiscard,
+                    Some(tc),
+                    Some(i),
+                    Some(*family),
+                    format!(
+                        "{} for {family} which was not negotiated: ignored",
+                        a.name()
+                    ),
+                    "RFC 4760 §6",
+                    None,
+                );
+                note_untyped_evpn(&mut acc, nlri, i, tc);
+            }
             AttrValue::MpReach(m) => {
-                if !ctx.families.contains(&m.family) {
-                    acc.push(
-                        Action::AttributeDiscard,
-                        Some(tc),
-                        Some(i),
-                        Some(m.family),
-                        format!(
-                            "MP_REACH_NLRI for {} which was not negotiated: ignored",
-                            m.family
-                        ),
-                        "RFC 4760 §6",
-                        None,
-                    );
-                } else if !next_hop_fits(m.family, &m.next_hop) && !m.nlri.is_empty() {
+                if !next_hop_fits(m.family, &m.next_hop) && !m.nlri.is_empty() {
                     acc.push(
                         Action::TreatAsWithdraw,
                         Some(tc),
@@ -425,23 +433,7 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
                 }
                 note_untyped_evpn(&mut acc, &m.nlri, i, tc);
             }
-            AttrValue::MpUnreach(m) => {
-                if !ctx.families.contains(&m.family) {
-                    acc.push(
-                        Action::AttributeDiscard,
-                        Some(tc),
-                        Some(i),
-                        Some(m.family),
-                        format!(
-                            "MP_UNREACH_NLRI for {} which was not negotiated: ignored",
-                            m.family
-                        ),
-                        "RFC 4760 §6",
-                        None,
-                    );
-                }
-                note_untyped_evpn(&mut acc, &m.withdrawn, i, tc);
-            }
+            AttrValue::MpUnreach(m) => note_untyped_evpn(&mut acc, &m.withdrawn, i, tc),
             _ => {}
         }
     }
