@@ -17,6 +17,7 @@ use crate::wire::bgp::message::frame_len;
 use crate::wire::bgp::validate::{ValidateCtx, Verdict, validate};
 use crate::wire::bgp::{BgpCtx, Family, Message};
 use crate::wire::lisp;
+use crate::wire::types::Hex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Proto {
@@ -94,7 +95,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    Hex(b).to_string()
 }
 
 fn guess_proto(b: &[u8]) -> Proto {

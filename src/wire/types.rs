@@ -60,6 +60,27 @@ impl FromStr for MacAddr {
     }
 }
 
+/// Octets as lower-case hex without separators (`0a0b`), for JSON and logs: `Hex(&bytes)`
+/// displays and serializes as that string.
+pub struct Hex<'a>(pub &'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl serde::Serialize for Hex<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// `#[serde(serialize_with = "crate::wire::types::ser_hex")]` for byte fields.
+pub fn ser_hex<T: AsRef<[u8]>, S: serde::Serializer>(b: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&Hex(b.as_ref()))
+}
+
 impl serde::Serialize for MacAddr {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

@@ -108,13 +108,7 @@ pub fn expected_flags(type_code: u8) -> Option<u8> {
     }
 }
 
-pub(crate) fn ser_hex<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    let mut h = String::with_capacity(b.len() * 2);
-    for x in b {
-        h.push_str(&format!("{x:02x}"));
-    }
-    s.serialize_str(&h)
-}
+pub(crate) use crate::wire::types::ser_hex;
 
 /// One path attribute. `flags` are kept as received (including Extended Length and Partial)
 /// so the attribute re-encodes to the same bytes and can be relayed with Partial set.

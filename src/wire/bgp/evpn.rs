@@ -1126,20 +1126,6 @@ impl<'a> arbitrary::Arbitrary<'a> for EvpnRoute {
 // IPs, MACs, RDs and ESIs are strings; labels are numbers, with `vni` repeating the (first)
 // label read as a VXLAN VNI (RFC 8365 §5.1.3) for convenience.
 
-struct Hex<'a>(&'a [u8]);
-
-impl fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl serde::Serialize for Hex<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 impl serde::Serialize for EthernetAdRoute {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("EthernetAdRoute", 7)?;
@@ -1225,7 +1211,7 @@ impl serde::Serialize for EvpnRoute {
                 st.serialize_field("type", route_type)?;
                 st.serialize_field("name", route_type_name(*route_type))?;
                 st.serialize_field("rd", &self.rd())?;
-                st.serialize_field("value", &Hex(value))?;
+                st.serialize_field("value", &crate::wire::types::Hex(value))?;
                 st.end()
             }
         }

@@ -477,8 +477,7 @@ impl serde::Serialize for ExtCommunity {
             }
             ExtCommunity::Unknown(b) => {
                 m.serialize_entry("type", "unknown")?;
-                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                m.serialize_entry("value", &hex)?;
+                m.serialize_entry("value", &crate::wire::types::Hex(b.as_slice()))?;
             }
         }
         m.end()

@@ -195,8 +195,7 @@ impl serde::Serialize for NotificationMsg {
         st.serialize_field("subcode", &self.subcode)?;
         st.serialize_field("code_name", self.code_name())?;
         st.serialize_field("subcode_name", self.subcode_name())?;
-        let hex: String = self.data.iter().map(|b| format!("{b:02x}")).collect();
-        st.serialize_field("data", &hex)?;
+        st.serialize_field("data", &crate::wire::types::Hex(&self.data))?;
         st.serialize_field("shutdown_message", &self.shutdown_message())?;
         st.end()
     }

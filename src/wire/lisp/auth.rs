@@ -191,7 +191,7 @@ impl AuthTag {
 
 impl std::fmt::Debug for AuthTag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AuthTag({})", super::fields::Hex(self.as_slice()))
+        write!(f, "AuthTag({})", crate::wire::types::Hex(self.as_slice()))
     }
 }
 

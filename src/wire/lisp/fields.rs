@@ -167,16 +167,16 @@ impl XtrTrailer {
 }
 
 /// Lower-case hex text of a byte string.
-pub(crate) struct Hex<'a>(pub &'a [u8]);
+pub(crate) use crate::wire::types::ser_hex;
 
-impl fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
+/// Whether `mask` is set in the header word `w`.
+pub(crate) fn flag(w: u32, mask: u32) -> bool {
+    w & mask != 0
 }
 
-pub(crate) fn ser_hex<T: AsRef<[u8]>, S: Serializer>(b: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&Hex(b.as_ref()))
+/// `mask` if `b`, else 0: for building header words from flags.
+pub(crate) fn set(b: bool, mask: u32) -> u32 {
+    if b { mask } else { 0 }
 }
 
 pub(crate) fn ser_u64_hex<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {

@@ -7,7 +7,9 @@
 use arbitrary::{Arbitrary, Unstructured};
 use serde::Serialize;
 
-use super::fields::{Bits, XtrTrailer, arb_bytes, arb_vec, count_u8, ser_hex, ser_u64_hex};
+use super::fields::{
+    Bits, XtrTrailer, arb_bytes, arb_vec, count_u8, flag, ser_hex, ser_u64_hex, set,
+};
 use super::record::EidRecord;
 use super::request::ARB_MAX_RECORDS;
 use crate::wire::{Reader, WireResult};
@@ -137,14 +139,6 @@ const MREG_T: u32 = 0x0000_0800;
 const MREG_A: u32 = 0x0000_0400;
 const MREG_R: u32 = 0x0000_0200;
 const MREG_M: u32 = 0x0000_0100;
-
-fn flag(w: u32, mask: u32) -> bool {
-    w & mask != 0
-}
-
-fn set(b: bool, mask: u32) -> u32 {
-    if b { mask } else { 0 }
-}
 
 fn decode_records(count: u32, r: &mut Reader<'_>) -> WireResult<Vec<EidRecord>> {
     let mut records = Vec::with_capacity(usize::try_from(count).unwrap_or(0));

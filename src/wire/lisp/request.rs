@@ -9,7 +9,9 @@ use arbitrary::{Arbitrary, Unstructured};
 use serde::Serialize;
 
 use super::address::LispAddr;
-use super::fields::{Bits, XtrTrailer, arb_bytes, arb_vec, count_u8, ser_hex, ser_u64_hex};
+use super::fields::{
+    Bits, XtrTrailer, arb_bytes, arb_vec, count_u8, flag, ser_hex, ser_u64_hex, set,
+};
 use super::record::{EidRecord, RequestRecord};
 use crate::wire::{Reader, WireResult};
 
@@ -89,14 +91,6 @@ const MREQ_R: u32 = 0x0020_0000;
 const MREQ_I: u32 = 0x0010_0000;
 const MREQ_L: u32 = 0x0000_4000;
 const MREQ_D: u32 = 0x0000_2000;
-
-fn flag(w: u32, mask: u32) -> bool {
-    w & mask != 0
-}
-
-fn set(b: bool, mask: u32) -> u32 {
-    if b { mask } else { 0 }
-}
 
 impl MapRequest {
     /// Decodes the body after word 0 (`w`, already read).
