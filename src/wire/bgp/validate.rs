@@ -238,6 +238,7 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
 
     // RFC 7606 §3(g): duplicates.
     let mut seen = [false; 256];
+    let mut repeated = vec![false; u.attrs.len()];
     for (i, a) in u.attrs.iter().enumerate() {
         let slot = seen.get_mut(usize::from(a.type_code));
         let dup = slot.as_ref().is_some_and(|s| **s);
@@ -246,6 +247,9 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
         }
         if !dup {
             continue;
+        }
+        if let Some(r) = repeated.get_mut(i) {
+            *r = true;
         }
         if matches!(a.type_code, code::MP_REACH_NLRI | code::MP_UNREACH_NLRI) {
             acc.push(
@@ -274,7 +278,7 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
     }
 
     for (i, a) in u.attrs.iter().enumerate() {
-        if seen_before(u, i) {
+        if repeated.get(i).copied().unwrap_or(false) {
             continue; // already handled as a duplicate
         }
         let tc = a.type_code;
@@ -481,13 +485,6 @@ pub fn validate(u: &UpdateMsg, ctx: &ValidateCtx) -> Verdict {
         action,
         findings: acc.findings,
         notification,
-    }
-}
-
-fn seen_before(u: &UpdateMsg, i: usize) -> bool {
-    match u.attrs.get(i) {
-        Some(a) => u.attrs.iter().take(i).any(|b| b.type_code == a.type_code),
-        None => false,
     }
 }
 
