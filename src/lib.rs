@@ -5,4 +5,5 @@
 
 pub mod decode;
 pub mod pcap;
+pub mod runtime;
 pub mod wire;

@@ -1,0 +1,3 @@
+//! runtime/: the only tokio/socket/real-time code.
+
+pub mod sockopt;
