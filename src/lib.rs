@@ -3,7 +3,10 @@
 //! Module map and dependency direction: `../shared/ARCHITECTURE.md`. Today the crate holds the
 //! wire codecs (`wire`) and the offline decoder behind `vmmi decode` (`decode`, `pcap`).
 
+pub mod bgp;
 pub mod decode;
 pub mod pcap;
+pub mod rib;
 pub mod runtime;
+pub mod testkit;
 pub mod wire;

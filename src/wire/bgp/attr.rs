@@ -210,7 +210,8 @@ impl MpNextHop {
         MpNextHop::Other(b.to_vec())
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    /// Length octet and address, as in MP_REACH_NLRI.
+    pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
             MpNextHop::Ipv4(a) => {
                 out.push(4);

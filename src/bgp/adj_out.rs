@@ -1,0 +1,658 @@
+//! Adj-RIB-Out: export policy, attribute rewriting, UPDATE packing and End-of-RIB.
+//!
+//! Owns: per peer, the keys whose advertisement must be (re)computed, the export cache, and
+//! the bytes of every UPDATE we send. Must not: change the RIB.
+//!
+//! The Adj-RIB-Out is not a copy of the routes: what a peer has been sent is a function of the
+//! Loc-RIB best path and the export rules below, so only the keys that changed since the last
+//! packing are kept (`pending`, with a bit saying whether the peer had been sent the old best
+//! path — it decides between sending a withdrawal or nothing). A 1M-route table costs nothing
+//! per peer once the peer has caught up.
+//!
+//! Export rules (RFC 4271 §9.1.3, RFC 4456 §6):
+//! - never back to the peer the path came from;
+//! - iBGP → iBGP only when reflecting: "A route from a non-client peer: reflect to all the
+//!   clients. A route from a client peer: reflect to all non-client peers and also to the
+//!   client peers";
+//! - to eBGP: prepend our AS (§5.1.2), drop LOCAL_PREF (§5.1.5), drop a MED learned from
+//!   another AS (§5.1.4: "MUST NOT be propagated to other neighboring ASes"), drop
+//!   ORIGINATOR_ID/CLUSTER_LIST (RFC 4456: non-transitive, AS-local); IP unicast next hop =
+//!   our session address (§5.1.3); EVPN next hop unchanged — it is the VTEP (FRR does the same);
+//! - to iBGP: LOCAL_PREF 100 when absent; reflected routes get ORIGINATOR_ID (if absent) and
+//!   our CLUSTER_ID prepended to CLUSTER_LIST (RFC 4456 §8);
+//! - unknown optional transitive attributes pass with the Partial bit, unknown non-transitive
+//!   ones are dropped (RFC 4271 §5);
+//! - to a peer without 4-octet AS support: AS4_PATH alongside an AS_TRANS AS_PATH (RFC 6793).
+//!
+//! Packing: keys are taken in batches, grouped by exported attribute set (one shared encoding
+//! per set), and each group fills UPDATEs up to the negotiated message size (4096, or 65535
+//! with RFC 8654). MP_REACH_NLRI goes last in the attribute list (tshark shows the VNI only
+//! when the Encapsulation community comes first). End-of-RIB (RFC 4724 §2) follows the initial
+//! table for each family.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use super::{MAX_INFLIGHT, Speaker, join_nlri, session};
+use crate::rib::key::{NlriRest, RouteKey};
+use crate::rib::{Attrs, Path, PeerId};
+use crate::wire::bgp::afi::Family;
+use crate::wire::bgp::attr::{AsSegment, AttrValue, MpNextHop, PathAttr, code, flags, segment};
+use crate::wire::bgp::message::{BgpCtx, HEADER_LEN, MARKER, Message, msg_type};
+use crate::wire::bgp::route_refresh::{RouteRefreshMsg, subtype};
+use crate::wire::bgp::update::UpdateMsg;
+
+/// Keys examined per packing round.
+const BATCH: usize = 4096;
+
+#[derive(Default)]
+pub(super) struct AdjOut {
+    /// Keys to (re)advertise per family → "the peer had been sent the previous best path".
+    pending: BTreeMap<Family, IndexMap<RouteKey, bool>>,
+    /// End-of-RIB to send once the family's initial table is out.
+    eor_due: Vec<Family>,
+    /// RFC 7313: EoRR to send once the refreshed family is out.
+    eorr_due: Vec<Family>,
+    /// (source attributes, source peer) → exported attributes for this peer.
+    cache: HashMap<(usize, PeerId), CacheEntry>,
+    /// Families disabled by RFC 7606 AFI/SAFI disable on the receive side.
+    pub disabled: Vec<Family>,
+}
+
+impl AdjOut {
+    pub fn pending_len(&self) -> usize {
+        self.pending.values().map(IndexMap::len).sum()
+    }
+}
+
+/// The source attributes (pinned, so the pointer key stays valid) and their export.
+type CacheEntry = (Arc<Attrs>, Option<Arc<Export>>);
+
+/// One exported attribute set, encoded for the peer.
+pub(super) struct Export {
+    /// Every attribute but MP_REACH_NLRI, encoded with the session's context.
+    attrs: Vec<u8>,
+    /// Next hop for MP_REACH_NLRI (or in NEXT_HOP for IPv4 unicast, already in `attrs`).
+    next_hop: MpNextHop,
+}
+
+/// What export needs to know about the source of a path.
+struct Src {
+    local: bool,
+    ibgp: bool,
+    rr_client: bool,
+    bgp_id: Ipv4Addr,
+}
+
+fn src_of(sp: &Speaker, path: &Path) -> Src {
+    if path.peer == PeerId::LOCAL {
+        return Src {
+            local: true,
+            ibgp: false,
+            rr_client: false,
+            bgp_id: sp.cfg.router_id,
+        };
+    }
+    let p = sp.peers.get(&path.peer);
+    let meta = sp.rib.peer(path.peer);
+    Src {
+        local: false,
+        ibgp: meta.is_some_and(|m| !m.ebgp),
+        rr_client: p.is_some_and(|p| p.cfg.rr_client),
+        bgp_id: meta.map_or(Ipv4Addr::UNSPECIFIED, |m| m.bgp_id),
+    }
+}
+
+/// RFC 4271 §9.1.3 / RFC 4456 §6: may `path` go to `dest` at all?
+fn exportable(sp: &Speaker, dest: PeerId, path: &Path) -> bool {
+    if path.peer == dest {
+        return false;
+    }
+    let Some(d) = sp.peers.get(&dest) else {
+        return false;
+    };
+    let Some(n) = d.nego() else {
+        return false;
+    };
+    let src = src_of(sp, path);
+    if src.ibgp && n.ibgp {
+        return src.rr_client || d.cfg.rr_client;
+    }
+    true
+}
+
+/// Feed the RIB's changed keys to every established peer's pending set.
+pub(super) fn feed_changes(sp: &mut Speaker) {
+    if !sp.rib.has_changes() {
+        return;
+    }
+    let changes: Vec<crate::rib::Change> = sp.rib.drain_changes().collect();
+    if sp.defer_until.is_some() {
+        return; // the full sync at the end of deferral covers them
+    }
+    let targets: Vec<(PeerId, Vec<Family>)> = sp
+        .peers
+        .values()
+        .filter_map(|p| p.nego().map(|n| (p.id, n.families.clone())))
+        .collect();
+    for (peer, fams) in targets {
+        for ch in &changes {
+            if !fams.contains(&ch.family) {
+                continue;
+            }
+            let was = ch.old.as_ref().is_some_and(|o| exportable(sp, peer, o));
+            if let Some(p) = sp.peers.get_mut(&peer) {
+                let q = p.out.pending.entry(ch.family).or_default();
+                q.entry(ch.key.clone()).or_insert(was);
+            }
+        }
+    }
+}
+
+/// Queue the whole Loc-RIB of `family` (or of every negotiated family, followed by End-of-RIB)
+/// for `peer`: at session start, after deferral, or on ROUTE-REFRESH.
+pub(super) fn start_full_sync(sp: &mut Speaker, peer: PeerId, family: Option<Family>) {
+    let Some(p) = sp.peers.get(&peer) else {
+        return;
+    };
+    let Some(n) = p.nego().cloned() else {
+        return;
+    };
+    let fams: Vec<Family> = match family {
+        Some(f) => vec![f],
+        None => n.families.clone(),
+    };
+    let mut keys: Vec<(Family, Vec<RouteKey>)> = Vec::new();
+    for f in &fams {
+        if let Some(t) = sp.rib.table(*f) {
+            keys.push((*f, t.map.keys().cloned().collect()));
+        }
+    }
+    let enhanced = family.is_some() && n.enhanced_route_refresh;
+    let conn = p.established().map(|c| c.id);
+    if enhanced && let (Some(f), Some(conn)) = (family, conn) {
+        // RFC 7313 §4: "Before the speaker starts a route re-advertisement ... it MUST send a
+        // BoRR message."
+        session::send_msg(
+            sp,
+            peer,
+            conn,
+            &Message::RouteRefresh(RouteRefreshMsg {
+                family: f,
+                subtype: subtype::BORR,
+            }),
+        );
+    }
+    let Some(p) = sp.peers.get_mut(&peer) else {
+        return;
+    };
+    for (f, ks) in keys {
+        let q = p.out.pending.entry(f).or_default();
+        for k in ks {
+            q.entry(k).or_insert(false);
+        }
+    }
+    match family {
+        None => p.out.eor_due = fams,
+        Some(f) if enhanced && !p.out.eorr_due.contains(&f) => p.out.eorr_due.push(f),
+        Some(_) => {}
+    }
+}
+
+pub(super) fn pack_all(sp: &mut Speaker) {
+    let ids: Vec<PeerId> = sp
+        .peers
+        .values()
+        .filter(|p| {
+            p.established().is_some()
+                && (p.out.pending_len() > 0
+                    || !p.out.eor_due.is_empty()
+                    || !p.out.eorr_due.is_empty())
+        })
+        .map(|p| p.id)
+        .collect();
+    for id in ids {
+        pack(sp, id);
+    }
+}
+
+/// A group of announcements sharing one exported attribute set.
+struct Group {
+    export: Arc<Export>,
+    nlri: Vec<u8>,
+}
+
+fn pack(sp: &mut Speaker, peer: PeerId) {
+    loop {
+        let Some(p) = sp.peers.get(&peer) else {
+            return;
+        };
+        let Some(c) = p.established() else {
+            return;
+        };
+        if c.inflight >= MAX_INFLIGHT {
+            return;
+        }
+        let conn = c.id;
+        let Some(n) = c.nego.clone() else {
+            return;
+        };
+        let ctx = c.ctx.clone();
+        let Some(family) = p
+            .out
+            .pending
+            .iter()
+            .find(|(_, q)| !q.is_empty())
+            .map(|(f, _)| *f)
+        else {
+            // everything out: End-of-RIB / EoRR now
+            let eor = p.out.eor_due.clone();
+            let eorr = p.out.eorr_due.clone();
+            if let Some(p) = sp.peers.get_mut(&peer) {
+                p.out.eor_due.clear();
+                p.out.eorr_due.clear();
+            }
+            for f in eor {
+                session::send_msg(sp, peer, conn, &Message::Update(UpdateMsg::eor(f)));
+            }
+            for f in eorr {
+                session::send_msg(
+                    sp,
+                    peer,
+                    conn,
+                    &Message::RouteRefresh(RouteRefreshMsg {
+                        family: f,
+                        subtype: subtype::EORR,
+                    }),
+                );
+            }
+            return;
+        };
+        let batch: Vec<(RouteKey, bool)> = {
+            let Some(q) = sp
+                .peers
+                .get_mut(&peer)
+                .and_then(|p| p.out.pending.get_mut(&family))
+            else {
+                return;
+            };
+            let take = q.len().min(BATCH);
+            (0..take).filter_map(|_| q.pop()).collect()
+        };
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of: HashMap<usize, usize> = HashMap::new();
+        let mut withdrawn: Vec<u8> = Vec::new();
+        for (key, was) in batch {
+            let best = sp.rib.best(family, &key).cloned();
+            let exported = best.as_ref().and_then(|b| {
+                exportable(sp, peer, b)
+                    .then(|| export_for(sp, peer, &n, &ctx, family, b))
+                    .flatten()
+                    .map(|e| (e, b.rest.clone()))
+            });
+            match exported {
+                Some((e, rest)) => {
+                    let ptr = Arc::as_ptr(&e) as usize;
+                    let gi = *group_of.entry(ptr).or_insert_with(|| {
+                        groups.push(Group {
+                            export: e.clone(),
+                            nlri: Vec::new(),
+                        });
+                        groups.len() - 1
+                    });
+                    if let Some(g) = groups.get_mut(gi) {
+                        g.nlri.push(0); // record separator, see emit_reach
+                        let at = g.nlri.len();
+                        join_nlri(family, &key, &rest, &mut g.nlri);
+                        let len = g.nlri.len() - at;
+                        if let Some(sep) = g.nlri.get_mut(at - 1) {
+                            *sep = u8::try_from(len).unwrap_or(u8::MAX);
+                        }
+                    }
+                }
+                None if was => {
+                    let at = withdrawn.len();
+                    withdrawn.push(0);
+                    join_nlri(family, &key, &withdraw_rest(family, &key), &mut withdrawn);
+                    let len = withdrawn.len() - at - 1;
+                    if let Some(sep) = withdrawn.get_mut(at) {
+                        *sep = u8::try_from(len).unwrap_or(u8::MAX);
+                    }
+                }
+                None => {}
+            }
+        }
+        let max = ctx.max_len();
+        let mut msgs: Vec<Vec<u8>> = Vec::new();
+        emit_withdraw(family, &withdrawn, max, &mut msgs);
+        for g in &groups {
+            emit_reach(family, &g.export, &g.nlri, max, &mut msgs);
+        }
+        if let Some(p) = sp.peers.get_mut(&peer) {
+            p.updates_out += msgs.len() as u64;
+            p.msgs_out += msgs.len() as u64;
+            if let Some(c) = p.conn_mut(conn) {
+                for m in &msgs {
+                    c.inflight += m.len();
+                }
+            }
+        }
+        for data in msgs {
+            sp.out.push_back(super::Output::Send { conn, data });
+        }
+    }
+}
+
+/// The NLRI rest for a withdrawal: zero ESI, labels and gateway (the receiver keys on the
+/// rest; FRR sends label 0 in withdrawals too).
+fn withdraw_rest(family: Family, key: &RouteKey) -> NlriRest {
+    if family != Family::L2VPN_EVPN {
+        return NlriRest::new(&[]);
+    }
+    let k = key.as_bytes();
+    match k.first() {
+        Some(1) => NlriRest::new(&[0; 3]),
+        Some(2) => NlriRest::new(&[0; 13]),
+        Some(5) => {
+            // key: type RD(8) tag(4) len(1) prefix(4|16) → rest ESI(10) GW(4|16) label(3)
+            let a = k.len().saturating_sub(1 + 8 + 4 + 1);
+            NlriRest::new(&vec![0; 10 + a + 3])
+        }
+        _ => NlriRest::new(&[]),
+    }
+}
+
+/// Iterate length-prefixed records made in `pack`.
+fn records(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let len = usize::from(*buf.get(at)?);
+        let r = buf.get(at + 1..at + 1 + len)?;
+        at += 1 + len;
+        Some(r)
+    })
+}
+
+fn header(out: &mut Vec<u8>) {
+    out.extend_from_slice(&MARKER);
+    out.extend_from_slice(&[0, 0, msg_type::UPDATE]);
+}
+
+fn finish(mut m: Vec<u8>, msgs: &mut Vec<Vec<u8>>) {
+    let len = u16::try_from(m.len()).unwrap_or(u16::MAX).to_be_bytes();
+    if let Some(l) = m.get_mut(16..18) {
+        l.copy_from_slice(&len);
+    }
+    msgs.push(m);
+}
+
+fn emit_withdraw(family: Family, recs: &[u8], max: usize, msgs: &mut Vec<Vec<u8>>) {
+    if recs.is_empty() {
+        return;
+    }
+    let mut it = records(recs).peekable();
+    while it.peek().is_some() {
+        let mut m = Vec::with_capacity(max.min(4096));
+        header(&mut m);
+        if family == Family::IPV4_UNICAST {
+            // Withdrawn Routes Length, routes, Total Path Attribute Length 0
+            m.extend_from_slice(&[0, 0]);
+            while let Some(r) = it.peek() {
+                if m.len() + r.len() + 2 > max {
+                    break;
+                }
+                m.extend_from_slice(r);
+                it.next();
+            }
+            let wlen = u16::try_from(m.len() - HEADER_LEN - 2)
+                .unwrap_or(0)
+                .to_be_bytes();
+            if let Some(l) = m.get_mut(HEADER_LEN..HEADER_LEN + 2) {
+                l.copy_from_slice(&wlen);
+            }
+            m.extend_from_slice(&[0, 0]);
+        } else {
+            // Withdrawn Routes Length 0, attributes: MP_UNREACH_NLRI (extended length)
+            m.extend_from_slice(&[0, 0, 0, 0]);
+            m.extend_from_slice(&[
+                flags::OPTIONAL | flags::EXTENDED_LENGTH,
+                code::MP_UNREACH_NLRI,
+                0,
+                0,
+            ]);
+            let attr_start = m.len();
+            m.extend_from_slice(&family.afi.0.to_be_bytes());
+            m.push(family.safi.0);
+            while let Some(r) = it.peek() {
+                if m.len() + r.len() > max {
+                    break;
+                }
+                m.extend_from_slice(r);
+                it.next();
+            }
+            let alen = u16::try_from(m.len() - attr_start)
+                .unwrap_or(0)
+                .to_be_bytes();
+            if let Some(l) = m.get_mut(attr_start - 2..attr_start) {
+                l.copy_from_slice(&alen);
+            }
+            let tlen = u16::try_from(m.len() - HEADER_LEN - 4)
+                .unwrap_or(0)
+                .to_be_bytes();
+            if let Some(l) = m.get_mut(HEADER_LEN + 2..HEADER_LEN + 4) {
+                l.copy_from_slice(&tlen);
+            }
+        }
+        finish(m, msgs);
+    }
+}
+
+fn emit_reach(family: Family, e: &Export, recs: &[u8], max: usize, msgs: &mut Vec<Vec<u8>>) {
+    let mut it = records(recs).peekable();
+    while it.peek().is_some() {
+        let mut m = Vec::with_capacity(max.min(4096));
+        header(&mut m);
+        m.extend_from_slice(&[0, 0, 0, 0]); // withdrawn len, total attr len (patched)
+        m.extend_from_slice(&e.attrs);
+        if family == Family::IPV4_UNICAST {
+            let attrs_len = m.len() - HEADER_LEN - 4;
+            while let Some(r) = it.peek() {
+                if m.len() + r.len() > max {
+                    break;
+                }
+                m.extend_from_slice(r);
+                it.next();
+            }
+            let tlen = u16::try_from(attrs_len).unwrap_or(0).to_be_bytes();
+            if let Some(l) = m.get_mut(HEADER_LEN + 2..HEADER_LEN + 4) {
+                l.copy_from_slice(&tlen);
+            }
+        } else {
+            m.extend_from_slice(&[
+                flags::OPTIONAL | flags::EXTENDED_LENGTH,
+                code::MP_REACH_NLRI,
+                0,
+                0,
+            ]);
+            let attr_start = m.len();
+            m.extend_from_slice(&family.afi.0.to_be_bytes());
+            m.push(family.safi.0);
+            e.next_hop.encode(&mut m);
+            m.push(0);
+            let before = m.len();
+            while let Some(r) = it.peek() {
+                if m.len() + r.len() > max {
+                    break;
+                }
+                m.extend_from_slice(r);
+                it.next();
+            }
+            if m.len() == before {
+                // a single NLRI that cannot fit is dropped rather than looping forever
+                it.next();
+                continue;
+            }
+            let alen = u16::try_from(m.len() - attr_start)
+                .unwrap_or(0)
+                .to_be_bytes();
+            if let Some(l) = m.get_mut(attr_start - 2..attr_start) {
+                l.copy_from_slice(&alen);
+            }
+            let tlen = u16::try_from(m.len() - HEADER_LEN - 4)
+                .unwrap_or(0)
+                .to_be_bytes();
+            if let Some(l) = m.get_mut(HEADER_LEN + 2..HEADER_LEN + 4) {
+                l.copy_from_slice(&tlen);
+            }
+        }
+        finish(m, msgs);
+    }
+}
+
+/// The exported attribute set of `path` for `dest`, cached per (attribute set, source peer).
+fn export_for(
+    sp: &mut Speaker,
+    dest: PeerId,
+    n: &super::Negotiated,
+    ctx: &BgpCtx,
+    family: Family,
+    path: &Path,
+) -> Option<Arc<Export>> {
+    let ck = (Arc::as_ptr(&path.attrs) as usize, path.peer);
+    if let Some((_, e)) = sp.peers.get(&dest).and_then(|p| p.out.cache.get(&ck)) {
+        return e.clone();
+    }
+    let src = src_of(sp, path);
+    let e = make_export(sp, n, ctx, family, &src, &path.attrs).map(Arc::new);
+    if let Some(p) = sp.peers.get_mut(&dest) {
+        if p.out.cache.len() > 65536 {
+            p.out.cache.clear();
+        }
+        p.out.cache.insert(ck, (path.attrs.clone(), e.clone()));
+    }
+    e
+}
+
+fn local_addr_for(n: &super::Negotiated, v6: bool) -> Option<MpNextHop> {
+    match n.local_addr? {
+        IpAddr::V4(a) if !v6 => Some(MpNextHop::Ipv4(a)),
+        IpAddr::V6(a) if v6 => Some(MpNextHop::Ipv6(a)),
+        IpAddr::V6(a) if !v6 => a.to_ipv4_mapped().map(MpNextHop::Ipv4),
+        _ => None,
+    }
+}
+
+fn make_export(
+    sp: &Speaker,
+    n: &super::Negotiated,
+    ctx: &BgpCtx,
+    family: Family,
+    src: &Src,
+    a: &Attrs,
+) -> Option<Export> {
+    let ebgp = !n.ibgp;
+    let reflect = !ebgp && src.ibgp;
+    let mut list: Vec<PathAttr> = Vec::with_capacity(a.list.len() + 3);
+    let mut have_origin = false;
+    for p in &a.list {
+        match p.type_code {
+            code::ORIGIN => {
+                have_origin = true;
+                list.push(p.clone());
+            }
+            code::AS_PATH | code::AS4_PATH | code::NEXT_HOP => {}
+            code::LOCAL_PREF if ebgp => {}
+            code::MED if ebgp && !src.local => {}
+            code::ORIGINATOR_ID | code::CLUSTER_LIST => {}
+            _ => {
+                if let Some(q) = if src.local {
+                    Some(p.clone())
+                } else {
+                    p.for_propagation()
+                } {
+                    list.push(q);
+                }
+            }
+        }
+    }
+    if !have_origin {
+        list.push(PathAttr::new(code::ORIGIN, AttrValue::Origin(0)));
+    }
+    // AS_PATH (RFC 4271 §5.1.2): prepend our AS towards eBGP.
+    let mut segs: Vec<AsSegment> = a.as_path().to_vec();
+    if ebgp {
+        match segs.first_mut() {
+            Some(s) if s.seg_type == segment::AS_SEQUENCE && s.asns.len() < 255 => {
+                s.asns.insert(0, sp.cfg.asn)
+            }
+            _ => segs.insert(
+                0,
+                AsSegment {
+                    seg_type: segment::AS_SEQUENCE,
+                    asns: vec![sp.cfg.asn],
+                },
+            ),
+        }
+    }
+    let needs_as4 = !n.four_octet_as && segs.iter().flat_map(|s| &s.asns).any(|x| *x > 65535);
+    if needs_as4 {
+        list.push(PathAttr::new(
+            code::AS4_PATH,
+            AttrValue::As4Path(segs.clone()),
+        ));
+    }
+    list.push(PathAttr::new(code::AS_PATH, AttrValue::AsPath(segs)));
+    if !ebgp && a.local_pref.is_none() {
+        list.push(PathAttr::new(code::LOCAL_PREF, AttrValue::LocalPref(100)));
+    }
+    if reflect {
+        // RFC 4456 §8: "ORIGINATOR_ID ... created by an RR ... If this attribute is already
+        // present, it MUST NOT be modified"; "When an RR reflects a route, it MUST prepend the
+        // local CLUSTER_ID to the CLUSTER_LIST."
+        let orig = a.originator_id.unwrap_or(src.bgp_id);
+        list.push(PathAttr::new(
+            code::ORIGINATOR_ID,
+            AttrValue::OriginatorId(orig),
+        ));
+        let mut cl = vec![sp.cfg.cluster_id];
+        cl.extend_from_slice(a.cluster_list());
+        list.push(PathAttr::new(
+            code::CLUSTER_LIST,
+            AttrValue::ClusterList(cl),
+        ));
+    } else if !ebgp {
+        // iBGP without reflection keeps what it had (an RR client's own attributes)
+        for p in &a.list {
+            if matches!(p.type_code, code::ORIGINATOR_ID | code::CLUSTER_LIST) {
+                list.push(p.clone());
+            }
+        }
+    }
+    // Next hop
+    let v6 = family.afi.0 == 2;
+    let next_hop = if family == Family::L2VPN_EVPN {
+        a.next_hop
+            .clone()
+            .or_else(|| local_addr_for(n, false))
+            .or_else(|| local_addr_for(n, true))?
+    } else if ebgp || src.local || a.next_hop.is_none() {
+        local_addr_for(n, v6)?
+    } else {
+        a.next_hop.clone()?
+    };
+    if family == Family::IPV4_UNICAST {
+        let MpNextHop::Ipv4(ip) = next_hop else {
+            return None;
+        };
+        list.push(PathAttr::new(code::NEXT_HOP, AttrValue::NextHop(ip)));
+    }
+    list.sort_by_key(|p| p.type_code);
+    let mut attrs = Vec::with_capacity(128);
+    for p in list {
+        p.fit_length(ctx).encode(ctx, &mut attrs);
+    }
+    Some(Export { attrs, next_hop })
+}

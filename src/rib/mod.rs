@@ -1,0 +1,365 @@
+//! The RIB: Adj-RIB-In and Loc-RIB per address family.
+//!
+//! Owns: every received and locally originated path, keyed per family by `RouteKey`; best-path
+//! selection on every change; GR stale marks; per-peer prefix counts; the list of keys whose
+//! best path changed since the caller last drained it (the feed for Adj-RIB-Out and EVPN).
+//! Must not: do I/O, read clocks, know about sessions or the dataplane.
+//!
+//! Layout (memory is the budget: ≤ 250 octets per route at 1M routes): one `IndexMap` entry
+//! per key holds all candidate paths — the Adj-RIB-In of every peer for that key — with the
+//! best path kept first, so the Loc-RIB is `paths[0]` and needs no copy. A path is a peer
+//! number, an ADD-PATH id, flags, one pointer to interned attributes and the inline rest of
+//! its NLRI (labels, ESI): 56 octets.
+
+pub mod attrs;
+pub mod best;
+pub mod key;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use smallvec::SmallVec;
+
+use crate::wire::bgp::afi::Family;
+pub use attrs::{Attrs, Interner};
+pub use best::{Candidate, Reason};
+pub use key::{NlriRest, RouteKey};
+
+/// A peer's number in the RIB. 0 is the local speaker (originated routes).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize)]
+pub struct PeerId(pub u32);
+
+impl PeerId {
+    pub const LOCAL: PeerId = PeerId(0);
+}
+
+/// What best path needs to know about a peer.
+#[derive(Clone, Debug)]
+pub struct PeerMeta {
+    pub addr: IpAddr,
+    pub bgp_id: Ipv4Addr,
+    pub ebgp: bool,
+}
+
+/// One candidate path of a route key.
+#[derive(Clone, Debug)]
+pub struct Path {
+    pub peer: PeerId,
+    pub path_id: u32,
+    pub flags: u8,
+    pub attrs: Arc<Attrs>,
+    pub rest: NlriRest,
+}
+
+impl Path {
+    /// RFC 4724 §4.2: kept from a restarting peer, to be refreshed or swept.
+    pub const STALE: u8 = 0x01;
+
+    pub fn stale(&self) -> bool {
+        self.flags & Self::STALE != 0
+    }
+}
+
+/// The candidate paths of one key, best first.
+#[derive(Clone, Debug, Default)]
+pub struct Entry {
+    pub paths: SmallVec<[Path; 1]>,
+    pub reason: Option<Reason>,
+}
+
+impl Entry {
+    pub fn best(&self) -> Option<&Path> {
+        self.paths.first()
+    }
+}
+
+/// A key whose best path changed; `old` is the best path before the first change since the
+/// last drain (so a consumer can tell whether it had announced something).
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub family: Family,
+    pub key: RouteKey,
+    pub old: Option<Path>,
+}
+
+#[derive(Default)]
+pub struct Table {
+    pub map: IndexMap<RouteKey, Entry>,
+}
+
+#[derive(Default)]
+pub struct Rib {
+    tables: BTreeMap<Family, Table>,
+    pub interner: Interner,
+    peers: HashMap<PeerId, PeerMeta>,
+    counts: HashMap<(PeerId, Family), u32>,
+    changes: Vec<Change>,
+}
+
+fn candidate<'a>(peers: &'a HashMap<PeerId, PeerMeta>, p: &'a Path) -> Candidate<'a> {
+    let meta = peers.get(&p.peer);
+    Candidate {
+        attrs: &p.attrs,
+        local: p.peer == PeerId::LOCAL,
+        ebgp: meta.is_some_and(|m| m.ebgp),
+        peer_bgp_id: meta.map_or(Ipv4Addr::UNSPECIFIED, |m| m.bgp_id),
+        peer_addr: meta.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |m| m.addr),
+        peer_num: p.peer.0,
+        path_id: p.path_id,
+    }
+}
+
+/// Put the best path first; return whether the best path (peer, path id or attributes or
+/// NLRI rest) differs from `before`.
+fn reselect(peers: &HashMap<PeerId, PeerMeta>, e: &mut Entry) {
+    let pick = {
+        let cands: Vec<Candidate<'_>> = e.paths.iter().map(|p| candidate(peers, p)).collect();
+        best::select(&cands)
+    };
+    if let Some((i, reason)) = pick {
+        if i != 0 {
+            e.paths.swap(0, i);
+        }
+        e.reason = Some(reason);
+    } else {
+        e.reason = None;
+    }
+}
+
+fn same_path(a: Option<&Path>, b: Option<&Path>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.peer == b.peer
+                && a.path_id == b.path_id
+                && Arc::ptr_eq(&a.attrs, &b.attrs)
+                && a.rest == b.rest
+                && a.stale() == b.stale()
+        }
+        _ => false,
+    }
+}
+
+impl Rib {
+    pub fn set_peer(&mut self, id: PeerId, meta: PeerMeta) {
+        self.peers.insert(id, meta);
+    }
+
+    pub fn peer(&self, id: PeerId) -> Option<&PeerMeta> {
+        self.peers.get(&id)
+    }
+
+    pub fn table(&self, f: Family) -> Option<&Table> {
+        self.tables.get(&f)
+    }
+
+    pub fn families(&self) -> impl Iterator<Item = Family> + '_ {
+        self.tables.keys().copied()
+    }
+
+    pub fn count(&self, peer: PeerId, f: Family) -> u32 {
+        self.counts.get(&(peer, f)).copied().unwrap_or(0)
+    }
+
+    pub fn len(&self, f: Family) -> usize {
+        self.tables.get(&f).map_or(0, |t| t.map.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tables.values().all(|t| t.map.is_empty())
+    }
+
+    pub fn best(&self, f: Family, key: &RouteKey) -> Option<&Path> {
+        self.tables.get(&f)?.map.get(key)?.best()
+    }
+
+    pub fn entry(&self, f: Family, key: &RouteKey) -> Option<&Entry> {
+        self.tables.get(&f)?.map.get(key)
+    }
+
+    pub fn intern(&mut self, a: Attrs) -> Arc<Attrs> {
+        self.interner.intern(a)
+    }
+
+    /// Add or replace the path (`peer`, `path_id`) of `key`. A replaced path loses its stale
+    /// mark (RFC 4724 §4.2: refreshed).
+    pub fn announce(
+        &mut self,
+        f: Family,
+        key: RouteKey,
+        peer: PeerId,
+        path_id: u32,
+        attrs: Arc<Attrs>,
+        rest: NlriRest,
+    ) {
+        let t = self.tables.entry(f).or_default();
+        let path = Path {
+            peer,
+            path_id,
+            flags: 0,
+            attrs,
+            rest,
+        };
+        let (before, changed) = match t.map.get_mut(&key) {
+            Some(e) => {
+                let before = e.paths.first().cloned();
+                if let Some(p) = e
+                    .paths
+                    .iter_mut()
+                    .find(|p| p.peer == peer && p.path_id == path_id)
+                {
+                    *p = path;
+                } else {
+                    e.paths.push(path);
+                    *self.counts.entry((peer, f)).or_default() += 1;
+                }
+                if e.paths.len() > 1 {
+                    reselect(&self.peers, e);
+                } else {
+                    e.reason = Some(Reason::Only);
+                }
+                let changed = !same_path(before.as_ref(), e.paths.first());
+                (before, changed)
+            }
+            None => {
+                let mut e = Entry::default();
+                e.paths.push(path);
+                e.reason = Some(Reason::Only);
+                t.map.insert(key.clone(), e);
+                *self.counts.entry((peer, f)).or_default() += 1;
+                (None, true)
+            }
+        };
+        if changed {
+            self.changes.push(Change {
+                family: f,
+                key,
+                old: before,
+            });
+        }
+    }
+
+    /// Remove the path (`peer`, `path_id`) of `key`, if present.
+    pub fn withdraw(&mut self, f: Family, key: &RouteKey, peer: PeerId, path_id: u32) {
+        let Some(t) = self.tables.get_mut(&f) else {
+            return;
+        };
+        let Some(e) = t.map.get_mut(key) else {
+            return;
+        };
+        let Some(i) = e
+            .paths
+            .iter()
+            .position(|p| p.peer == peer && p.path_id == path_id)
+        else {
+            return;
+        };
+        let before = e.paths.first().cloned();
+        e.paths.remove(i);
+        if let Some(c) = self.counts.get_mut(&(peer, f)) {
+            *c = c.saturating_sub(1);
+        }
+        if e.paths.len() > 1 {
+            reselect(&self.peers, e);
+        } else if e.paths.len() == 1 {
+            e.reason = Some(Reason::Only);
+        }
+        let changed = !same_path(before.as_ref(), e.paths.first());
+        if e.paths.is_empty() {
+            t.map.swap_remove(key);
+        }
+        if changed {
+            self.changes.push(Change {
+                family: f,
+                key: key.clone(),
+                old: before,
+            });
+        }
+    }
+
+    /// Every key of `f` where `peer` has a path matching `pred` (a scan: peer-down, GR).
+    fn keys_of(
+        &self,
+        f: Family,
+        peer: PeerId,
+        pred: impl Fn(&Path) -> bool,
+    ) -> Vec<(RouteKey, u32)> {
+        let Some(t) = self.tables.get(&f) else {
+            return Vec::new();
+        };
+        t.map
+            .iter()
+            .flat_map(|(k, e)| {
+                e.paths
+                    .iter()
+                    .filter(|p| p.peer == peer && pred(p))
+                    .map(move |p| (k.clone(), p.path_id))
+            })
+            .collect()
+    }
+
+    /// Withdraw every path of `peer` in `f` (session down without graceful restart). Returns
+    /// how many paths were removed.
+    pub fn remove_peer(&mut self, f: Family, peer: PeerId) -> usize {
+        let keys = self.keys_of(f, peer, |_| true);
+        for (k, id) in &keys {
+            self.withdraw(f, k, peer, *id);
+        }
+        self.counts.remove(&(peer, f));
+        keys.len()
+    }
+
+    /// RFC 4724 §4.2: "the Receiving Speaker MUST retain the routes received from the Restarting
+    /// Speaker for all the address families that were previously received in the Graceful
+    /// Restart Capability and MUST mark them as stale routing information." Best paths do not
+    /// change (forwarding continues on them). Returns how many paths were marked.
+    pub fn mark_stale(&mut self, f: Family, peer: PeerId) -> usize {
+        let Some(t) = self.tables.get_mut(&f) else {
+            return 0;
+        };
+        let mut n = 0;
+        for e in t.map.values_mut() {
+            for p in e.paths.iter_mut().filter(|p| p.peer == peer) {
+                p.flags |= Path::STALE;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// RFC 4724 §4.2: after End-of-RIB (or when the timers run out) "the Receiving Speaker MUST
+    /// immediately remove all the stale routes from the peer that it is retaining for that
+    /// address family". Returns how many were removed.
+    pub fn sweep_stale(&mut self, f: Family, peer: PeerId) -> usize {
+        let keys = self.keys_of(f, peer, Path::stale);
+        for (k, id) in &keys {
+            self.withdraw(f, k, peer, *id);
+        }
+        keys.len()
+    }
+
+    /// Number of stale paths of `peer` in `f`.
+    pub fn stale_count(&self, f: Family, peer: PeerId) -> usize {
+        self.tables.get(&f).map_or(0, |t| {
+            t.map
+                .values()
+                .flat_map(|e| e.paths.iter())
+                .filter(|p| p.peer == peer && p.stale())
+                .count()
+        })
+    }
+
+    /// The keys whose best path changed since the last call.
+    pub fn drain_changes(&mut self) -> std::vec::Drain<'_, Change> {
+        self.changes.drain(..)
+    }
+
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,309 @@
+//! Speakers back to back on a virtual clock, for deterministic tests of the sans-IO cores.
+//!
+//! Owns: a fake network between `Speaker`s — connects, byte delivery with framing, closes,
+//! partitions and crashes — and a clock that jumps straight to the next deadline.
+//! Must not: use real time or sockets. Every run is bounded by a virtual deadline and a step
+//! count.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::bgp::{ConnId, Event, Output, PeerCfg, Speaker, SpeakerCfg};
+use crate::rib::PeerId;
+use crate::wire::bgp::afi::Family;
+use crate::wire::bgp::message::{BgpCtx, Message, frame_len};
+
+/// One node: a speaker and its address.
+pub struct Node {
+    pub speaker: Speaker,
+    pub addr: IpAddr,
+    pub cfg: SpeakerCfg,
+    /// Every event, in order.
+    pub events: Vec<Event>,
+    /// Every message received, decoded leniently (for assertions), with the connection.
+    pub received: Vec<(ConnId, Vec<u8>)>,
+    pub peers: Vec<(PeerId, PeerCfg)>,
+}
+
+struct Link {
+    to: usize,
+    conn: ConnId,
+    /// Bytes to this side are dropped (a partition).
+    cut: bool,
+    buf: Vec<u8>,
+}
+
+pub struct Net {
+    pub now: Instant,
+    pub nodes: Vec<Node>,
+    links: HashMap<(usize, ConnId), Link>,
+    queue: VecDeque<(usize, Output)>,
+    next_port: u16,
+}
+
+/// The address of node `i`: 10.0.0.(i+1).
+pub fn addr(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, (i + 1) as u8))
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Net {
+    pub fn new() -> Net {
+        // The one wall-clock read: a base for virtual time.
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        Net {
+            now,
+            nodes: Vec::new(),
+            links: HashMap::new(),
+            queue: VecDeque::new(),
+            next_port: 40000,
+        }
+    }
+
+    /// A speaker with AS `asn`, router ID = its address.
+    pub fn add(&mut self, asn: u32) -> usize {
+        let i = self.nodes.len();
+        let a = addr(i);
+        let IpAddr::V4(id) = a else { unreachable_v4() };
+        let cfg = SpeakerCfg {
+            asn,
+            router_id: id,
+            cluster_id: id,
+            gr_restart_time: 120,
+            stale_routes_time: 360,
+            restarting: false,
+        };
+        self.nodes.push(Node {
+            speaker: Speaker::new(cfg.clone(), self.now),
+            addr: a,
+            cfg,
+            events: Vec::new(),
+            received: Vec::new(),
+            peers: Vec::new(),
+        });
+        i
+    }
+
+    /// Configure node `i` to peer with node `j` (call for both sides). `f` adjusts the config.
+    pub fn peer(
+        &mut self,
+        i: usize,
+        j: usize,
+        families: &[Family],
+        f: impl FnOnce(&mut PeerCfg),
+    ) -> PeerId {
+        let asn = self.nodes[j].cfg.asn;
+        let mut pc = PeerCfg::new(SocketAddr::new(addr(j), 179), asn, families.to_vec());
+        pc.connect_retry = 5;
+        f(&mut pc);
+        let now = self.now;
+        let id = self.nodes[i].speaker.add_peer(now, pc.clone());
+        self.nodes[i].peers.push((id, pc));
+        id
+    }
+
+    /// Process outputs until nothing moves, without advancing time.
+    pub fn settle(&mut self) {
+        for _ in 0..1_000_000 {
+            self.collect();
+            let Some((i, o)) = self.queue.pop_front() else {
+                return;
+            };
+            self.deliver(i, o);
+        }
+        panic!("testkit: no quiescence after 1M steps");
+    }
+
+    fn collect(&mut self) {
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            while let Some(o) = n.speaker.poll_output() {
+                if let Output::Event(e) = o {
+                    n.events.push(e);
+                } else {
+                    self.queue.push_back((i, o));
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, i: usize, o: Output) {
+        let now = self.now;
+        match o {
+            Output::Connect { conn, remote, .. } => {
+                let target = self.nodes.iter().position(|n| n.addr == remote.ip());
+                let port = self.next_port;
+                self.next_port = self.next_port.wrapping_add(1).max(40000);
+                let local = SocketAddr::new(self.nodes[i].addr, port);
+                let accepted = target.and_then(|j| {
+                    let r = self.nodes[j].speaker.handle_accept(now, local, remote);
+                    r.map(|c| (j, c))
+                });
+                match accepted {
+                    Some((j, jc)) => {
+                        self.links.insert(
+                            (i, conn),
+                            Link {
+                                to: j,
+                                conn: jc,
+                                cut: false,
+                                buf: Vec::new(),
+                            },
+                        );
+                        self.links.insert(
+                            (j, jc),
+                            Link {
+                                to: i,
+                                conn,
+                                cut: false,
+                                buf: Vec::new(),
+                            },
+                        );
+                        self.nodes[i].speaker.handle_connected(now, conn, local);
+                    }
+                    None => {
+                        self.nodes[i]
+                            .speaker
+                            .handle_connect_failed(now, conn, "connection refused")
+                    }
+                }
+            }
+            Output::Send { conn, data } => {
+                let n = data.len();
+                if let Some(l) = self.links.get(&(i, conn))
+                    && !l.cut
+                {
+                    let (to, tc) = (l.to, l.conn);
+                    if let Some(back) = self.links.get_mut(&(to, tc)) {
+                        back.buf.extend_from_slice(&data);
+                        let mut buf = std::mem::take(&mut back.buf);
+                        let mut at = 0;
+                        let ctx = BgpCtx {
+                            extended_message: true,
+                            ..BgpCtx::default()
+                        };
+                        while let Ok(Some(len)) = frame_len(buf.get(at..).unwrap_or(&[]), &ctx) {
+                            let Some(frame) = buf.get(at..at + len) else {
+                                break;
+                            };
+                            self.nodes[to].received.push((tc, frame.to_vec()));
+                            self.nodes[to].speaker.handle_frame(now, tc, frame);
+                            at += len;
+                        }
+                        buf.drain(..at);
+                        if let Some(back) = self.links.get_mut(&(to, tc)) {
+                            back.buf = buf;
+                        }
+                    }
+                }
+                self.nodes[i].speaker.handle_sent(now, conn, n);
+            }
+            Output::Close { conn } => {
+                if let Some(l) = self.links.remove(&(i, conn))
+                    && self.links.remove(&(l.to, l.conn)).is_some()
+                {
+                    {
+                        self.nodes[l.to].speaker.handle_closed(
+                            now,
+                            l.conn,
+                            "connection closed by peer",
+                        );
+                    }
+                }
+            }
+            Output::Event(_) => {}
+        }
+    }
+
+    /// Advance virtual time by `d`, firing timers in order.
+    pub fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.settle();
+        for _ in 0..1_000_000 {
+            let next = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.speaker.poll_timeout())
+                .min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    let now = self.now;
+                    for n in &mut self.nodes {
+                        if n.speaker.poll_timeout().is_some_and(|t| t <= now) {
+                            n.speaker.handle_timeout(now);
+                        }
+                    }
+                    self.settle();
+                }
+                _ => {
+                    self.now = end;
+                    return;
+                }
+            }
+        }
+        panic!("testkit: timers did not settle");
+    }
+
+    /// Silently drop traffic between `i` and `j` (both directions) until `heal`.
+    pub fn partition(&mut self, i: usize, j: usize, cut: bool) {
+        for ((a, _), l) in self.links.iter_mut() {
+            if (*a == i && l.to == j) || (*a == j && l.to == i) {
+                l.cut = cut;
+            }
+        }
+    }
+
+    /// Node `i` crashes and restarts with the same configuration (`restarting` per RFC 4724):
+    /// its connections reset, its peers see the TCP close.
+    pub fn restart(&mut self, i: usize, restarting: bool) {
+        let now = self.now;
+        let gone: Vec<(usize, ConnId)> = self
+            .links
+            .iter()
+            .filter(|((a, _), _)| *a == i)
+            .map(|(_, l)| (l.to, l.conn))
+            .collect();
+        self.links.retain(|(a, _), l| *a != i && l.to != i);
+        self.queue.retain(|(a, _)| *a != i);
+        for (to, c) in gone {
+            self.nodes[to]
+                .speaker
+                .handle_closed(now, c, "connection reset");
+        }
+        let mut cfg = self.nodes[i].cfg.clone();
+        cfg.restarting = restarting;
+        let mut sp = Speaker::new(cfg, now);
+        let peers = self.nodes[i].peers.clone();
+        let mut ids = Vec::new();
+        for (_, pc) in &peers {
+            ids.push((sp.add_peer(now, pc.clone()), pc.clone()));
+        }
+        self.nodes[i].speaker = sp;
+        self.nodes[i].peers = ids;
+    }
+
+    /// Messages node `i` received, decoded with a permissive context.
+    pub fn messages(&self, i: usize) -> Vec<Message> {
+        let ctx = BgpCtx {
+            four_octet_as: true,
+            extended_message: true,
+            add_path_rx: Vec::new(),
+        };
+        self.nodes[i]
+            .received
+            .iter()
+            .filter_map(|(_, b)| Message::decode(b, &ctx).ok().map(|(m, _)| m))
+            .collect()
+    }
+}
+
+fn unreachable_v4() -> ! {
+    panic!("testkit addresses are IPv4")
+}

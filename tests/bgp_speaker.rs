@@ -1,0 +1,526 @@
+//! Speakers back to back on the testkit's virtual clock: establishment, collision, timers,
+//! negotiation failures, route exchange, reflection, graceful restart, route refresh and
+//! max-prefix. Every assertion is on what the peer holds or the exact message sent.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use vmmi::bgp::{Event, MaxPrefixAction, PeerState, join_nlri};
+use vmmi::rib::PeerId;
+use vmmi::testkit::Net;
+use vmmi::wire::bgp::afi::Family;
+use vmmi::wire::bgp::attr::{AttrValue, MpNextHop, PathAttr, code};
+use vmmi::wire::bgp::evpn::{EvpnRoute, Label, MacIpRoute};
+use vmmi::wire::bgp::extcomm::{ExtCommunity, RouteTarget};
+use vmmi::wire::bgp::message::Message;
+use vmmi::wire::bgp::rd::RouteDistinguisher;
+use vmmi::wire::types::MacAddr;
+
+const EVPN: Family = Family::L2VPN_EVPN;
+const V4: Family = Family::IPV4_UNICAST;
+
+fn t2(rd_ip: [u8; 4], mac_last: u8, ip: Option<[u8; 4]>, vni: u32) -> Vec<u8> {
+    let r = EvpnRoute::MacIp(MacIpRoute {
+        rd: RouteDistinguisher::Ipv4 {
+            addr: Ipv4Addr::from(rd_ip),
+            number: 100,
+        },
+        esi: MacIpRoute::EMPTY.esi,
+        ethernet_tag: 0,
+        mac: MacAddr([0x52, 0x54, 0, 0, 0, mac_last]),
+        ip: ip.map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+        label1: Label(vni),
+        label2: None,
+    });
+    let mut v = Vec::new();
+    r.encode(&mut v);
+    v
+}
+
+fn evpn_attrs(seq: Option<u32>) -> Vec<PathAttr> {
+    let mut ec = vec![
+        ExtCommunity::route_target(RouteTarget::As2 {
+            asn: 65001,
+            value: 100,
+        }),
+        ExtCommunity::vxlan_encap(),
+    ];
+    if let Some(s) = seq {
+        ec.push(ExtCommunity::mac_mobility_seq(s, false));
+    }
+    vec![
+        PathAttr::new(code::ORIGIN, AttrValue::Origin(0)),
+        PathAttr::new(code::EXTENDED_COMMUNITIES, AttrValue::ExtCommunities(ec)),
+    ]
+}
+
+fn vtep(i: u8) -> Option<MpNextHop> {
+    Some(MpNextHop::Ipv4(Ipv4Addr::new(192, 0, 2, i)))
+}
+
+fn state(net: &Net, i: usize, p: PeerId) -> PeerState {
+    net.nodes[i].speaker.peer_state(p).unwrap()
+}
+
+fn pair(ebgp: bool) -> (Net, usize, usize, PeerId, PeerId) {
+    let mut net = Net::new();
+    let a = net.add(65001);
+    let b = net.add(if ebgp { 65002 } else { 65001 });
+    let pa = net.peer(a, b, &[EVPN, V4], |_| {});
+    let pb = net.peer(b, a, &[EVPN, V4], |_| {});
+    (net, a, b, pa, pb)
+}
+
+fn sent_notifications(net: &Net, i: usize) -> Vec<(u8, u8)> {
+    net.nodes[i]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::NotificationSent { notification, .. } => {
+                Some((notification.code, notification.subcode))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn both_active_collide_and_one_connection_survives() {
+    let (mut net, a, b, pa, pb) = pair(true);
+    net.run(Duration::from_secs(5));
+    assert_eq!(state(&net, a, pa), PeerState::Established);
+    assert_eq!(state(&net, b, pb), PeerState::Established);
+    // RFC 4271 §6.8: the connection opened by the higher BGP ID (b = 10.0.0.2) survives; the
+    // other is closed with Cease / Connection Collision Resolution by one side.
+    let cease: Vec<_> = [a, b]
+        .iter()
+        .flat_map(|&i| sent_notifications(&net, i))
+        .collect();
+    assert!(cease.iter().all(|c| *c == (6, 7)), "{cease:?}");
+    assert!(!cease.is_empty());
+    let v = net.nodes[a].speaker.neighbors(net.now);
+    let n = v[0].negotiated.as_ref().unwrap();
+    assert_eq!(n.families, vec![EVPN, V4]);
+    assert!(n.four_octet_as && n.route_refresh && n.enhanced_route_refresh && n.extended_message);
+    assert_eq!((n.hold_time, n.keepalive), (90, 30));
+    // stays up across many keepalive intervals
+    net.run(Duration::from_secs(600));
+    assert_eq!(state(&net, a, pa), PeerState::Established);
+    assert_eq!(net.nodes[a].speaker.neighbors(net.now)[0].flaps, 0);
+}
+
+#[test]
+fn passive_side_waits_and_active_side_connects() {
+    let mut net = Net::new();
+    let a = net.add(65001);
+    let b = net.add(65001);
+    let pa = net.peer(a, b, &[EVPN], |c| c.passive = true);
+    let pb = net.peer(b, a, &[EVPN], |_| {});
+    assert_eq!(state(&net, a, pa), PeerState::Active);
+    net.run(Duration::from_secs(1));
+    assert_eq!(state(&net, a, pa), PeerState::Established);
+    assert_eq!(state(&net, b, pb), PeerState::Established);
+    assert!(sent_notifications(&net, a).is_empty());
+}
+
+#[test]
+fn hold_timer_expiry_sends_4_0_and_the_session_comes_back() {
+    let (mut net, a, b, pa, _) = pair(false);
+    net.run(Duration::from_secs(2));
+    assert_eq!(state(&net, a, pa), PeerState::Established);
+    net.partition(a, b, true);
+    net.run(Duration::from_secs(89));
+    assert_eq!(
+        state(&net, a, pa),
+        PeerState::Established,
+        "not before 90 s"
+    );
+    net.run(Duration::from_secs(2));
+    assert!(sent_notifications(&net, a).contains(&(4, 0)));
+    assert!(net.nodes[a].events.iter().any(|e| matches!(
+        e,
+        Event::SessionDown { reason, .. } if reason == "hold timer expired"
+    )));
+    net.partition(a, b, false);
+    net.run(Duration::from_secs(30));
+    assert_eq!(state(&net, a, pa), PeerState::Established);
+}
+
+#[test]
+fn no_common_family_is_refused_with_2_7() {
+    let mut net = Net::new();
+    let a = net.add(65001);
+    let b = net.add(65002);
+    let pa = net.peer(a, b, &[EVPN], |_| {});
+    net.peer(b, a, &[Family::IPV6_UNICAST], |_| {});
+    net.run(Duration::from_secs(3));
+    assert_ne!(state(&net, a, pa), PeerState::Established);
+    let all: Vec<_> = [a, b]
+        .iter()
+        .flat_map(|&i| sent_notifications(&net, i))
+        .collect();
+    assert!(all.contains(&(2, 7)), "{all:?}");
+}
+
+#[test]
+fn wrong_peer_as_is_refused_with_2_2() {
+    let mut net = Net::new();
+    let a = net.add(65001);
+    let b = net.add(65002);
+    let pa = net.peer(a, b, &[EVPN], |c| c.remote_asn = 65009);
+    net.peer(b, a, &[EVPN], |_| {});
+    net.run(Duration::from_secs(3));
+    assert_ne!(state(&net, a, pa), PeerState::Established);
+    assert!(sent_notifications(&net, a).contains(&(2, 2)));
+}
+
+fn evpn_best(net: &Net, i: usize, nlri: &[u8]) -> Option<vmmi::rib::Path> {
+    let (k, _) = vmmi::bgp::split_nlri(EVPN, nlri);
+    net.nodes[i].speaker.rib().best(EVPN, &k).cloned()
+}
+
+#[test]
+fn evpn_route_crosses_ebgp_with_as_path_next_hop_and_communities() {
+    let (mut net, a, b, _, pb) = pair(true);
+    net.run(Duration::from_secs(2));
+    let n = t2([192, 0, 2, 1], 1, Some([10, 1, 0, 5]), 100);
+    let now = net.now;
+    net.nodes[a]
+        .speaker
+        .originate(now, EVPN, &n, evpn_attrs(Some(3)), vtep(1));
+    net.settle();
+    let p = evpn_best(&net, b, &n).expect("b holds the route");
+    assert_eq!(p.peer, pb);
+    assert_eq!(
+        p.attrs.next_hop,
+        vtep(1),
+        "EVPN next hop (the VTEP) unchanged over eBGP"
+    );
+    assert_eq!(p.attrs.as_path_len, 1);
+    assert_eq!(p.attrs.neighbor_as, Some(65001));
+    assert_eq!(p.attrs.mac_mobility, Some((3, false)));
+    assert!(p.attrs.local_pref.is_none(), "no LOCAL_PREF over eBGP");
+    let mut back = Vec::new();
+    join_nlri(EVPN, &vmmi::bgp::split_nlri(EVPN, &n).0, &p.rest, &mut back);
+    assert_eq!(back, n, "labels and ESI survive");
+    // End-of-RIB was sent for both families after the (empty) initial table
+    let eors: Vec<Family> = net
+        .messages(b)
+        .iter()
+        .filter_map(|m| match m {
+            Message::Update(u) => u.end_of_rib(),
+            _ => None,
+        })
+        .collect();
+    assert!(eors.contains(&EVPN) && eors.contains(&V4), "{eors:?}");
+
+    // a higher sequence replaces; a withdrawal removes
+    let now = net.now;
+    net.nodes[a]
+        .speaker
+        .originate(now, EVPN, &n, evpn_attrs(Some(4)), vtep(1));
+    net.settle();
+    assert_eq!(
+        evpn_best(&net, b, &n).unwrap().attrs.mac_mobility,
+        Some((4, false))
+    );
+    let now = net.now;
+    net.nodes[a].speaker.withdraw_local(now, EVPN, &n);
+    net.settle();
+    assert!(evpn_best(&net, b, &n).is_none());
+}
+
+#[test]
+fn ipv4_unicast_uses_next_hop_self_over_ebgp() {
+    let (mut net, a, b, _, _) = pair(true);
+    net.run(Duration::from_secs(2));
+    let now = net.now;
+    let pfx = [24u8, 10, 50, 0];
+    net.nodes[a].speaker.originate(
+        now,
+        V4,
+        &pfx,
+        vec![PathAttr::new(code::ORIGIN, AttrValue::Origin(0))],
+        None,
+    );
+    net.settle();
+    let (k, _) = vmmi::bgp::split_nlri(V4, &pfx);
+    let p = net.nodes[b].speaker.rib().best(V4, &k).cloned().unwrap();
+    assert_eq!(
+        p.attrs.next_hop,
+        Some(MpNextHop::Ipv4(Ipv4Addr::new(10, 0, 0, 1)))
+    );
+}
+
+#[test]
+fn route_reflector_reflects_client_routes_with_originator_and_cluster_list() {
+    let mut net = Net::new();
+    let c1 = net.add(65001);
+    let rr = net.add(65001);
+    let c2 = net.add(65001);
+    let nc = net.add(65001); // a non-client iBGP peer of the RR
+    net.peer(c1, rr, &[EVPN], |_| {});
+    net.peer(rr, c1, &[EVPN], |c| c.rr_client = true);
+    net.peer(c2, rr, &[EVPN], |_| {});
+    net.peer(rr, c2, &[EVPN], |c| c.rr_client = true);
+    net.peer(nc, rr, &[EVPN], |_| {});
+    net.peer(rr, nc, &[EVPN], |_| {});
+    net.run(Duration::from_secs(3));
+    let n = t2([192, 0, 2, 1], 7, None, 100);
+    let now = net.now;
+    net.nodes[c1]
+        .speaker
+        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    net.settle();
+    for i in [c2, nc] {
+        let p = evpn_best(&net, i, &n).unwrap_or_else(|| panic!("node {i} has the route"));
+        assert_eq!(p.attrs.originator_id, Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(p.attrs.cluster_list(), &[Ipv4Addr::new(10, 0, 0, 2)]);
+        assert_eq!(p.attrs.local_pref, Some(100));
+        assert_eq!(p.attrs.next_hop, vtep(1));
+    }
+    // a non-client's route goes to clients only
+    let m = t2([192, 0, 2, 4], 8, None, 100);
+    let now = net.now;
+    net.nodes[nc]
+        .speaker
+        .originate(now, EVPN, &m, evpn_attrs(None), vtep(4));
+    net.settle();
+    assert!(evpn_best(&net, c1, &m).is_some());
+    assert!(evpn_best(&net, c2, &m).is_some());
+}
+
+#[test]
+fn graceful_restart_keeps_routes_stale_then_sweeps_after_end_of_rib() {
+    let (mut net, a, b, pa, _) = pair(false);
+    net.run(Duration::from_secs(2));
+    let keep = t2([192, 0, 2, 2], 1, None, 100);
+    let gone = t2([192, 0, 2, 2], 2, None, 100);
+    let now = net.now;
+    for n in [&keep, &gone] {
+        net.nodes[b]
+            .speaker
+            .originate(now, EVPN, n, evpn_attrs(None), vtep(2));
+    }
+    net.settle();
+    assert!(evpn_best(&net, a, &keep).is_some() && evpn_best(&net, a, &gone).is_some());
+
+    // b crashes (TCP reset, no NOTIFICATION): a keeps both routes, marked stale
+    net.restart(b, true);
+    net.settle();
+    let p = evpn_best(&net, a, &keep).expect("kept during restart");
+    assert!(p.stale());
+    assert!(evpn_best(&net, a, &gone).unwrap().stale());
+    let view = &net.nodes[a].speaker.neighbors(net.now)[0];
+    assert_eq!(view.stale.get("l2vpn-evpn").copied(), Some(2));
+
+    // b comes back and re-originates only `keep` before its End-of-RIB
+    let now = net.now;
+    net.nodes[b]
+        .speaker
+        .originate(now, EVPN, &keep, evpn_attrs(None), vtep(2));
+    net.run(Duration::from_secs(5));
+    assert_eq!(state(&net, a, pa), PeerState::Established);
+    let p = evpn_best(&net, a, &keep).expect("refreshed");
+    assert!(!p.stale());
+    assert!(evpn_best(&net, a, &gone).is_none(), "swept at End-of-RIB");
+    assert!(net.nodes[a].events.iter().any(|e| matches!(
+        e,
+        Event::StaleSwept {
+            removed: 1,
+            why: "End-of-RIB",
+            ..
+        }
+    )));
+}
+
+#[test]
+fn graceful_restart_timer_flushes_when_the_peer_never_returns() {
+    let (mut net, a, b, _, _) = pair(false);
+    net.run(Duration::from_secs(2));
+    let n = t2([192, 0, 2, 2], 1, None, 100);
+    let now = net.now;
+    net.nodes[b]
+        .speaker
+        .originate(now, EVPN, &n, evpn_attrs(None), vtep(2));
+    net.settle();
+    // b goes away for good: partition and reset
+    net.partition(a, b, true);
+    net.restart(b, true);
+    let nb = &mut net.nodes[b];
+    let ids: Vec<_> = nb.peers.iter().map(|(id, _)| *id).collect();
+    let now = net.now;
+    for id in ids {
+        net.nodes[b].speaker.remove_peer(now, id);
+    }
+    net.settle();
+    assert!(evpn_best(&net, a, &n).unwrap().stale());
+    net.run(Duration::from_secs(119));
+    assert!(
+        evpn_best(&net, a, &n).is_some(),
+        "kept for Restart Time (120 s)"
+    );
+    net.run(Duration::from_secs(2));
+    assert!(
+        evpn_best(&net, a, &n).is_none(),
+        "flushed after Restart Time"
+    );
+}
+
+#[test]
+fn notification_ends_session_without_graceful_restart() {
+    let (mut net, a, b, _, pb) = pair(false);
+    net.run(Duration::from_secs(2));
+    let n = t2([192, 0, 2, 1], 1, None, 100);
+    let now = net.now;
+    net.nodes[a]
+        .speaker
+        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    net.settle();
+    assert!(evpn_best(&net, b, &n).is_some());
+    let now = net.now;
+    net.nodes[b].speaker.shutdown_peer(
+        now,
+        pb,
+        vmmi::wire::bgp::notification::NotificationMsg::new(6, 2, Vec::new()),
+        "test",
+    );
+    net.settle();
+    assert!(
+        evpn_best(&net, b, &n).is_none(),
+        "flushed: a NOTIFICATION is not a restart"
+    );
+}
+
+#[test]
+fn route_refresh_resends_the_table_with_borr_and_eorr() {
+    let (mut net, a, b, _, pb) = pair(true);
+    net.run(Duration::from_secs(2));
+    let now = net.now;
+    for i in 0..5u8 {
+        net.nodes[a].speaker.originate(
+            now,
+            EVPN,
+            &t2([192, 0, 2, 1], i, None, 100),
+            evpn_attrs(None),
+            vtep(1),
+        );
+    }
+    net.settle();
+    let before = net.nodes[b].received.len();
+    let now = net.now;
+    assert!(net.nodes[b].speaker.request_refresh(now, pb, EVPN));
+    net.settle();
+    let msgs = net.messages(b);
+    let tail = &msgs[msgs.len() - (net.nodes[b].received.len() - before)..];
+    let kinds: Vec<String> = tail
+        .iter()
+        .map(|m| match m {
+            Message::RouteRefresh(r) => format!("rr{}", r.subtype),
+            Message::Update(u) => format!("u{}", u.route_counts().0),
+            _ => "other".into(),
+        })
+        .collect();
+    // RFC 7313: BoRR, the routes (one UPDATE: they share attributes), EoRR
+    assert_eq!(kinds, vec!["rr1", "u5", "rr2"]);
+    for i in 0..5u8 {
+        let p = evpn_best(&net, b, &t2([192, 0, 2, 1], i, None, 100)).unwrap();
+        assert!(!p.stale());
+    }
+}
+
+#[test]
+fn max_prefix_teardown_sends_cease_1_and_stays_down() {
+    let mut net = Net::new();
+    let a = net.add(65001);
+    let b = net.add(65002);
+    net.peer(a, b, &[EVPN], |_| {});
+    let pb = net.peer(b, a, &[EVPN], |c| {
+        c.max_prefix = Some(2);
+        c.max_prefix_action = MaxPrefixAction::Teardown;
+    });
+    net.run(Duration::from_secs(2));
+    let now = net.now;
+    for i in 0..3u8 {
+        net.nodes[a].speaker.originate(
+            now,
+            EVPN,
+            &t2([192, 0, 2, 1], i, None, 100),
+            evpn_attrs(None),
+            vtep(1),
+        );
+    }
+    net.run(Duration::from_secs(60));
+    assert!(sent_notifications(&net, b).contains(&(6, 1)));
+    assert_eq!(state(&net, b, pb), PeerState::Idle);
+    assert_eq!(net.nodes[b].speaker.rib().count(pb, EVPN), 0);
+}
+
+#[test]
+fn max_prefix_warning_keeps_the_session() {
+    let mut net = Net::new();
+    let a = net.add(65001);
+    let b = net.add(65002);
+    net.peer(a, b, &[EVPN], |_| {});
+    let pb = net.peer(b, a, &[EVPN], |c| {
+        c.max_prefix = Some(2);
+        c.max_prefix_action = MaxPrefixAction::Warning;
+    });
+    net.run(Duration::from_secs(2));
+    let now = net.now;
+    for i in 0..3u8 {
+        net.nodes[a].speaker.originate(
+            now,
+            EVPN,
+            &t2([192, 0, 2, 1], i, None, 100),
+            evpn_attrs(None),
+            vtep(1),
+        );
+    }
+    net.settle();
+    assert_eq!(state(&net, b, pb), PeerState::Established);
+    assert_eq!(net.nodes[b].speaker.rib().count(pb, EVPN), 3);
+    let warnings = net.nodes[b]
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::MaxPrefix {
+                    teardown: false,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(warnings, 1, "warned once");
+}
+
+#[test]
+fn many_routes_pack_into_few_updates_under_the_size_limit() {
+    let (mut net, a, b, _, pb) = pair(true);
+    net.run(Duration::from_secs(2));
+    let now = net.now;
+    for i in 0..2000u32 {
+        let b3 = (i >> 8) as u8;
+        let b4 = i as u8;
+        let mut n = t2([192, 0, 2, 1], 0, Some([10, 1, b3, b4]), 100);
+        // distinct MACs
+        n[2 + 8 + 10 + 4 + 1 + 4] = b3;
+        n[2 + 8 + 10 + 4 + 1 + 5] = b4;
+        net.nodes[a]
+            .speaker
+            .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    }
+    net.settle();
+    assert_eq!(net.nodes[b].speaker.rib().count(pb, EVPN), 2000);
+    let sizes: Vec<usize> = net.nodes[b]
+        .received
+        .iter()
+        .filter(|(_, m)| m.get(18) == Some(&2))
+        .map(|(_, m)| m.len())
+        .collect();
+    // extended messages were negotiated: a handful of UPDATEs, each ≤ 65535 octets
+    assert!(sizes.iter().all(|s| *s <= 65535));
+    assert!(sizes.len() < 200, "{} UPDATEs for 2000 routes", sizes.len());
+}
