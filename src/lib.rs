@@ -4,6 +4,7 @@
 //! wire codecs (`wire`) and the offline decoder behind `vmmi decode` (`decode`, `pcap`).
 
 pub mod bgp;
+pub mod config;
 pub mod decode;
 pub mod pcap;
 pub mod rib;

@@ -1,7 +1,10 @@
 //! The `vmmi` binary: command-line parsing and dispatch. Protocol logic lives in the library.
 //!
-//! Verbs available today: `decode`. The daemon verbs of INTERFACE.md (`run`, `check`, `demo`,
-//! `show`, `explain`, `vm`, `dad`) are not built yet and are therefore absent (README "Not yet").
+//! Verbs available today: `decode`, `run`, `show neighbors|routes`, `route announce|withdraw`,
+//! `refresh`. The other verbs of INTERFACE.md (`demo`, `explain`, `vm`, `dad`, `show
+//! macs|vnis|lisp|moves`) are not built yet and are therefore absent (README "Not yet").
+
+mod cli;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -23,6 +26,48 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The daemon. Without --config: the embedded default (logged at start).
+    Run {
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// Log format: human (default) or json.
+        #[arg(long, default_value = "human")]
+        log_format: String,
+    },
+    /// State of a running daemon: neighbors or routes.
+    Show {
+        /// neighbors | routes
+        what: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "127.0.0.1:50179")]
+        api: std::net::SocketAddr,
+        /// routes: evpn | ipv4 | ipv6
+        #[arg(long)]
+        family: Option<String>,
+        /// routes: only this VNI
+        #[arg(long)]
+        vni: Option<u32>,
+    },
+    /// Announce or withdraw a route by hand (like `gobgp global rib add`). SPEC is JSON, e.g.
+    /// '{"type":"macip","rd":"192.0.2.1:100","mac":"52:54:00:00:00:01","ip":"10.1.0.5","vni":100,"rt":["65001:100"],"seq":1,"next_hop":"192.0.2.1"}'
+    /// Types: macip, multicast, prefix, unicast.
+    Route {
+        /// announce | withdraw
+        action: String,
+        spec: String,
+        #[arg(long, default_value = "127.0.0.1:50179")]
+        api: std::net::SocketAddr,
+    },
+    /// Ask a neighbor to re-send a family (ROUTE-REFRESH, RFC 2918 / RFC 7313).
+    Refresh {
+        neighbor: String,
+        /// evpn | ipv4 | ipv6
+        #[arg(long, default_value = "evpn")]
+        family: String,
+        #[arg(long, default_value = "127.0.0.1:50179")]
+        api: std::net::SocketAddr,
+    },
     /// Decode raw BGP or LISP messages to JSON (one object per message, with its RFC 7606 /
     /// LISP validity verdict). Input: --hex, --pcap, or hex on stdin ("-" or nothing).
     Decode {
@@ -78,6 +123,22 @@ fn family(s: &str) -> Result<Family, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Run { config, log_format } => match log_format.as_str() {
+            "human" | "json" => cli::run(config, log_format == "json"),
+            other => {
+                eprintln!("vmmi run: --log-format {other:?}: expected human or json");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Show { what, json, api, family, vni } => cli::show(&what, json, api, family.as_deref(), vni),
+        Cmd::Route { action, spec, api } => match action.as_str() {
+            "announce" | "withdraw" => cli::route(&action, &spec, api),
+            other => {
+                eprintln!("vmmi route: {other:?}: expected announce or withdraw");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Refresh { neighbor, family, api } => cli::refresh(&neighbor, &family, api),
         Cmd::Decode {
             hex,
             pcap,

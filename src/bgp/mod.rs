@@ -19,6 +19,7 @@
 mod adj_out;
 mod ingest;
 mod session;
+pub mod spec;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -326,6 +327,15 @@ impl Speaker {
         for id in ids {
             let n = NotificationMsg::new(6, 2, Vec::new());
             self.shutdown_peer(now, id, n, "administrative shutdown");
+        }
+    }
+
+    /// SIGTERM with a restart to follow: close every session so that peers keep our routes
+    /// as graceful-restart helpers (see `session::close_for_restart`).
+    pub fn shutdown_for_restart(&mut self, now: Instant) {
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            session::close_for_restart(self, now, id);
         }
     }
 

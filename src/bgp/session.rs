@@ -71,6 +71,9 @@ pub struct Negotiated {
     pub peer_gr: Option<GracefulRestart>,
     /// We advertised GR to this peer.
     pub local_gr: bool,
+    /// RFC 8538: both sides set the N bit — a NOTIFICATION other than Cease/Hard Reset keeps
+    /// the routes as a restart would.
+    pub gr_notification: bool,
     pub local_addr: Option<IpAddr>,
 }
 
@@ -474,6 +477,10 @@ fn negotiate(
         Capability::GracefulRestart(g) => Some(g.clone()),
         _ => None,
     });
+    let gr_notification = cfg.graceful_restart
+        && peer_gr
+            .as_ref()
+            .is_some_and(|g| g.restart_flags & GracefulRestart::NOTIFICATION != 0);
     // RFC 4271 §4.2: the smaller hold time; keepalive one third of it unless configured.
     let hold_time = cfg.hold_time.min(o.hold_time);
     let keepalive = if hold_time == 0 {
@@ -498,6 +505,7 @@ fn negotiate(
         add_path_tx,
         peer_gr: if cfg.graceful_restart { peer_gr } else { None },
         local_gr: cfg.graceful_restart,
+        gr_notification,
         local_addr: local.map(|l| l.ip()),
     })
 }
@@ -620,11 +628,32 @@ pub(super) fn notify_and_close(
     let Some(&peer) = sp.conns.get(&conn) else {
         return;
     };
-    let sendable = sp
+    let c = sp
         .peers
         .get(&peer)
-        .and_then(|p| p.conns.iter().find(|c| c.id == conn))
-        .is_some_and(|c| c.state != ConnState::Connecting);
+        .and_then(|p| p.conns.iter().find(|c| c.id == conn));
+    let sendable = c.is_some_and(|c| c.state != ConnState::Connecting);
+    let nego = c.and_then(|c| c.nego.clone());
+    // RFC 8538 §5: Maximum Number of Prefixes Reached, Administrative Shutdown and Peer
+    // De-configured are sent as Hard Reset when the N bit is in use — they must not leave
+    // routes behind.
+    let n = match &nego {
+        Some(g)
+            if g.gr_notification
+                && n.code == code::CEASE
+                && matches!(
+                    n.subcode,
+                    cease_sub::MAX_PREFIXES_REACHED
+                        | cease_sub::ADMINISTRATIVE_SHUTDOWN
+                        | cease_sub::PEER_DECONFIGURED
+                ) =>
+        {
+            let mut data = vec![n.code, n.subcode];
+            data.extend_from_slice(&n.data);
+            NotificationMsg::new(code::CEASE, cease_sub::HARD_RESET, data)
+        }
+        _ => n,
+    };
     if sendable {
         send_msg(sp, peer, conn, &Message::Notification(n.clone()));
     }
@@ -637,9 +666,48 @@ pub(super) fn notify_and_close(
             reason: why.to_string(),
         });
     }
-    // RFC 8538 is not negotiated: a NOTIFICATION ends the session without graceful restart,
-    // except Cease/Connection Collision Resolution which only closes the losing connection.
-    conn_gone(sp, now, conn, why, true);
+    let no_gr = !gr_survives(nego.as_ref(), &n);
+    conn_gone(sp, now, conn, why, no_gr);
+}
+
+/// RFC 8538 §4: with the N bit negotiated, a NOTIFICATION other than Cease/Hard Reset is
+/// handled like a TCP failure — graceful restart applies. Without it, any NOTIFICATION ends
+/// graceful restart (RFC 4724 §4.2).
+fn gr_survives(nego: Option<&Negotiated>, n: &NotificationMsg) -> bool {
+    nego.is_some_and(|g| g.gr_notification)
+        && !(n.code == code::CEASE && n.subcode == cease_sub::HARD_RESET)
+}
+
+/// Close the session for a daemon restart, so that peers keep our routes (RFC 4724 helper):
+/// with the N bit, NOTIFICATION Cease/Administrative Reset (RFC 8538 keeps routes for
+/// anything but Hard Reset); with GR but no N bit, the TCP connection is closed without a
+/// NOTIFICATION (a NOTIFICATION would end graceful restart); without GR, Cease/Administrative
+/// Shutdown.
+pub(super) fn close_for_restart(sp: &mut Speaker, now: Instant, peer: PeerId) {
+    let conns: Vec<(ConnId, Option<Negotiated>)> = sp
+        .peers
+        .get(&peer)
+        .map(|p| p.conns.iter().map(|c| (c.id, c.nego.clone())).collect())
+        .unwrap_or_default();
+    for (conn, nego) in conns {
+        match nego {
+            Some(g) if g.gr_notification => {
+                let n = NotificationMsg::new(code::CEASE, cease_sub::ADMINISTRATIVE_RESET, Vec::new());
+                notify_and_close(sp, now, conn, n, "restart (graceful, RFC 8538)");
+            }
+            Some(g) if g.local_gr && g.peer_gr.is_some() => {
+                conn_gone(sp, now, conn, "restart (graceful, RFC 4724: no NOTIFICATION)", false);
+            }
+            _ => {
+                let n = NotificationMsg::new(code::CEASE, cease_sub::ADMINISTRATIVE_SHUTDOWN, Vec::new());
+                notify_and_close(sp, now, conn, n, "administrative shutdown");
+            }
+        }
+    }
+    if let Some(p) = sp.peers.get_mut(&peer) {
+        p.admin_down = true;
+        p.connect_at = None;
+    }
 }
 
 /// A connection ended. `notified`: a NOTIFICATION was exchanged (no graceful restart).
@@ -759,7 +827,13 @@ pub(super) fn frame(sp: &mut Speaker, now: Instant, conn: ConnId, bytes: &[u8]) 
                 peer: name,
                 notification: n.clone(),
             });
-            conn_gone(sp, now, conn, &format!("received {}", n.describe()), true);
+            let nego = sp
+                .peers
+                .get(&peer)
+                .and_then(|p| p.conns.iter().find(|c| c.id == conn))
+                .and_then(|c| c.nego.clone());
+            let no_gr = !gr_survives(nego.as_ref(), &n);
+            conn_gone(sp, now, conn, &format!("received {}", n.describe()), no_gr);
         }
         (ConnState::OpenSent, Message::Open(o)) => got_open(sp, now, peer, conn, o),
         (ConnState::OpenConfirm, Message::Keepalive) => established(sp, now, peer, conn),

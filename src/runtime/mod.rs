@@ -1,3 +1,678 @@
-//! runtime/: the only tokio/socket/real-time code.
+//! runtime/: the only tokio, socket and real-time code.
+//!
+//! Owns: the one event loop that owns the `Speaker` (no locks: connection tasks only frame and
+//! forward bytes, the API asks the loop and gets snapshots), the BGP listeners and connection
+//! tasks, timers, signals (SIGHUP reload, SIGTERM graceful shutdown), the management API, name
+//! resolution of neighbors, and the translation of `Config` into the cores' settings.
+//! Must not: make protocol decisions — every one of them is in `bgp/`.
 
+pub mod api;
+pub mod client;
 pub mod sockopt;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::bgp::spec::{RouteSpec, RouteView};
+use crate::bgp::{ConnId, Event, MaxPrefixAction, NeighborView, Output, PeerCfg, Speaker, SpeakerCfg, TtlMode};
+use crate::config::{self, Config, FamilyCfg, PeerAddr};
+use crate::rib::PeerId;
+use crate::wire::bgp::afi::Family;
+use crate::wire::bgp::message::{BgpCtx, frame_len};
+
+/// How long SIGTERM waits for NOTIFICATIONs to be written.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Names are re-resolved this often (the system resolver does not expose record TTLs).
+const RESOLVE_EVERY: Duration = Duration::from_secs(60);
+
+/// Options from the command line.
+#[derive(Clone, Debug)]
+pub struct RunOpts {
+    pub config_path: Option<PathBuf>,
+}
+
+/// Requests from the API to the loop.
+pub enum ApiReq {
+    Neighbors(oneshot::Sender<Vec<NeighborView>>),
+    Routes {
+        family: Option<Family>,
+        vni: Option<u32>,
+        reply: oneshot::Sender<Vec<RouteView>>,
+    },
+    Announce(RouteSpec, oneshot::Sender<Result<(), String>>),
+    Withdraw(RouteSpec, oneshot::Sender<Result<(), String>>),
+    Refresh {
+        neighbor: String,
+        family: Family,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+enum Ev {
+    Accepted(TcpStream, SocketAddr, SocketAddr),
+    Connected(ConnId, TcpStream),
+    ConnectFailed(ConnId, String),
+    Frame(ConnId, Vec<u8>),
+    FrameError(ConnId, crate::wire::bgp::message::MessageError),
+    Closed(ConnId, String),
+    Sent(ConnId, usize),
+    Api(ApiReq),
+    Resolved(Vec<(usize, Option<IpAddr>)>),
+}
+
+struct ConnHandle {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+/// The neighbor as configured, and what it resolved to.
+struct Configured {
+    cfg: config::NeighborCfg,
+    addr: Option<IpAddr>,
+    id: Option<PeerId>,
+}
+
+fn families(v: &[FamilyCfg]) -> Vec<Family> {
+    v.iter()
+        .map(|f| match f {
+            FamilyCfg::L2vpnEvpn => Family::L2VPN_EVPN,
+            FamilyCfg::Ipv4Unicast => Family::IPV4_UNICAST,
+            FamilyCfg::Ipv6Unicast => Family::IPV6_UNICAST,
+        })
+        .collect()
+}
+
+/// The core's view of a configured neighbor.
+pub fn peer_cfg(global: &config::GlobalCfg, n: &config::NeighborCfg, ip: IpAddr) -> PeerCfg {
+    let mut p = PeerCfg::new(SocketAddr::new(ip, n.port), n.remote_asn, families(&n.families));
+    p.name = n.address.to_string();
+    p.passive = n.passive;
+    p.hold_time = n.hold_time;
+    p.keepalive = n.keepalive;
+    p.connect_retry = n.connect_retry;
+    p.delay_open = n.delay_open;
+    p.rr_client = n.route_reflector_client;
+    p.max_prefix = n.max_prefix;
+    p.max_prefix_action = match n.max_prefix_action {
+        config::MaxPrefixAction::Warning => MaxPrefixAction::Warning,
+        config::MaxPrefixAction::Teardown => MaxPrefixAction::Teardown,
+    };
+    p.max_prefix_restart = n.max_prefix_restart_secs;
+    p.graceful_restart = n.graceful_restart;
+    p.add_path_rx = matches!(n.add_path, config::AddPathCfg::Receive | config::AddPathCfg::Both);
+    p.add_path_tx = matches!(n.add_path, config::AddPathCfg::Send | config::AddPathCfg::Both);
+    p.local_address = n.local_address;
+    p.md5 = n.md5_password.as_ref().map(|s| s.as_bytes().to_vec());
+    p.ttl = if n.ttl_security {
+        TtlMode::Gtsm(1)
+    } else if let Some(h) = n.ebgp_multihop {
+        TtlMode::Multihop(h)
+    } else if n.is_ebgp(global.asn) {
+        TtlMode::Multihop(1)
+    } else {
+        TtlMode::Default
+    };
+    p
+}
+
+pub fn speaker_cfg(c: &Config, restarting: bool) -> SpeakerCfg {
+    SpeakerCfg {
+        asn: c.global.asn,
+        router_id: c.global.router_id,
+        cluster_id: c.global.effective_cluster_id(),
+        gr_restart_time: c.global.graceful_restart_time,
+        stale_routes_time: c.global.stale_routes_time,
+        restarting,
+    }
+}
+
+/// Run the daemon until SIGTERM/SIGINT.
+pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Ev>();
+    let base = Instant::now();
+    let mut speaker = Speaker::new(speaker_cfg(&cfg, false), base.into_std());
+
+    // listeners
+    let mut listeners = Vec::new();
+    for addr in &cfg.global.listen {
+        let l = sockopt::bgp_listener(*addr).with_context(|| format!("global.listen: bind {addr}"))?;
+        info!(%addr, "BGP listening");
+        listeners.push(l);
+    }
+    // neighbors
+    let mut configured: Vec<Configured> = cfg
+        .neighbor
+        .iter()
+        .map(|n| Configured {
+            cfg: n.clone(),
+            addr: match &n.address {
+                PeerAddr::Ip(ip) => Some(*ip),
+                PeerAddr::Name(_) => None,
+            },
+            id: None,
+        })
+        .collect();
+    resolve_names(&mut configured).await;
+    let now = Instant::now().into_std();
+    for c in &mut configured {
+        if let Some(ip) = c.addr {
+            apply_md5(&listeners, &c.cfg, ip);
+            c.id = Some(speaker.add_peer(now, peer_cfg(&cfg.global, &c.cfg, ip)));
+            info!(neighbor = %c.cfg.address, %ip, asn = c.cfg.remote_asn, "neighbor added");
+        } else {
+            warn!(neighbor = %c.cfg.address, "neighbor name does not resolve yet; retrying every 60 s");
+        }
+    }
+    let listeners = std::sync::Arc::new(listeners);
+    for (i, _) in cfg.global.listen.iter().enumerate() {
+        let tx = ev_tx.clone();
+        let ls = listeners.clone();
+        tokio::spawn(async move {
+            let Some(l) = ls.get(i) else { return };
+            loop {
+                match l.accept().await {
+                    Ok((s, remote)) => {
+                        let local = s.local_addr().unwrap_or(remote);
+                        if tx.send(Ev::Accepted(s, remote, local)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+    // API
+    if let Some(addr) = cfg.api.listen {
+        let tx = ev_tx.clone();
+        let app = api::router(move |r| tx.send(Ev::Api(r)).is_ok());
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("api.listen: bind {addr}"))?;
+        info!(%addr, "API listening");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).await {
+                warn!(error = %e, "API server stopped");
+            }
+        });
+    }
+    // resolver
+    if configured.iter().any(|c| matches!(c.cfg.address, PeerAddr::Name(_))) {
+        let names: Vec<(usize, String, u16)> = configured
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match &c.cfg.address {
+                PeerAddr::Name(n) => Some((i, n.clone(), c.cfg.port)),
+                PeerAddr::Ip(_) => None,
+            })
+            .collect();
+        let tx = ev_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RESOLVE_EVERY).await;
+                let mut out = Vec::new();
+                for (i, n, port) in &names {
+                    out.push((*i, lookup(n, *port).await));
+                }
+                if tx.send(Ev::Resolved(out)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
+    let mut cfg = cfg;
+    let mut shutting_down: Option<Instant> = None;
+
+    loop {
+        flush(&mut speaker, &mut conns, &ev_tx);
+        let deadline = speaker
+            .poll_timeout()
+            .map(Instant::from_std)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let deadline = match shutting_down {
+            Some(t) => deadline.min(t),
+            None => deadline,
+        };
+        tokio::select! {
+            ev = ev_rx.recv() => {
+                let Some(ev) = ev else { break };
+                handle(&mut speaker, &mut conns, &ev_tx, ev, &configured);
+                // take whatever else is ready so UPDATE packing sees it all at once
+                for _ in 0..1024 {
+                    match ev_rx.try_recv() {
+                        Ok(ev) => handle(&mut speaker, &mut conns, &ev_tx, ev, &configured),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                if shutting_down.is_some_and(|t| Instant::now() >= t) {
+                    break;
+                }
+                speaker.handle_timeout(Instant::now().into_std());
+            }
+            _ = sigterm.recv(), if shutting_down.is_none() => {
+                info!("SIGTERM: NOTIFICATION Cease to every peer, dataplane left in place");
+                speaker.shutdown_all(Instant::now().into_std());
+                shutting_down = Some(Instant::now() + SHUTDOWN_GRACE);
+            }
+            _ = tokio::signal::ctrl_c(), if shutting_down.is_none() => {
+                info!("SIGINT: shutting down");
+                speaker.shutdown_all(Instant::now().into_std());
+                shutting_down = Some(Instant::now() + SHUTDOWN_GRACE);
+            }
+            _ = sighup.recv() => {
+                match Config::load(opts.config_path.as_deref()) {
+                    Ok(new) => {
+                        reload(&mut speaker, &mut configured, &cfg, &new, &listeners).await;
+                        cfg = new;
+                    }
+                    Err(errs) => {
+                        for e in errs {
+                            warn!(error = %e, "SIGHUP: config rejected, keeping the running one");
+                        }
+                    }
+                }
+            }
+        }
+        if shutting_down.is_some() && conns.is_empty() {
+            flush(&mut speaker, &mut conns, &ev_tx);
+            break;
+        }
+    }
+    // let writers finish their NOTIFICATIONs
+    for (_, h) in conns.drain() {
+        drop(h.tx);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        h.reader.abort();
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn lookup(name: &str, port: u16) -> Option<IpAddr> {
+    tokio::net::lookup_host((name, port))
+        .await
+        .ok()?
+        .next()
+        .map(|a| a.ip())
+}
+
+async fn resolve_names(c: &mut [Configured]) {
+    for n in c.iter_mut() {
+        if let PeerAddr::Name(name) = &n.cfg.address {
+            n.addr = lookup(name, n.cfg.port).await;
+        }
+    }
+}
+
+fn apply_md5(listeners: &[tokio::net::TcpListener], n: &config::NeighborCfg, ip: IpAddr) {
+    let key = n.md5_password.as_deref().unwrap_or("");
+    if key.is_empty() {
+        return;
+    }
+    for l in listeners {
+        if let Err(e) = sockopt::set_tcp_md5(&socket2::SockRef::from(l), ip, key.as_bytes()) {
+            warn!(neighbor = %n.address, error = %e, "TCP-MD5 on listener failed");
+        }
+    }
+}
+
+/// SIGHUP: neighbors added, removed or changed; the others are not touched.
+async fn reload(
+    sp: &mut Speaker,
+    configured: &mut Vec<Configured>,
+    old: &Config,
+    new: &Config,
+    listeners: &[tokio::net::TcpListener],
+) {
+    let now = Instant::now().into_std();
+    let global_changed = old.global.asn != new.global.asn || old.global.router_id != new.global.router_id;
+    if global_changed {
+        warn!("SIGHUP: global.asn / global.router_id changes need a restart; ignored");
+    }
+    let mut keep: Vec<Configured> = Vec::new();
+    for c in configured.drain(..) {
+        if new.neighbor.contains(&c.cfg) {
+            keep.push(c);
+        } else if let Some(id) = c.id {
+            info!(neighbor = %c.cfg.address, "SIGHUP: neighbor removed or changed");
+            sp.remove_peer(now, id);
+        }
+    }
+    for n in &new.neighbor {
+        if keep.iter().any(|c| &c.cfg == n) {
+            continue;
+        }
+        let addr = match &n.address {
+            PeerAddr::Ip(ip) => Some(*ip),
+            PeerAddr::Name(name) => lookup(name, n.port).await,
+        };
+        let id = addr.map(|ip| {
+            apply_md5(listeners, n, ip);
+            sp.add_peer(now, peer_cfg(&old.global, n, ip))
+        });
+        info!(neighbor = %n.address, "SIGHUP: neighbor added");
+        keep.push(Configured {
+            cfg: n.clone(),
+            addr,
+            id,
+        });
+    }
+    *configured = keep;
+}
+
+fn handle(
+    sp: &mut Speaker,
+    conns: &mut HashMap<ConnId, ConnHandle>,
+    ev_tx: &mpsc::UnboundedSender<Ev>,
+    ev: Ev,
+    configured: &[Configured],
+) {
+    let now = Instant::now().into_std();
+    match ev {
+        Ev::Accepted(stream, remote, local) => match sp.handle_accept(now, remote, local) {
+            Some(conn) => {
+                // RFC 5082: GTSM / TTL for the peer on the accepted socket
+                if let Some(c) = configured
+                    .iter()
+                    .find(|c| c.addr.map(canon) == Some(canon(remote.ip())))
+                {
+                    set_ttl(&stream, &c.cfg, remote.ip());
+                }
+                start_conn(conns, ev_tx, conn, stream);
+            }
+            None => {
+                debug!(%remote, "connection from an unconfigured address refused");
+                drop(stream);
+            }
+        },
+        Ev::Connected(conn, stream) => {
+            let local = stream.local_addr().ok();
+            if let Some(local) = local {
+                sp.handle_connected(now, conn, local);
+                start_conn(conns, ev_tx, conn, stream);
+            } else {
+                sp.handle_connect_failed(now, conn, "no local address");
+            }
+        }
+        Ev::ConnectFailed(conn, why) => sp.handle_connect_failed(now, conn, &why),
+        Ev::Frame(conn, bytes) => sp.handle_frame(now, conn, &bytes),
+        Ev::FrameError(conn, e) => {
+            sp.handle_frame_error(now, conn, e.notification.clone(), &e.error.to_string())
+        }
+        Ev::Closed(conn, why) => {
+            conns.remove(&conn);
+            sp.handle_closed(now, conn, &why);
+        }
+        Ev::Sent(conn, n) => sp.handle_sent(now, conn, n),
+        Ev::Api(req) => api_req(sp, now, req),
+        Ev::Resolved(v) => {
+            for (i, ip) in v {
+                if let Some(c) = configured.get(i)
+                    && ip.is_some()
+                    && ip != c.addr
+                {
+                    warn!(neighbor = %c.cfg.address, old = ?c.addr, new = ?ip,
+                        "neighbor name resolves to a new address; send SIGHUP to re-peer");
+                }
+            }
+        }
+    }
+}
+
+fn canon(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn set_ttl(stream: &TcpStream, n: &config::NeighborCfg, peer: IpAddr) {
+    let s = socket2::SockRef::from(stream);
+    let v6 = stream.local_addr().is_ok_and(|a| a.is_ipv6());
+    let r = if n.ttl_security {
+        sockopt::set_gtsm(&s, v6, 1)
+    } else if let Some(h) = n.ebgp_multihop {
+        sockopt::set_ttl(&s, v6, h)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = r {
+        warn!(%peer, error = %e, "TTL/GTSM socket option failed");
+    }
+}
+
+fn api_req(sp: &mut Speaker, now: std::time::Instant, req: ApiReq) {
+    match req {
+        ApiReq::Neighbors(reply) => {
+            let _ = reply.send(sp.neighbors(now));
+        }
+        ApiReq::Routes { family, vni, reply } => {
+            let _ = reply.send(routes(sp, family, vni));
+        }
+        ApiReq::Announce(spec, reply) => {
+            let r = spec.build().map(|b| {
+                sp.originate(now, b.family, &b.nlri, b.attrs, b.next_hop);
+            });
+            let _ = reply.send(r);
+        }
+        ApiReq::Withdraw(spec, reply) => {
+            let r = spec.build().map(|b| sp.withdraw_local(now, b.family, &b.nlri));
+            let _ = reply.send(r);
+        }
+        ApiReq::Refresh {
+            neighbor,
+            family,
+            reply,
+        } => {
+            let r = match sp.peer_by_name(&neighbor) {
+                None => Err(format!("no neighbor {neighbor}")),
+                Some(id) if sp.request_refresh(now, id, family) => Ok(()),
+                Some(_) => Err(format!(
+                    "neighbor {neighbor} is not established or did not negotiate route refresh for {family}"
+                )),
+            };
+            let _ = reply.send(r);
+        }
+    }
+}
+
+/// Every route of `family` (all when None), best path first.
+pub fn routes(sp: &Speaker, family: Option<Family>, vni: Option<u32>) -> Vec<RouteView> {
+    let names: HashMap<PeerId, String> = sp
+        .neighbors(std::time::Instant::now())
+        .into_iter()
+        .map(|n| (n.id, n.address.ip().to_string()))
+        .collect();
+    let name = |p: PeerId| {
+        if p == PeerId::LOCAL {
+            "local".to_string()
+        } else {
+            names.get(&p).cloned().unwrap_or_else(|| format!("peer-{}", p.0))
+        }
+    };
+    let mut out = Vec::new();
+    let fams: Vec<Family> = sp.rib().families().collect();
+    for f in fams.into_iter().filter(|f| family.is_none_or(|x| x == *f)) {
+        if let Some(t) = sp.rib().table(f) {
+            for (k, e) in &t.map {
+                if let Some(v) = crate::bgp::spec::view(f, k, e, &name, vni) {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.family, &a.prefix).cmp(&(&b.family, &b.prefix)));
+    out
+}
+
+fn start_conn(
+    conns: &mut HashMap<ConnId, ConnHandle>,
+    ev_tx: &mpsc::UnboundedSender<Ev>,
+    conn: ConnId,
+    stream: TcpStream,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let etx = ev_tx.clone();
+    tokio::spawn(
+        async move {
+            while let Some(buf) = rx.recv().await {
+                let n = buf.len();
+                if let Err(e) = wr.write_all(&buf).await {
+                    let _ = etx.send(Ev::Closed(conn, format!("write: {e}")));
+                    return;
+                }
+                let _ = etx.send(Ev::Sent(conn, n));
+            }
+            let _ = wr.shutdown().await;
+        }
+        .instrument(info_span!("writer", conn = conn.0)),
+    );
+    let etx = ev_tx.clone();
+    let reader = tokio::spawn(async move {
+        // Frames up to 65535 octets: the core checks each against the negotiated maximum.
+        let ctx = BgpCtx {
+            extended_message: true,
+            ..BgpCtx::default()
+        };
+        let mut buf = BytesMut::with_capacity(1 << 16);
+        loop {
+            loop {
+                match frame_len(&buf, &ctx) {
+                    Ok(Some(len)) if buf.len() >= len => {
+                        let frame = buf.split_to(len);
+                        if etx.send(Ev::Frame(conn, frame.to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        let _ = etx.send(Ev::FrameError(conn, e));
+                        return;
+                    }
+                }
+            }
+            match rd.read_buf(&mut buf).await {
+                Ok(0) => {
+                    let _ = etx.send(Ev::Closed(conn, "connection closed by peer".into()));
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = etx.send(Ev::Closed(conn, format!("read: {e}")));
+                    return;
+                }
+            }
+        }
+    });
+    conns.insert(conn, ConnHandle { tx, reader });
+}
+
+fn log_event(e: &Event) {
+    match e {
+        Event::StateChange { peer, from, to } => info!(%peer, ?from, ?to, "state"),
+        Event::Established { peer, families } => {
+            let f: Vec<String> = families.iter().map(|f| f.to_string()).collect();
+            info!(%peer, families = ?f, "session established")
+        }
+        Event::SessionDown { peer, reason, graceful } => {
+            warn!(%peer, %reason, graceful, "session down")
+        }
+        Event::NotificationSent { peer, notification, reason } => {
+            warn!(%peer, notification = %notification.describe(), %reason, "NOTIFICATION sent")
+        }
+        Event::NotificationReceived { peer, notification } => {
+            warn!(%peer, notification = %notification.describe(), "NOTIFICATION received")
+        }
+        Event::UpdateError { peer, action, findings } => {
+            warn!(%peer, %action, ?findings, "malformed UPDATE handled per RFC 7606")
+        }
+        Event::MaxPrefix { peer, count, limit, teardown } => {
+            warn!(%peer, count, limit, teardown, "max-prefix exceeded")
+        }
+        Event::StaleSwept { peer, family, removed, why } => {
+            info!(%peer, %family, removed, why, "stale routes swept")
+        }
+        Event::RouteRefresh { peer, family, subtype, received } => {
+            info!(%peer, %family, subtype, received, "route refresh")
+        }
+        Event::Rejected { remote } => debug!(%remote, "connection refused"),
+    }
+}
+
+/// Carry out everything the speaker asks for.
+fn flush(sp: &mut Speaker, conns: &mut HashMap<ConnId, ConnHandle>, ev_tx: &mpsc::UnboundedSender<Ev>) {
+    while let Some(o) = sp.poll_output() {
+        match o {
+            Output::Send { conn, data } => {
+                if let Some(h) = conns.get(&conn) {
+                    let _ = h.tx.send(data);
+                }
+            }
+            Output::Close { conn } => {
+                if let Some(h) = conns.remove(&conn) {
+                    // the writer drains what is queued, then shuts the socket down
+                    drop(h.tx);
+                    let r = h.reader;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        r.abort();
+                    });
+                }
+            }
+            Output::Connect {
+                conn,
+                remote,
+                local,
+                md5,
+                ttl,
+                ..
+            } => {
+                let tx = ev_tx.clone();
+                let opts = sockopt::ConnectOpts {
+                    local,
+                    md5,
+                    gtsm_hops: match ttl {
+                        TtlMode::Gtsm(h) => Some(h),
+                        _ => None,
+                    },
+                    ttl: match ttl {
+                        TtlMode::Multihop(t) => Some(t),
+                        _ => None,
+                    },
+                };
+                tokio::spawn(async move {
+                    match sockopt::bgp_connect(remote, &opts, Duration::from_secs(10)).await {
+                        Ok(s) => {
+                            let _ = tx.send(Ev::Connected(conn, s));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Ev::ConnectFailed(conn, e.to_string()));
+                        }
+                    }
+                });
+            }
+            Output::Event(e) => log_event(&e),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Daemon-facing verbs of the binary: `run`, `show`, `route`, `refresh`. Parsing is in main.rs;
+//! protocol logic is in the library; this file formats what the API returns.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use vmmi::config::Config;
+use vmmi::runtime::{self, RunOpts, client};
+
+pub fn run(config: Option<PathBuf>, log_json: bool) -> ExitCode {
+    init_logging(log_json);
+    let cfg = match Config::load(config.as_deref()) {
+        Ok(c) => c,
+        Err(errs) => {
+            for e in errs {
+                eprintln!("{}: {e}", config.as_deref().map_or("(embedded default)".into(), |p| p.display().to_string()));
+            }
+            return ExitCode::from(1);
+        }
+    };
+    if config.is_none() {
+        tracing::info!(config = %vmmi::config::DEFAULT_TOML, "no --config: running the embedded default");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokio runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(runtime::run(cfg, RunOpts { config_path: config })) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vmmi: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VMMI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn call(api: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Result<serde_json::Value, ExitCode> {
+    match client::request(api, method, path, body) {
+        Ok((200, b)) => serde_json::from_str(&b).map_err(|e| {
+            eprintln!("vmmi: API answered with invalid JSON: {e}");
+            ExitCode::from(1)
+        }),
+        Ok((code, b)) => {
+            eprintln!("vmmi: API {method} {path}: HTTP {code}: {b}");
+            Err(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("vmmi: cannot reach the daemon's API at {api}: {e} (is `vmmi run` up? --api ADDR)");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+pub fn show(what: &str, json: bool, api: SocketAddr, family: Option<&str>, vni: Option<u32>) -> ExitCode {
+    let path = match what {
+        "neighbors" => "/v1/neighbors".to_string(),
+        "routes" => {
+            let mut q = Vec::new();
+            if let Some(f) = family {
+                q.push(format!("family={f}"));
+            }
+            if let Some(v) = vni {
+                q.push(format!("vni={v}"));
+            }
+            if q.is_empty() { "/v1/routes".into() } else { format!("/v1/routes?{}", q.join("&")) }
+        }
+        other => {
+            eprintln!("vmmi show: {other:?} is not available yet (neighbors, routes)");
+            return ExitCode::from(2);
+        }
+    };
+    let v = match call(api, "GET", &path, None) {
+        Ok(v) => v,
+        Err(c) => return c,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        o => o.to_string(),
+    };
+    match what {
+        "neighbors" => {
+            println!("{:<24} {:>10} {:<12} {:>8} {:<28} {:>8} {:>8}  last error", "neighbor", "AS", "state", "up(s)", "prefixes", "msg in", "msg out");
+            for n in v.as_array().into_iter().flatten() {
+                let pfx: Vec<String> = n["prefixes_received"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                println!(
+                    "{:<24} {:>10} {:<12} {:>8} {:<28} {:>8} {:>8}  {}",
+                    s(&n["address"]), s(&n["remote_asn"]), s(&n["state"]), s(&n["uptime_secs"]),
+                    pfx.join(" "), s(&n["msgs_in"]), s(&n["msgs_out"]), s(&n["last_error"])
+                );
+            }
+        }
+        _ => {
+            println!("{:<12} {:<64} {:<16} {:<16} {:>5} {:>5}  reason", "family", "route", "from", "next hop", "seq", "paths");
+            for r in v.as_array().into_iter().flatten() {
+                let best = &r["paths"][0];
+                println!(
+                    "{:<12} {:<64} {:<16} {:<16} {:>5} {:>5}  {}",
+                    s(&r["family"]), s(&r["prefix"]), s(&best["peer"]), s(&best["next_hop"]),
+                    s(&best["mac_mobility_seq"]), r["paths"].as_array().map_or(0, |a| a.len()), s(&best["reason"])
+                );
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn route(action: &str, spec: &str, api: SocketAddr) -> ExitCode {
+    if let Err(e) = serde_json::from_str::<vmmi::bgp::spec::RouteSpec>(spec) {
+        eprintln!("vmmi route {action}: bad route JSON: {e}");
+        return ExitCode::from(2);
+    }
+    match call(api, "POST", &format!("/v1/routes/{action}"), Some(spec)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(c) => c,
+    }
+}
+
+pub fn refresh(neighbor: &str, family: &str, api: SocketAddr) -> ExitCode {
+    match call(api, "POST", &format!("/v1/neighbors/{neighbor}/refresh?family={family}"), None) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(c) => c,
+    }
+}
