@@ -1,12 +1,13 @@
 //! The `vmmi` binary: command-line parsing and dispatch. Protocol logic lives in the library.
 //!
-//! Verbs available today: `decode`. The daemon verbs of INTERFACE.md (`run`, `check`, `demo`,
+//! Verbs available today: `decode`, `check`. The daemon verbs of INTERFACE.md (`run`, `demo`,
 //! `show`, `explain`, `vm`, `dad`) are not built yet and are therefore absent (README "Not yet").
 
 use std::io::Read;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use vmmi::config::Config;
 use vmmi::decode::{DecodeOpts, Proto, decode_bytes, decode_pcap, parse_hex};
 use vmmi::wire::bgp::Family;
 
@@ -62,6 +63,35 @@ enum Cmd {
         #[arg(long)]
         pretty: bool,
     },
+    /// Validate a config file (with VMMI_SECTION__KEY environment overrides applied): print
+    /// `ok: FILE (...)` and exit 0, or every error as `FILE: key: reason` and exit 1.
+    Check {
+        /// The TOML config file.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+}
+
+/// `vmmi check`: the report goes to stdout (it is the command's output, errors included).
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::load(Some(path)) {
+        Ok(c) => {
+            println!(
+                "ok: {} ({} neighbors, {} VNIs, {} LISP sites)",
+                path.display(),
+                c.neighbor.len(),
+                c.vni.len(),
+                c.lisp.site.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors {
+                println!("{}: {e}", path.display());
+            }
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn family(s: &str) -> Result<Family, String> {
@@ -78,6 +108,7 @@ fn family(s: &str) -> Result<Family, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Check { config } => check(&config),
         Cmd::Decode {
             hex,
             pcap,
