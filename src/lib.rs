@@ -1,7 +1,9 @@
 //! vmmi: a BGP EVPN + LISP control plane for virtual-machine mobility.
 //!
 //! Module map and dependency direction: `../shared/ARCHITECTURE.md`. Today the crate holds the
-//! wire codecs (`wire`) and the offline decoder behind `vmmi decode` (`decode`, `pcap`).
+//! wire codecs (`wire`), the offline decoder behind `vmmi decode` (`decode`, `pcap`), the
+//! typed, validated configuration (`config`), the RIB (`rib`), the sans-IO BGP speaker
+//! (`bgp`), the tokio shell (`runtime`) and the virtual-clock test harness (`testkit`).
 
 pub mod bgp;
 pub mod config;

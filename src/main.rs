@@ -1,8 +1,9 @@
 //! The `vmmi` binary: command-line parsing and dispatch. Protocol logic lives in the library.
 //!
-//! Verbs available today: `decode`, `run`, `show neighbors|routes`, `route announce|withdraw`,
-//! `refresh`. The other verbs of INTERFACE.md (`demo`, `explain`, `vm`, `dad`, `show
-//! macs|vnis|lisp|moves`) are not built yet and are therefore absent (README "Not yet").
+//! Verbs available today: `decode`, `check`, `run`, `show neighbors|routes`, `route
+//! announce|withdraw`, `refresh`. The other verbs of INTERFACE.md (`demo`, `explain`, `vm`,
+//! `dad`, `show macs|vnis|lisp|moves`) are not built yet and are therefore absent (README
+//! "Not yet").
 
 mod cli;
 
@@ -10,6 +11,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use vmmi::config::Config;
 use vmmi::decode::{DecodeOpts, Proto, decode_bytes, decode_pcap, parse_hex};
 use vmmi::wire::bgp::Family;
 
@@ -107,6 +109,35 @@ enum Cmd {
         #[arg(long)]
         pretty: bool,
     },
+    /// Validate a config file (with VMMI_SECTION__KEY environment overrides applied): print
+    /// `ok: FILE (...)` and exit 0, or every error as `FILE: key: reason` and exit 1.
+    Check {
+        /// The TOML config file.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+}
+
+/// `vmmi check`: the report goes to stdout (it is the command's output, errors included).
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::load(Some(path)) {
+        Ok(c) => {
+            println!(
+                "ok: {} ({} neighbors, {} VNIs, {} LISP sites)",
+                path.display(),
+                c.neighbor.len(),
+                c.vni.len(),
+                c.lisp.site.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors {
+                println!("{}: {e}", path.display());
+            }
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn family(s: &str) -> Result<Family, String> {
@@ -123,6 +154,7 @@ fn family(s: &str) -> Result<Family, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Check { config } => check(&config),
         Cmd::Run { config, log_format } => match log_format.as_str() {
             "human" | "json" => cli::run(config, log_format == "json"),
             other => {
