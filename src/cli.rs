@@ -14,7 +14,12 @@ pub fn run(config: Option<PathBuf>, log_json: bool) -> ExitCode {
         Ok(c) => c,
         Err(errs) => {
             for e in errs {
-                eprintln!("{}: {e}", config.as_deref().map_or("(embedded default)".into(), |p| p.display().to_string()));
+                eprintln!(
+                    "{}: {e}",
+                    config
+                        .as_deref()
+                        .map_or("(embedded default)".into(), |p| p.display().to_string())
+                );
             }
             return ExitCode::from(1);
         }
@@ -33,7 +38,12 @@ pub fn run(config: Option<PathBuf>, log_json: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(runtime::run(cfg, RunOpts { config_path: config })) {
+    match rt.block_on(runtime::run(
+        cfg,
+        RunOpts {
+            config_path: config,
+        },
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vmmi: {e:#}");
@@ -45,7 +55,9 @@ pub fn run(config: Option<PathBuf>, log_json: bool) -> ExitCode {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VMMI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         b.json().init();
     } else {
@@ -53,7 +65,12 @@ fn init_logging(json: bool) {
     }
 }
 
-fn call(api: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Result<serde_json::Value, ExitCode> {
+fn call(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<serde_json::Value, ExitCode> {
     match client::request(api, method, path, body) {
         Ok((200, b)) => serde_json::from_str(&b).map_err(|e| {
             eprintln!("vmmi: API answered with invalid JSON: {e}");
@@ -64,13 +81,21 @@ fn call(api: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Result
             Err(ExitCode::from(1))
         }
         Err(e) => {
-            eprintln!("vmmi: cannot reach the daemon's API at {api}: {e} (is `vmmi run` up? --api ADDR)");
+            eprintln!(
+                "vmmi: cannot reach the daemon's API at {api}: {e} (is `vmmi run` up? --api ADDR)"
+            );
             Err(ExitCode::from(1))
         }
     }
 }
 
-pub fn show(what: &str, json: bool, api: SocketAddr, family: Option<&str>, vni: Option<u32>) -> ExitCode {
+pub fn show(
+    what: &str,
+    json: bool,
+    api: SocketAddr,
+    family: Option<&str>,
+    vni: Option<u32>,
+) -> ExitCode {
     let path = match what {
         "neighbors" => "/v1/neighbors".to_string(),
         "routes" => {
@@ -81,7 +106,11 @@ pub fn show(what: &str, json: bool, api: SocketAddr, family: Option<&str>, vni: 
             if let Some(v) = vni {
                 q.push(format!("vni={v}"));
             }
-            if q.is_empty() { "/v1/routes".into() } else { format!("/v1/routes?{}", q.join("&")) }
+            if q.is_empty() {
+                "/v1/routes".into()
+            } else {
+                format!("/v1/routes?{}", q.join("&"))
+            }
         }
         other => {
             eprintln!("vmmi show: {other:?} is not available yet (neighbors, routes)");
@@ -103,7 +132,10 @@ pub fn show(what: &str, json: bool, api: SocketAddr, family: Option<&str>, vni: 
     };
     match what {
         "neighbors" => {
-            println!("{:<24} {:>10} {:<12} {:>8} {:<28} {:>8} {:>8}  last error", "neighbor", "AS", "state", "up(s)", "prefixes", "msg in", "msg out");
+            println!(
+                "{:<24} {:>10} {:<12} {:>8} {:<28} {:>8} {:>8}  last error",
+                "neighbor", "AS", "state", "up(s)", "prefixes", "msg in", "msg out"
+            );
             for n in v.as_array().into_iter().flatten() {
                 let pfx: Vec<String> = n["prefixes_received"]
                     .as_object()
@@ -113,19 +145,33 @@ pub fn show(what: &str, json: bool, api: SocketAddr, family: Option<&str>, vni: 
                     .collect();
                 println!(
                     "{:<24} {:>10} {:<12} {:>8} {:<28} {:>8} {:>8}  {}",
-                    s(&n["address"]), s(&n["remote_asn"]), s(&n["state"]), s(&n["uptime_secs"]),
-                    pfx.join(" "), s(&n["msgs_in"]), s(&n["msgs_out"]), s(&n["last_error"])
+                    s(&n["address"]),
+                    s(&n["remote_asn"]),
+                    s(&n["state"]),
+                    s(&n["uptime_secs"]),
+                    pfx.join(" "),
+                    s(&n["msgs_in"]),
+                    s(&n["msgs_out"]),
+                    s(&n["last_error"])
                 );
             }
         }
         _ => {
-            println!("{:<12} {:<64} {:<16} {:<16} {:>5} {:>5}  reason", "family", "route", "from", "next hop", "seq", "paths");
+            println!(
+                "{:<12} {:<64} {:<16} {:<16} {:>5} {:>5}  reason",
+                "family", "route", "from", "next hop", "seq", "paths"
+            );
             for r in v.as_array().into_iter().flatten() {
                 let best = &r["paths"][0];
                 println!(
                     "{:<12} {:<64} {:<16} {:<16} {:>5} {:>5}  {}",
-                    s(&r["family"]), s(&r["prefix"]), s(&best["peer"]), s(&best["next_hop"]),
-                    s(&best["mac_mobility_seq"]), r["paths"].as_array().map_or(0, |a| a.len()), s(&best["reason"])
+                    s(&r["family"]),
+                    s(&r["prefix"]),
+                    s(&best["peer"]),
+                    s(&best["next_hop"]),
+                    s(&best["mac_mobility_seq"]),
+                    r["paths"].as_array().map_or(0, |a| a.len()),
+                    s(&best["reason"])
                 );
             }
         }
@@ -145,7 +191,12 @@ pub fn route(action: &str, spec: &str, api: SocketAddr) -> ExitCode {
 }
 
 pub fn refresh(neighbor: &str, family: &str, api: SocketAddr) -> ExitCode {
-    match call(api, "POST", &format!("/v1/neighbors/{neighbor}/refresh?family={family}"), None) {
+    match call(
+        api,
+        "POST",
+        &format!("/v1/neighbors/{neighbor}/refresh?family={family}"),
+        None,
+    ) {
         Ok(_) => ExitCode::SUCCESS,
         Err(c) => c,
     }

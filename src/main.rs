@@ -162,7 +162,13 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cmd::Show { what, json, api, family, vni } => cli::show(&what, json, api, family.as_deref(), vni),
+        Cmd::Show {
+            what,
+            json,
+            api,
+            family,
+            vni,
+        } => cli::show(&what, json, api, family.as_deref(), vni),
         Cmd::Route { action, spec, api } => match action.as_str() {
             "announce" | "withdraw" => cli::route(&action, &spec, api),
             other => {
@@ -170,7 +176,11 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cmd::Refresh { neighbor, family, api } => cli::refresh(&neighbor, &family, api),
+        Cmd::Refresh {
+            neighbor,
+            family,
+            api,
+        } => cli::refresh(&neighbor, &family, api),
         Cmd::Decode {
             hex,
             pcap,

@@ -692,14 +692,25 @@ pub(super) fn close_for_restart(sp: &mut Speaker, now: Instant, peer: PeerId) {
     for (conn, nego) in conns {
         match nego {
             Some(g) if g.gr_notification => {
-                let n = NotificationMsg::new(code::CEASE, cease_sub::ADMINISTRATIVE_RESET, Vec::new());
+                let n =
+                    NotificationMsg::new(code::CEASE, cease_sub::ADMINISTRATIVE_RESET, Vec::new());
                 notify_and_close(sp, now, conn, n, "restart (graceful, RFC 8538)");
             }
             Some(g) if g.local_gr && g.peer_gr.is_some() => {
-                conn_gone(sp, now, conn, "restart (graceful, RFC 4724: no NOTIFICATION)", false);
+                conn_gone(
+                    sp,
+                    now,
+                    conn,
+                    "restart (graceful, RFC 4724: no NOTIFICATION)",
+                    false,
+                );
             }
             _ => {
-                let n = NotificationMsg::new(code::CEASE, cease_sub::ADMINISTRATIVE_SHUTDOWN, Vec::new());
+                let n = NotificationMsg::new(
+                    code::CEASE,
+                    cease_sub::ADMINISTRATIVE_SHUTDOWN,
+                    Vec::new(),
+                );
                 notify_and_close(sp, now, conn, n, "administrative shutdown");
             }
         }

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::rib::{Entry, Reason, RouteKey};
 use crate::wire::bgp::afi::Family;
 use crate::wire::bgp::attr::{AttrValue, MpNextHop, PathAttr, PmsiTunnel, PmsiTunnelId, code};
-use crate::wire::bgp::evpn::{Esi, EvpnRoute, InclusiveMulticastRoute, IpPrefixRoute, Label, MacIpRoute};
+use crate::wire::bgp::evpn::{
+    Esi, EvpnRoute, InclusiveMulticastRoute, IpPrefixRoute, Label, MacIpRoute,
+};
 use crate::wire::bgp::extcomm::{ExtCommunity, RouteTarget};
 use crate::wire::bgp::nlri::{IpPrefix, PrefixNlri, encode_prefixes};
 use crate::wire::bgp::rd::RouteDistinguisher;
@@ -183,7 +185,12 @@ impl RouteSpec {
                     next_hop: Some(nh(*next_hop)),
                 })
             }
-            RouteSpec::Multicast { rd: r, vni, rt, vtep } => {
+            RouteSpec::Multicast {
+                rd: r,
+                vni,
+                rt,
+                vtep,
+            } => {
                 let route = EvpnRoute::InclusiveMulticast(InclusiveMulticastRoute {
                     rd: rd(r)?,
                     ethernet_tag: 0,
@@ -405,7 +412,11 @@ pub fn view(
             stale: p.stale(),
             path_id: (p.path_id != 0).then_some(p.path_id),
             next_hop: a.next_hop_ip(),
-            as_path: a.as_path().iter().flat_map(|s| s.asns.iter().copied()).collect(),
+            as_path: a
+                .as_path()
+                .iter()
+                .flat_map(|s| s.asns.iter().copied())
+                .collect(),
             local_pref: a.local_pref,
             med: a.med,
             mac_mobility_seq: a.mac_mobility.map(|m| m.0),
@@ -440,7 +451,9 @@ mod tests {
         let EvpnRoute::MacIp(m) = r else { panic!() };
         assert_eq!(m.label1.vni(), 100);
         assert_eq!(m.ip, Some("10.1.0.5".parse().unwrap()));
-        let AttrValue::ExtCommunities(ec) = &b.attrs[1].value else { panic!() };
+        let AttrValue::ExtCommunities(ec) = &b.attrs[1].value else {
+            panic!()
+        };
         let names: Vec<String> = ec.iter().map(|c| c.to_string()).collect();
         assert_eq!(names, vec!["RT:65001:100", "ET:8", "MM:3"]);
     }

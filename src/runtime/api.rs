@@ -30,21 +30,40 @@ pub fn router(send: impl Fn(ApiReq) -> bool + std::marker::Send + Sync + 'static
         .route("/v1/routes", get(routes))
         .route("/v1/routes/announce", post(announce))
         .route("/v1/routes/withdraw", post(withdraw))
-        .fallback(|| async { err(StatusCode::NOT_FOUND, "no such endpoint", serde_json::Value::Null) })
+        .fallback(|| async {
+            err(
+                StatusCode::NOT_FOUND,
+                "no such endpoint",
+                serde_json::Value::Null,
+            )
+        })
         .with_state(s)
 }
 
 fn err(code: StatusCode, msg: &str, detail: serde_json::Value) -> Response {
-    (code, Json(serde_json::json!({ "error": msg, "detail": detail }))).into_response()
+    (
+        code,
+        Json(serde_json::json!({ "error": msg, "detail": detail })),
+    )
+        .into_response()
 }
 
 async fn ask<T>(s: &Send, f: impl FnOnce(oneshot::Sender<T>) -> ApiReq) -> Result<T, Response> {
     let (tx, rx) = oneshot::channel();
     if !s(f(tx)) {
-        return Err(err(StatusCode::SERVICE_UNAVAILABLE, "daemon is shutting down", serde_json::Value::Null));
+        return Err(err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "daemon is shutting down",
+            serde_json::Value::Null,
+        ));
     }
-    rx.await
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "daemon is shutting down", serde_json::Value::Null))
+    rx.await.map_err(|_| {
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "daemon is shutting down",
+            serde_json::Value::Null,
+        )
+    })
 }
 
 async fn neighbors(State(s): State<Send>) -> Response {
@@ -71,20 +90,37 @@ struct RoutesQ {
     vni: Option<u32>,
 }
 
-async fn routes(State(s): State<Send>, q: Result<Query<RoutesQ>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn routes(
+    State(s): State<Send>,
+    q: Result<Query<RoutesQ>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Ok(Query(q)) = q else {
-        return err(StatusCode::BAD_REQUEST, "bad query: family=evpn|ipv4|ipv6, vni=N", serde_json::Value::Null);
+        return err(
+            StatusCode::BAD_REQUEST,
+            "bad query: family=evpn|ipv4|ipv6, vni=N",
+            serde_json::Value::Null,
+        );
     };
     let family = match q.family.as_deref() {
         None => None,
         Some(f) => match parse_family(f) {
             Some(f) => Some(f),
             None => {
-                return err(StatusCode::BAD_REQUEST, "unknown family", serde_json::json!(f));
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    "unknown family",
+                    serde_json::json!(f),
+                );
             }
         },
     };
-    match ask(&s, |reply| ApiReq::Routes { family, vni: q.vni, reply }).await {
+    match ask(&s, |reply| ApiReq::Routes {
+        family,
+        vni: q.vni,
+        reply,
+    })
+    .await
+    {
         Ok(v) => Json(v).into_response(),
         Err(r) => r,
     }
@@ -95,11 +131,21 @@ type SpecBody = Result<Json<RouteSpec>, axum::extract::rejection::JsonRejection>
 async fn announce(State(s): State<Send>, body: SpecBody) -> Response {
     let spec = match body {
         Ok(Json(b)) => b,
-        Err(e) => return err(StatusCode::BAD_REQUEST, "bad route", serde_json::json!(e.body_text())),
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "bad route",
+                serde_json::json!(e.body_text()),
+            );
+        }
     };
     match ask(&s, |reply| ApiReq::Announce(spec, reply)).await {
         Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"ok": true}))).into_response(),
-        Ok(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "bad route", serde_json::json!(e)),
+        Ok(Err(e)) => err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad route",
+            serde_json::json!(e),
+        ),
         Err(r) => r,
     }
 }
@@ -107,11 +153,21 @@ async fn announce(State(s): State<Send>, body: SpecBody) -> Response {
 async fn withdraw(State(s): State<Send>, body: SpecBody) -> Response {
     let spec = match body {
         Ok(Json(b)) => b,
-        Err(e) => return err(StatusCode::BAD_REQUEST, "bad route", serde_json::json!(e.body_text())),
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "bad route",
+                serde_json::json!(e.body_text()),
+            );
+        }
     };
     match ask(&s, |reply| ApiReq::Withdraw(spec, reply)).await {
         Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"ok": true}))).into_response(),
-        Ok(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "bad route", serde_json::json!(e)),
+        Ok(Err(e)) => err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad route",
+            serde_json::json!(e),
+        ),
         Err(r) => r,
     }
 }
@@ -121,16 +177,38 @@ struct RefreshQ {
     family: String,
 }
 
-async fn refresh(State(s): State<Send>, Path(addr): Path<String>, q: Result<Query<RefreshQ>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn refresh(
+    State(s): State<Send>,
+    Path(addr): Path<String>,
+    q: Result<Query<RefreshQ>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Ok(Query(q)) = q else {
-        return err(StatusCode::BAD_REQUEST, "family=evpn|ipv4|ipv6 is required", serde_json::Value::Null);
+        return err(
+            StatusCode::BAD_REQUEST,
+            "family=evpn|ipv4|ipv6 is required",
+            serde_json::Value::Null,
+        );
     };
     let Some(family) = parse_family(&q.family) else {
-        return err(StatusCode::BAD_REQUEST, "unknown family", serde_json::json!(q.family));
+        return err(
+            StatusCode::BAD_REQUEST,
+            "unknown family",
+            serde_json::json!(q.family),
+        );
     };
-    match ask(&s, |reply| ApiReq::Refresh { neighbor: addr, family, reply }).await {
+    match ask(&s, |reply| ApiReq::Refresh {
+        neighbor: addr,
+        family,
+        reply,
+    })
+    .await
+    {
         Ok(Ok(())) => Json(serde_json::json!({"ok": true})).into_response(),
-        Ok(Err(e)) => err(StatusCode::CONFLICT, "route refresh not sent", serde_json::json!(e)),
+        Ok(Err(e)) => err(
+            StatusCode::CONFLICT,
+            "route refresh not sent",
+            serde_json::json!(e),
+        ),
         Err(r) => r,
     }
 }

@@ -9,7 +9,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// (status code, body).
-pub fn request(api: SocketAddr, method: &str, path: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
+pub fn request(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let t = Duration::from_secs(10);
     let mut s = TcpStream::connect_timeout(&api, t)?;
     s.set_read_timeout(Some(t))?;
@@ -33,7 +38,11 @@ pub fn request(api: SocketAddr, method: &str, path: &str, body: Option<&str>) ->
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Ok((status, body))
 }
 

@@ -24,7 +24,9 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::bgp::spec::{RouteSpec, RouteView};
-use crate::bgp::{ConnId, Event, MaxPrefixAction, NeighborView, Output, PeerCfg, Speaker, SpeakerCfg, TtlMode};
+use crate::bgp::{
+    ConnId, Event, MaxPrefixAction, NeighborView, Output, PeerCfg, Speaker, SpeakerCfg, TtlMode,
+};
 use crate::config::{self, Config, FamilyCfg, PeerAddr};
 use crate::rib::PeerId;
 use crate::wire::bgp::afi::Family;
@@ -94,7 +96,11 @@ fn families(v: &[FamilyCfg]) -> Vec<Family> {
 
 /// The core's view of a configured neighbor.
 pub fn peer_cfg(global: &config::GlobalCfg, n: &config::NeighborCfg, ip: IpAddr) -> PeerCfg {
-    let mut p = PeerCfg::new(SocketAddr::new(ip, n.port), n.remote_asn, families(&n.families));
+    let mut p = PeerCfg::new(
+        SocketAddr::new(ip, n.port),
+        n.remote_asn,
+        families(&n.families),
+    );
     p.name = n.address.to_string();
     p.passive = n.passive;
     p.hold_time = n.hold_time;
@@ -109,8 +115,14 @@ pub fn peer_cfg(global: &config::GlobalCfg, n: &config::NeighborCfg, ip: IpAddr)
     };
     p.max_prefix_restart = n.max_prefix_restart_secs;
     p.graceful_restart = n.graceful_restart;
-    p.add_path_rx = matches!(n.add_path, config::AddPathCfg::Receive | config::AddPathCfg::Both);
-    p.add_path_tx = matches!(n.add_path, config::AddPathCfg::Send | config::AddPathCfg::Both);
+    p.add_path_rx = matches!(
+        n.add_path,
+        config::AddPathCfg::Receive | config::AddPathCfg::Both
+    );
+    p.add_path_tx = matches!(
+        n.add_path,
+        config::AddPathCfg::Send | config::AddPathCfg::Both
+    );
     p.local_address = n.local_address;
     p.md5 = n.md5_password.as_ref().map(|s| s.as_bytes().to_vec());
     p.ttl = if n.ttl_security {
@@ -145,7 +157,8 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     // listeners
     let mut listeners = Vec::new();
     for addr in &cfg.global.listen {
-        let l = sockopt::bgp_listener(*addr).with_context(|| format!("global.listen: bind {addr}"))?;
+        let l =
+            sockopt::bgp_listener(*addr).with_context(|| format!("global.listen: bind {addr}"))?;
         info!(%addr, "BGP listening");
         listeners.push(l);
     }
@@ -210,7 +223,10 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
         });
     }
     // resolver
-    if configured.iter().any(|c| matches!(c.cfg.address, PeerAddr::Name(_))) {
+    if configured
+        .iter()
+        .any(|c| matches!(c.cfg.address, PeerAddr::Name(_)))
+    {
         let names: Vec<(usize, String, u16)> = configured
             .iter()
             .enumerate()
@@ -269,8 +285,8 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
                 speaker.handle_timeout(Instant::now().into_std());
             }
             _ = sigterm.recv(), if shutting_down.is_none() => {
-                info!("SIGTERM: NOTIFICATION Cease to every peer, dataplane left in place");
-                speaker.shutdown_all(Instant::now().into_std());
+                info!("SIGTERM: closing sessions so that peers keep our routes (graceful restart), dataplane left in place");
+                speaker.shutdown_for_restart(Instant::now().into_std());
                 shutting_down = Some(Instant::now() + SHUTDOWN_GRACE);
             }
             _ = tokio::signal::ctrl_c(), if shutting_down.is_none() => {
@@ -344,7 +360,8 @@ async fn reload(
     listeners: &[tokio::net::TcpListener],
 ) {
     let now = Instant::now().into_std();
-    let global_changed = old.global.asn != new.global.asn || old.global.router_id != new.global.router_id;
+    let global_changed =
+        old.global.asn != new.global.asn || old.global.router_id != new.global.router_id;
     if global_changed {
         warn!("SIGHUP: global.asn / global.router_id changes need a restart; ignored");
     }
@@ -475,7 +492,9 @@ fn api_req(sp: &mut Speaker, now: std::time::Instant, req: ApiReq) {
             let _ = reply.send(r);
         }
         ApiReq::Withdraw(spec, reply) => {
-            let r = spec.build().map(|b| sp.withdraw_local(now, b.family, &b.nlri));
+            let r = spec
+                .build()
+                .map(|b| sp.withdraw_local(now, b.family, &b.nlri));
             let _ = reply.send(r);
         }
         ApiReq::Refresh {
@@ -506,7 +525,10 @@ pub fn routes(sp: &Speaker, family: Option<Family>, vni: Option<u32>) -> Vec<Rou
         if p == PeerId::LOCAL {
             "local".to_string()
         } else {
-            names.get(&p).cloned().unwrap_or_else(|| format!("peer-{}", p.0))
+            names
+                .get(&p)
+                .cloned()
+                .unwrap_or_else(|| format!("peer-{}", p.0))
         }
     };
     let mut out = Vec::new();
@@ -595,25 +617,52 @@ fn log_event(e: &Event) {
             let f: Vec<String> = families.iter().map(|f| f.to_string()).collect();
             info!(%peer, families = ?f, "session established")
         }
-        Event::SessionDown { peer, reason, graceful } => {
+        Event::SessionDown {
+            peer,
+            reason,
+            graceful,
+        } => {
             warn!(%peer, %reason, graceful, "session down")
         }
-        Event::NotificationSent { peer, notification, reason } => {
+        Event::NotificationSent {
+            peer,
+            notification,
+            reason,
+        } => {
             warn!(%peer, notification = %notification.describe(), %reason, "NOTIFICATION sent")
         }
         Event::NotificationReceived { peer, notification } => {
             warn!(%peer, notification = %notification.describe(), "NOTIFICATION received")
         }
-        Event::UpdateError { peer, action, findings } => {
+        Event::UpdateError {
+            peer,
+            action,
+            findings,
+        } => {
             warn!(%peer, %action, ?findings, "malformed UPDATE handled per RFC 7606")
         }
-        Event::MaxPrefix { peer, count, limit, teardown } => {
+        Event::MaxPrefix {
+            peer,
+            count,
+            limit,
+            teardown,
+        } => {
             warn!(%peer, count, limit, teardown, "max-prefix exceeded")
         }
-        Event::StaleSwept { peer, family, removed, why } => {
+        Event::StaleSwept {
+            peer,
+            family,
+            removed,
+            why,
+        } => {
             info!(%peer, %family, removed, why, "stale routes swept")
         }
-        Event::RouteRefresh { peer, family, subtype, received } => {
+        Event::RouteRefresh {
+            peer,
+            family,
+            subtype,
+            received,
+        } => {
             info!(%peer, %family, subtype, received, "route refresh")
         }
         Event::Rejected { remote } => debug!(%remote, "connection refused"),
@@ -621,7 +670,11 @@ fn log_event(e: &Event) {
 }
 
 /// Carry out everything the speaker asks for.
-fn flush(sp: &mut Speaker, conns: &mut HashMap<ConnId, ConnHandle>, ev_tx: &mpsc::UnboundedSender<Ev>) {
+fn flush(
+    sp: &mut Speaker,
+    conns: &mut HashMap<ConnId, ConnHandle>,
+    ev_tx: &mpsc::UnboundedSender<Ev>,
+) {
     while let Some(o) = sp.poll_output() {
         match o {
             Output::Send { conn, data } => {
