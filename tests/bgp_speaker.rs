@@ -524,3 +524,24 @@ fn many_routes_pack_into_few_updates_under_the_size_limit() {
     assert!(sizes.iter().all(|s| *s <= 65535));
     assert!(sizes.len() < 200, "{} UPDATEs for 2000 routes", sizes.len());
 }
+
+#[test]
+fn a_257_octet_evpn_route_of_unknown_type_is_relayed_intact() {
+    // fuzz-found (bgp_session): the packer framed NLRI with a one-octet length and truncated
+    // routes longer than 255 octets; an unknown route type may carry a 255-octet value
+    let (mut net, a, b, _, pb) = pair(true);
+    net.run(Duration::from_secs(2));
+    let mut n = vec![42u8, 255];
+    n.extend((0..255u32).map(|i| i as u8));
+    let now = net.now;
+    net.nodes[a]
+        .speaker
+        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    net.settle();
+    let p = evpn_best(&net, b, &n).expect("relayed");
+    assert_eq!(p.peer, pb);
+    let (k, _) = vmmi::bgp::split_nlri(EVPN, &n);
+    let mut back = Vec::new();
+    join_nlri(EVPN, &k, &p.rest, &mut back);
+    assert_eq!(back, n);
+}

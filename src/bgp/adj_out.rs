@@ -304,23 +304,12 @@ fn pack(sp: &mut Speaker, peer: PeerId) {
                         groups.len() - 1
                     });
                     if let Some(g) = groups.get_mut(gi) {
-                        g.nlri.push(0); // record separator, see emit_reach
-                        let at = g.nlri.len();
-                        join_nlri(family, &key, &rest, &mut g.nlri);
-                        let len = g.nlri.len() - at;
-                        if let Some(sep) = g.nlri.get_mut(at - 1) {
-                            *sep = u8::try_from(len).unwrap_or(u8::MAX);
-                        }
+                        push_record(&mut g.nlri, |out| join_nlri(family, &key, &rest, out));
                     }
                 }
                 None if was => {
-                    let at = withdrawn.len();
-                    withdrawn.push(0);
-                    join_nlri(family, &key, &withdraw_rest(family, &key), &mut withdrawn);
-                    let len = withdrawn.len() - at - 1;
-                    if let Some(sep) = withdrawn.get_mut(at) {
-                        *sep = u8::try_from(len).unwrap_or(u8::MAX);
-                    }
+                    let rest = withdraw_rest(family, &key);
+                    push_record(&mut withdrawn, |out| join_nlri(family, &key, &rest, out));
                 }
                 None => {}
             }
@@ -365,13 +354,25 @@ fn withdraw_rest(family: Family, key: &RouteKey) -> NlriRest {
     }
 }
 
-/// Iterate length-prefixed records made in `pack`.
+/// Append one NLRI written by `f` as a record: a 2-octet length, then the bytes (an EVPN NLRI
+/// can be 257 octets: type, length 255, value).
+fn push_record(buf: &mut Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) {
+    let at = buf.len();
+    buf.extend_from_slice(&[0, 0]);
+    f(buf);
+    let len = u16::try_from(buf.len() - at - 2).unwrap_or(u16::MAX);
+    if let Some(l) = buf.get_mut(at..at + 2) {
+        l.copy_from_slice(&len.to_be_bytes());
+    }
+}
+
+/// Iterate the records made by `push_record`.
 fn records(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut at = 0usize;
     std::iter::from_fn(move || {
-        let len = usize::from(*buf.get(at)?);
-        let r = buf.get(at + 1..at + 1 + len)?;
-        at += 1 + len;
+        let len = usize::from(u16::from_be_bytes([*buf.get(at)?, *buf.get(at + 1)?]));
+        let r = buf.get(at + 2..at + 2 + len)?;
+        at += 2 + len;
         Some(r)
     })
 }
@@ -563,7 +564,18 @@ fn make_export(
                 have_origin = true;
                 list.push(p.clone());
             }
-            code::AS_PATH | code::AS4_PATH | code::NEXT_HOP => {}
+            code::AS_PATH | code::AS4_PATH | code::AS4_AGGREGATOR | code::NEXT_HOP => {}
+            code::AGGREGATOR => {
+                // RFC 6793 §4.2.2: towards an OLD speaker, AGGREGATOR carries AS_TRANS and
+                // AS4_AGGREGATOR the real AS
+                if let AttrValue::Aggregator(ag) = &p.value
+                    && !n.four_octet_as
+                    && ag.asn > 65535
+                {
+                    list.push(PathAttr::new(code::AS4_AGGREGATOR, AttrValue::As4Aggregator(ag.clone())));
+                }
+                list.push(p.clone());
+            }
             code::LOCAL_PREF if ebgp => {}
             code::MED if ebgp && !src.local => {}
             code::ORIGINATOR_ID | code::CLUSTER_LIST => {}
@@ -584,6 +596,9 @@ fn make_export(
     // AS_PATH (RFC 4271 §5.1.2): prepend our AS towards eBGP.
     let mut segs: Vec<AsSegment> = a.as_path().to_vec();
     if ebgp {
+        // RFC 5065 §5.3: confederation segments never leave the confederation (vmmi is not a
+        // confederation member; a local route may still carry them)
+        segs.retain(|s| s.seg_type == segment::AS_SEQUENCE || s.seg_type == segment::AS_SET);
         match segs.first_mut() {
             Some(s) if s.seg_type == segment::AS_SEQUENCE && s.asns.len() < 255 => {
                 s.asns.insert(0, sp.cfg.asn)

@@ -373,6 +373,9 @@ impl Speaker {
         next_hop: Option<MpNextHop>,
     ) {
         let (key, rest) = split_nlri(family, nlri);
+        // a next hop that is not one address (or a v6 global + link-local pair) cannot be
+        // advertised: use the session's address instead
+        let next_hop = next_hop.filter(|n| !matches!(n, MpNextHop::Other(_)));
         let a = self.rib.intern(Attrs::derive(sorted(attrs), next_hop));
         self.rib.announce(family, key, PeerId::LOCAL, 0, a, rest);
         self.after_input(now);
@@ -503,9 +506,38 @@ impl Speaker {
     }
 }
 
-fn sorted(mut v: Vec<PathAttr>) -> Vec<PathAttr> {
-    v.sort_by_key(|a| a.type_code);
-    v
+/// Attributes of a local route: sorted, one per type code (the first), with RFC flags, without
+/// the ones the speaker owns (MP_REACH/MP_UNREACH, NEXT_HOP, AS4_PATH, AS4_AGGREGATOR) or that failed to
+/// parse.
+fn sorted(v: Vec<PathAttr>) -> Vec<PathAttr> {
+    use crate::wire::bgp::attr::{AttrValue, code, expected_flags, flags};
+    let mut out: Vec<PathAttr> = Vec::with_capacity(v.len());
+    for mut a in v {
+        // flags as RFC 4271 §4.3 defines them for known types; an unknown type must be
+        // optional (RFC 4271 §5: "unrecognized well-known" would be an error at the peer)
+        match expected_flags(a.type_code) {
+            Some(f) => a.flags = f | (a.flags & flags::EXTENDED_LENGTH),
+            None if a.flags & flags::OPTIONAL == 0 => continue,
+            None => {}
+        }
+        let owned = matches!(
+            a.type_code,
+            code::MP_REACH_NLRI
+                | code::MP_UNREACH_NLRI
+                | code::NEXT_HOP
+                | code::AS4_PATH
+                | code::AS4_AGGREGATOR
+        );
+        if owned
+            || matches!(a.value, AttrValue::Malformed { .. })
+            || out.iter().any(|b| b.type_code == a.type_code)
+        {
+            continue;
+        }
+        out.push(a);
+    }
+    out.sort_by_key(|a| a.type_code);
+    out
 }
 
 /// Key and rest of one NLRI of `family` in wire form.

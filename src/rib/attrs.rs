@@ -19,8 +19,8 @@ use crate::wire::bgp::message::BgpCtx;
 /// One attribute set as stored in the RIB.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Attrs {
-    /// The attributes other than MP_REACH_NLRI, MP_UNREACH_NLRI, NEXT_HOP and AS4_PATH, in type
-    /// code order, AS_PATH in 4-octet form.
+    /// The attributes other than MP_REACH_NLRI, MP_UNREACH_NLRI, NEXT_HOP, AS4_PATH and
+    /// AS4_AGGREGATOR, in type code order, AS_PATH and AGGREGATOR in 4-octet form.
     pub list: Vec<PathAttr>,
     /// NEXT_HOP, or the MP_REACH_NLRI next hop (RFC 4760 §3); `None` for local routes that take
     /// the session's address on export.
@@ -45,6 +45,7 @@ impl Attrs {
         let mut list: Vec<PathAttr> = Vec::with_capacity(attrs.len());
         let mut next_hop = None;
         let mut as4: Option<&Vec<AsSegment>> = None;
+        let mut as4_aggr = None;
         for a in attrs {
             match &a.value {
                 AttrValue::MpReach(m) => next_hop = Some(m.next_hop.clone()),
@@ -55,6 +56,7 @@ impl Attrs {
                     }
                 }
                 AttrValue::As4Path(s) => as4 = Some(s),
+                AttrValue::As4Aggregator(a) => as4_aggr = Some(a.clone()),
                 _ => list.push(a.clone()),
             }
         }
@@ -93,6 +95,16 @@ impl Attrs {
                 merged.extend(as4.iter().cloned());
                 *segs = merged;
             }
+        }
+        // RFC 6793 §4.2.3: "if the AGGREGATOR attribute contains AS_TRANS, the AS4_AGGREGATOR
+        // ... is used"; otherwise AS4_AGGREGATOR is ignored. Stored merged, 4-octet.
+        if !four_octet_as
+            && let Some(a4) = as4_aggr
+            && let Some(p) = list.iter_mut().find(|a| a.type_code == code::AGGREGATOR)
+            && let AttrValue::Aggregator(a) = &mut p.value
+            && a.asn == u32::from(crate::wire::bgp::open::OpenMsg::AS_TRANS)
+        {
+            *a = a4;
         }
         list.sort_by_key(|a| a.type_code);
         Attrs::derive(list, next_hop)
