@@ -13,6 +13,8 @@
 //! `cargo bench --bench decode` runs everything; without `--bench` (as `cargo test --benches`
 //! runs it) it only decodes each message once with each codec and checks the results.
 
+#![allow(clippy::disallowed_methods)] // a benchmark measures real time
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! test per validation rule (asserting the exact key path), parse errors from the `config`
 //! crate, and the `vmmi check` verb as a subprocess.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // a test of sockets and real time
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;

@@ -6,6 +6,8 @@
 //! why and passes, unless `VMMI_REQUIRE_PEERS=1` (CI), where it fails. Every wait is bounded:
 //! refused handshakes (bad key, low TTL) are dropped SYNs, so "rejected" means "times out".
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // a test of sockets and real time
+
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};

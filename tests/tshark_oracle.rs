@@ -6,6 +6,8 @@
 //! tshark is installed by the README test command (`scripts/test.sh`, which sets
 //! VMMI_REQUIRE_PEERS=1 so a missing tshark fails instead of skipping).
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // a test of sockets and real time
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;

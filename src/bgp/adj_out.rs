@@ -572,7 +572,10 @@ fn make_export(
                     && !n.four_octet_as
                     && ag.asn > 65535
                 {
-                    list.push(PathAttr::new(code::AS4_AGGREGATOR, AttrValue::As4Aggregator(ag.clone())));
+                    list.push(PathAttr::new(
+                        code::AS4_AGGREGATOR,
+                        AttrValue::As4Aggregator(ag.clone()),
+                    ));
                 }
                 list.push(p.clone());
             }

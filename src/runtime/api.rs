@@ -5,6 +5,8 @@
 //! Owns: routes, query/body parsing and status codes. Must not: hold protocol state — it has
 //! none; every answer comes from the loop.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // runtime/: the clock, tasks and sockets live here
+
 use std::sync::Arc;
 
 use axum::Json;

@@ -6,6 +6,8 @@
 //! resolution of neighbors, and the translation of `Config` into the cores' settings.
 //! Must not: make protocol decisions — every one of them is in `bgp/`.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // runtime/: the clock, tasks and sockets live here
+
 pub mod api;
 pub mod client;
 pub mod sockopt;

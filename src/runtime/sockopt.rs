@@ -8,6 +8,8 @@
 //! Dual stack: a `[::]` listener also accepts IPv4 peers as `::ffff:a.b.c.d`, so on an IPv6 socket
 //! an IPv4 peer's MD5 key is keyed by the IPv4-mapped address, and GTSM/TTL set the IPv4 options
 //! as well as the IPv6 ones (the kernel checks `IP_MINTTL` for IPv4 segments on an IPv6 socket).
+
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // runtime/: the clock, tasks and sockets live here
 #![allow(unsafe_code)]
 
 use std::ffi::c_int;
