@@ -368,6 +368,40 @@ fn graceful_restart_timer_flushes_when_the_peer_never_returns() {
 }
 
 #[test]
+fn with_the_n_bit_an_administrative_reset_keeps_routes_but_hard_reset_does_not() {
+    // RFC 8538 §4: a NOTIFICATION other than Cease/Hard Reset is a graceful restart
+    let (mut net, a, b, _, pb) = pair(false);
+    net.run(Duration::from_secs(2));
+    let n = t2([192, 0, 2, 1], 1, None, 100);
+    let now = net.now;
+    net.nodes[a]
+        .speaker
+        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    net.settle();
+    let now = net.now;
+    net.nodes[b].speaker.shutdown_peer(
+        now,
+        pb,
+        vmmi::wire::bgp::notification::NotificationMsg::new(6, 4, Vec::new()),
+        "administrative reset",
+    );
+    net.settle();
+    assert!(
+        evpn_best(&net, b, &n).unwrap().stale(),
+        "kept, stale, at the sender"
+    );
+    let pa = net.nodes[a].peers[0].0;
+    let p = net.nodes[a].speaker.neighbors(net.now);
+    assert_eq!(p[0].id, pa);
+    assert!(
+        net.nodes[a]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::SessionDown { graceful: true, .. }))
+    );
+}
+
+#[test]
 fn notification_ends_session_without_graceful_restart() {
     let (mut net, a, b, _, pb) = pair(false);
     net.run(Duration::from_secs(2));
@@ -451,7 +485,22 @@ fn max_prefix_teardown_sends_cease_1_and_stays_down() {
         );
     }
     net.run(Duration::from_secs(60));
-    assert!(sent_notifications(&net, b).contains(&(6, 1)));
+    // RFC 4486 Cease / Maximum Number of Prefixes Reached, wrapped in RFC 8538 Hard Reset
+    // (6/9, data = the original code and subcode) because both sides set the N bit
+    let n = net.nodes[b]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::NotificationSent { notification, .. } if notification.subcode != 7 => {
+                Some(notification.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((n.code, n.subcode), (6, 9));
+    assert_eq!(&n.data[..2], &[6, 1]);
+    // RFC 4486 §4 data: AFI 25, SAFI 70, the limit 2
+    assert_eq!(&n.data[2..], &[0, 25, 70, 0, 0, 0, 2]);
     assert_eq!(state(&net, b, pb), PeerState::Idle);
     assert_eq!(net.nodes[b].speaker.rib().count(pb, EVPN), 0);
 }

@@ -306,15 +306,15 @@ fn our_open(sp: &Speaker, cfg: &PeerCfg) -> OpenMsg {
         });
     }
     if cfg.graceful_restart {
-        // RFC 4724 §3: R bit after a restart; F bit per family when forwarding state was kept.
-        let (flags, fwd) = if sp.cfg.restarting {
-            (
-                GracefulRestart::RESTART_STATE,
-                GrFamily::FORWARDING_PRESERVED,
-            )
-        } else {
-            (0, 0)
-        };
+        // RFC 4724 §3: the R bit after a restart. RFC 8538 §2: the N bit — graceful restart
+        // also after a NOTIFICATION (other than Hard Reset). The F bit is set for every
+        // family: vmmi never flushes forwarding state on a restart (the dataplane is
+        // reconciled, not rebuilt), so peers may keep forwarding on our routes meanwhile.
+        let mut flags = GracefulRestart::NOTIFICATION;
+        if sp.cfg.restarting {
+            flags |= GracefulRestart::RESTART_STATE;
+        }
+        let fwd = GrFamily::FORWARDING_PRESERVED;
         caps.push(Capability::GracefulRestart(GracefulRestart {
             restart_flags: flags,
             restart_time: sp.cfg.gr_restart_time.min(4095),

@@ -36,8 +36,11 @@ use crate::wire::bgp::message::{BgpCtx, frame_len};
 
 /// How long SIGTERM waits for NOTIFICATIONs to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// Names are re-resolved this often (the system resolver does not expose record TTLs).
-const RESOLVE_EVERY: Duration = Duration::from_secs(60);
+/// Bounds on how long a resolved neighbor address is trusted: the record's TTL, clamped.
+const RESOLVE_MIN: Duration = Duration::from_secs(5);
+const RESOLVE_MAX: Duration = Duration::from_secs(3600);
+/// Retry after a failed lookup.
+const RESOLVE_RETRY: Duration = Duration::from_secs(10);
 
 /// Options from the command line.
 #[derive(Clone, Debug)]
@@ -71,7 +74,8 @@ enum Ev {
     Closed(ConnId, String),
     Sent(ConnId, usize),
     Api(ApiReq),
-    Resolved(Vec<(usize, Option<IpAddr>)>),
+    /// A neighbor name (index into the configured list, the name) resolved to this address.
+    Resolved(usize, String, IpAddr),
 }
 
 struct ConnHandle {
@@ -125,7 +129,16 @@ pub fn peer_cfg(global: &config::GlobalCfg, n: &config::NeighborCfg, ip: IpAddr)
         n.add_path,
         config::AddPathCfg::Send | config::AddPathCfg::Both
     );
-    p.local_address = n.local_address;
+    // Source address: the configured one, else the first specific BGP listen address of the
+    // peer's family (a speaker told to listen on one address speaks from it — the peer
+    // identifies us by it), else the kernel's choice.
+    p.local_address = n.local_address.or_else(|| {
+        global
+            .listen
+            .iter()
+            .map(|a| a.ip())
+            .find(|a| !a.is_unspecified() && a.is_ipv4() == ip.is_ipv4())
+    });
     p.md5 = n.md5_password.as_ref().map(|s| s.as_bytes().to_vec());
     p.ttl = if n.ttl_security {
         TtlMode::Gtsm(1)
@@ -177,15 +190,12 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             id: None,
         })
         .collect();
-    resolve_names(&mut configured).await;
     let now = Instant::now().into_std();
     for c in &mut configured {
         if let Some(ip) = c.addr {
-            apply_md5(&listeners, &c.cfg, ip);
+            listener_opts_for(&listeners, &c.cfg, ip);
             c.id = Some(speaker.add_peer(now, peer_cfg(&cfg.global, &c.cfg, ip)));
             info!(neighbor = %c.cfg.address, %ip, asn = c.cfg.remote_asn, "neighbor added");
-        } else {
-            warn!(neighbor = %c.cfg.address, "neighbor name does not resolve yet; retrying every 60 s");
         }
     }
     let listeners = std::sync::Arc::new(listeners);
@@ -224,34 +234,13 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             }
         });
     }
-    // resolver
-    if configured
-        .iter()
-        .any(|c| matches!(c.cfg.address, PeerAddr::Name(_)))
-    {
-        let names: Vec<(usize, String, u16)> = configured
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| match &c.cfg.address {
-                PeerAddr::Name(n) => Some((i, n.clone(), c.cfg.port)),
-                PeerAddr::Ip(_) => None,
-            })
-            .collect();
-        let tx = ev_tx.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(RESOLVE_EVERY).await;
-                let mut out = Vec::new();
-                for (i, n, port) in &names {
-                    out.push((*i, lookup(n, *port).await));
-                }
-                if tx.send(Ev::Resolved(out)).is_err() {
-                    return;
-                }
-            }
-        });
-    }
-
+    // names: one task per name, re-resolving when the record's TTL ends
+    let resolver = std::sync::Arc::new(
+        hickory_resolver::Resolver::builder_tokio()
+            .and_then(|b| b.build())
+            .context("DNS resolver (system configuration)")?,
+    );
+    let mut resolvers = spawn_resolvers(&configured, &resolver, &ev_tx);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
@@ -271,11 +260,12 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
         tokio::select! {
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
-                handle(&mut speaker, &mut conns, &ev_tx, ev, &configured);
+                let mut ctx = Ctx { conns: &mut conns, ev_tx: &ev_tx, configured: &mut configured, cfg: &cfg, listeners: &listeners };
+                handle(&mut speaker, &mut ctx, ev);
                 // take whatever else is ready so UPDATE packing sees it all at once
                 for _ in 0..1024 {
                     match ev_rx.try_recv() {
-                        Ok(ev) => handle(&mut speaker, &mut conns, &ev_tx, ev, &configured),
+                        Ok(ev) => handle(&mut speaker, &mut ctx, ev),
                         Err(_) => break,
                     }
                 }
@@ -299,7 +289,9 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             _ = sighup.recv() => {
                 match Config::load(opts.config_path.as_deref()) {
                     Ok(new) => {
-                        reload(&mut speaker, &mut configured, &cfg, &new, &listeners).await;
+                        reload(&mut speaker, &mut configured, &cfg, &new, &listeners);
+                        resolvers.iter().for_each(|h| h.abort());
+                        resolvers = spawn_resolvers(&configured, &resolver, &ev_tx);
                         cfg = new;
                     }
                     Err(errs) => {
@@ -325,23 +317,74 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn lookup(name: &str, port: u16) -> Option<IpAddr> {
-    tokio::net::lookup_host((name, port))
-        .await
-        .ok()?
-        .next()
-        .map(|a| a.ip())
+/// Resolve every configured name, again when its record's TTL ends (clamped to 5 s … 1 h),
+/// and report the address to the loop. The caller aborts the tasks on reload.
+fn spawn_resolvers(
+    configured: &[Configured],
+    resolver: &std::sync::Arc<hickory_resolver::TokioResolver>,
+    ev_tx: &mpsc::UnboundedSender<Ev>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut handles = Vec::new();
+    for (i, c) in configured.iter().enumerate() {
+        let PeerAddr::Name(name) = &c.cfg.address else {
+            continue;
+        };
+        let (name, r, tx) = (name.clone(), resolver.clone(), ev_tx.clone());
+        let local = c.cfg.local_address;
+        handles.push(tokio::spawn(async move {
+            let mut last: Option<IpAddr> = None;
+            loop {
+                let wait = match r.lookup_ip(name.as_str()).await {
+                    Ok(l) => {
+                        let ttl = l
+                            .valid_until()
+                            .saturating_duration_since(std::time::Instant::now())
+                            .clamp(RESOLVE_MIN, RESOLVE_MAX);
+                        // with A and AAAA records: the family of the configured source address,
+                        // else IPv4 first
+                        let want_v6 = local.is_some_and(|a: IpAddr| a.is_ipv6());
+                        let pick = l
+                            .iter()
+                            .find(|a| a.is_ipv6() == want_v6)
+                            .or_else(|| l.iter().next());
+                        if let Some(ip) = pick
+                            && last != Some(ip)
+                        {
+                            last = Some(ip);
+                            if tx.send(Ev::Resolved(i, name.clone(), ip)).is_err() {
+                                return;
+                            }
+                        }
+                        debug!(%name, ?last, ttl_secs = ttl.as_secs(), "neighbor name resolved");
+                        ttl
+                    }
+                    Err(e) => {
+                        warn!(%name, error = %e, "neighbor name does not resolve; retrying");
+                        RESOLVE_RETRY
+                    }
+                };
+                tokio::time::sleep(wait).await;
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        }));
+    }
+    handles
 }
 
-async fn resolve_names(c: &mut [Configured]) {
-    for n in c.iter_mut() {
-        if let PeerAddr::Name(name) = &n.cfg.address {
-            n.addr = lookup(name, n.cfg.port).await;
+/// Listener options a neighbor needs: its TCP-MD5 key (per peer address) and, for GTSM, TTL 255.
+fn listener_opts_for(listeners: &[tokio::net::TcpListener], n: &config::NeighborCfg, ip: IpAddr) {
+    // RFC 5082 §3: with GTSM the peer accepts only TTL 255 — our SYN-ACK included, and that
+    // leaves before accept(), with the listener's TTL
+    if n.ttl_security {
+        for l in listeners {
+            let v6 = l.local_addr().is_ok_and(|a| a.is_ipv6());
+            if let Err(e) = sockopt::set_ttl(&socket2::SockRef::from(l), v6, 255) {
+                warn!(neighbor = %n.address, error = %e, "TTL 255 on listener failed");
+            }
         }
     }
-}
-
-fn apply_md5(listeners: &[tokio::net::TcpListener], n: &config::NeighborCfg, ip: IpAddr) {
     let key = n.md5_password.as_deref().unwrap_or("");
     if key.is_empty() {
         return;
@@ -354,7 +397,7 @@ fn apply_md5(listeners: &[tokio::net::TcpListener], n: &config::NeighborCfg, ip:
 }
 
 /// SIGHUP: neighbors added, removed or changed; the others are not touched.
-async fn reload(
+fn reload(
     sp: &mut Speaker,
     configured: &mut Vec<Configured>,
     old: &Config,
@@ -380,12 +423,13 @@ async fn reload(
         if keep.iter().any(|c| &c.cfg == n) {
             continue;
         }
+        // names are added when their resolver task reports an address
         let addr = match &n.address {
             PeerAddr::Ip(ip) => Some(*ip),
-            PeerAddr::Name(name) => lookup(name, n.port).await,
+            PeerAddr::Name(_) => None,
         };
         let id = addr.map(|ip| {
-            apply_md5(listeners, n, ip);
+            listener_opts_for(listeners, n, ip);
             sp.add_peer(now, peer_cfg(&old.global, n, ip))
         });
         info!(neighbor = %n.address, "SIGHUP: neighbor added");
@@ -398,19 +442,24 @@ async fn reload(
     *configured = keep;
 }
 
-fn handle(
-    sp: &mut Speaker,
-    conns: &mut HashMap<ConnId, ConnHandle>,
-    ev_tx: &mpsc::UnboundedSender<Ev>,
-    ev: Ev,
-    configured: &[Configured],
-) {
+/// What event handling may touch besides the speaker.
+struct Ctx<'a> {
+    conns: &'a mut HashMap<ConnId, ConnHandle>,
+    ev_tx: &'a mpsc::UnboundedSender<Ev>,
+    configured: &'a mut Vec<Configured>,
+    cfg: &'a Config,
+    listeners: &'a [tokio::net::TcpListener],
+}
+
+fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
     let now = Instant::now().into_std();
+    let (conns, ev_tx) = (&mut *cx.conns, cx.ev_tx);
     match ev {
         Ev::Accepted(stream, remote, local) => match sp.handle_accept(now, remote, local) {
             Some(conn) => {
                 // RFC 5082: GTSM / TTL for the peer on the accepted socket
-                if let Some(c) = configured
+                if let Some(c) = cx
+                    .configured
                     .iter()
                     .find(|c| c.addr.map(canon) == Some(canon(remote.ip())))
                 {
@@ -443,16 +492,24 @@ fn handle(
         }
         Ev::Sent(conn, n) => sp.handle_sent(now, conn, n),
         Ev::Api(req) => api_req(sp, now, req),
-        Ev::Resolved(v) => {
-            for (i, ip) in v {
-                if let Some(c) = configured.get(i)
-                    && ip.is_some()
-                    && ip != c.addr
-                {
-                    warn!(neighbor = %c.cfg.address, old = ?c.addr, new = ?ip,
-                        "neighbor name resolves to a new address; send SIGHUP to re-peer");
-                }
+        Ev::Resolved(i, name, ip) => {
+            // the configured entry may have changed with a reload: match by index and name
+            let Some(c) = cx.configured.get_mut(i) else {
+                return;
+            };
+            if !matches!(&c.cfg.address, PeerAddr::Name(n) if *n == name) || c.addr == Some(ip) {
+                return;
             }
+            // a new address is a new neighbor: the old session goes (RFC 4486 Peer
+            // De-configured), the new one starts
+            if let Some(id) = c.id.take() {
+                info!(neighbor = %name, old = ?c.addr, new = %ip, "neighbor name now resolves to a new address");
+                sp.remove_peer(now, id);
+            }
+            c.addr = Some(ip);
+            listener_opts_for(cx.listeners, &c.cfg, ip);
+            c.id = Some(sp.add_peer(now, peer_cfg(&cx.cfg.global, &c.cfg, ip)));
+            info!(neighbor = %name, %ip, asn = c.cfg.remote_asn, "neighbor added");
         }
     }
 }

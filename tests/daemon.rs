@@ -1,0 +1,450 @@
+//! Real daemons on loopback: `vmmi run` processes peering over TCP (127.0.0.x), driven and
+//! observed through the CLI and API exactly as an operator would. Covers the runtime shell:
+//! sockets, framing, timers in real time, the API, SIGHUP reload, SIGTERM graceful restart
+//! (peers keep routes, stale, until End-of-RIB), TCP-MD5, GTSM and DNS neighbor names.
+//! Every wait is bounded; every daemon is killed by PID when its guard drops.
+
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // real processes and time
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const VMMI: &str = env!("CARGO_BIN_EXE_vmmi");
+
+struct Daemon {
+    child: Child,
+    api: String,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vmmi-daemon-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn start(name: &str, toml: &str, api: &str) -> Daemon {
+    let d = dir();
+    let config = d.join(format!("{name}.toml"));
+    std::fs::write(&config, toml).unwrap();
+    let log = d.join(format!("{name}.log"));
+    let child = Command::new(VMMI)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("VMMI_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let dm = Daemon {
+        child,
+        api: api.to_string(),
+        config,
+        log,
+    };
+    assert!(
+        wait(Duration::from_secs(10), || cli(
+            &dm,
+            &["show", "neighbors", "--json"]
+        )
+        .is_some()),
+        "{name}: API up\n{}",
+        std::fs::read_to_string(&dm.log).unwrap_or_default()
+    );
+    dm
+}
+
+fn cli(d: &Daemon, args: &[&str]) -> Option<Value> {
+    let out = Command::new(VMMI)
+        .args(args)
+        .args(["--api", &d.api])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    if args.first() == Some(&"show") {
+        serde_json::from_slice(&out.stdout).ok()
+    } else {
+        Some(Value::Null)
+    }
+}
+
+fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn state(d: &Daemon) -> String {
+    cli(d, &["show", "neighbors", "--json"])
+        .and_then(|v| v[0]["state"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn routes(d: &Daemon) -> Vec<Value> {
+    cli(d, &["show", "routes", "--json"])
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn cfg(
+    asn: u32,
+    id: &str,
+    listen: &str,
+    peer: &str,
+    peer_asn: u32,
+    api: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"[global]
+asn = {asn}
+router_id = "{id}"
+listen = ["{listen}"]
+[[neighbor]]
+address = "{peer}"
+remote_asn = {peer_asn}
+port = {port}
+families = ["l2vpn-evpn", "ipv4-unicast"]
+connect_retry = 2
+hold_time = 9
+{extra}
+[api]
+listen = "{api}"
+[dataplane]
+kind = "memory"
+"#,
+        port = listen.rsplit(':').next().unwrap()
+    )
+}
+
+const T2: &str = r#"{"type":"macip","rd":"10.0.0.1:100","mac":"52:54:00:00:00:01","ip":"10.1.0.5","vni":100,"rt":["65001:100"],"seq":1,"next_hop":"192.0.2.1"}"#;
+const T2_SEQ2: &str = r#"{"type":"macip","rd":"10.0.0.1:100","mac":"52:54:00:00:00:01","ip":"10.1.0.5","vni":100,"rt":["65001:100"],"seq":2,"next_hop":"192.0.2.1"}"#;
+
+fn log_of(d: &Daemon) -> String {
+    std::fs::read_to_string(&d.log).unwrap_or_default()
+}
+
+#[test]
+fn two_daemons_exchange_routes_and_survive_a_graceful_restart() {
+    let a_cfg = cfg(
+        65001,
+        "10.0.0.1",
+        "127.0.1.1:11179",
+        "127.0.1.2",
+        65002,
+        "127.0.0.1:51181",
+        "",
+    );
+    let b_cfg = cfg(
+        65002,
+        "10.0.0.2",
+        "127.0.1.2:11179",
+        "127.0.1.1",
+        65001,
+        "127.0.0.1:51182",
+        "",
+    );
+    let a = start("a", &a_cfg, "127.0.0.1:51181");
+    let mut b = start("b", &b_cfg, "127.0.0.1:51182");
+    assert!(
+        wait(Duration::from_secs(15), || state(&a) == "Established"
+            && state(&b) == "Established"),
+        "established\n{}\n{}",
+        log_of(&a),
+        log_of(&b)
+    );
+    let n = &cli(&a, &["show", "neighbors", "--json"]).unwrap()[0];
+    assert_eq!(
+        n["negotiated"]["gr_notification"], true,
+        "RFC 8538 N bit negotiated: {n}"
+    );
+
+    cli(&a, &["route", "announce", T2]).unwrap();
+    assert!(wait(Duration::from_secs(5), || routes(&b).len() == 1));
+    let r = &routes(&b)[0];
+    assert_eq!(
+        r["prefix"],
+        "[2]:[10.0.0.1:100]:[52:54:00:00:00:01]:[10.1.0.5]"
+    );
+    assert_eq!(r["paths"][0]["mac_mobility_seq"], 1);
+    assert_eq!(r["paths"][0]["next_hop"], "192.0.2.1");
+    assert_eq!(r["paths"][0]["as_path"], serde_json::json!([65001]));
+    let ec: Vec<String> = serde_json::from_value(r["paths"][0]["ext_communities"].clone()).unwrap();
+    assert_eq!(ec, vec!["RT:65001:100", "ET:8", "MM:1"]);
+
+    // a higher sequence replaces the route at the peer
+    cli(&a, &["route", "announce", T2_SEQ2]).unwrap();
+    assert!(wait(Duration::from_secs(5), || routes(&b)
+        .first()
+        .is_some_and(|r| r["paths"][0]["mac_mobility_seq"] == 2)));
+
+    // b routes too, so a holds something from b across b's restart
+    cli(
+        &b,
+        &[
+            "route",
+            "announce",
+            r#"{"type":"unicast","prefix":"10.60.0.0/24"}"#,
+        ],
+    )
+    .unwrap();
+    assert!(wait(Duration::from_secs(5), || routes(&a).len() == 2));
+
+    // SIGTERM on b: a keeps b's route, marked stale (RFC 8538 Cease/Administrative Reset)
+    let pid = b.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(
+        wait(Duration::from_secs(5), || b
+            .child
+            .try_wait()
+            .ok()
+            .flatten()
+            .is_some()),
+        "b exits on SIGTERM"
+    );
+    assert!(wait(Duration::from_secs(5), || state(&a) != "Established"));
+    let stale = routes(&a)
+        .into_iter()
+        .find(|r| r["prefix"] == "10.60.0.0/24")
+        .expect("kept during restart");
+    assert_eq!(stale["paths"][0]["stale"], true, "{stale}");
+
+    // b comes back and re-announces: fresh again after its End-of-RIB
+    drop(b);
+    b = start("b", &b_cfg, "127.0.0.1:51182");
+    cli(
+        &b,
+        &[
+            "route",
+            "announce",
+            r#"{"type":"unicast","prefix":"10.60.0.0/24"}"#,
+        ],
+    )
+    .unwrap();
+    assert!(wait(Duration::from_secs(15), || state(&a) == "Established"));
+    assert!(wait(Duration::from_secs(5), || routes(&a).iter().any(
+        |r| r["prefix"] == "10.60.0.0/24" && r["paths"][0]["stale"] == false
+    )));
+    // and b learned a's route again
+    assert!(wait(Duration::from_secs(5), || routes(&b)
+        .iter()
+        .any(|r| r["paths"][0]["mac_mobility_seq"] == 2)));
+
+    // withdrawal
+    cli(&a, &["route", "withdraw", T2_SEQ2]).unwrap();
+    assert!(wait(Duration::from_secs(5), || routes(&b)
+        .iter()
+        .all(|r| r["family"] != "l2vpn-evpn")));
+    drop(a);
+}
+
+#[test]
+fn sighup_adds_and_removes_neighbors_without_touching_others() {
+    let a_cfg = cfg(
+        65001,
+        "10.0.0.1",
+        "127.0.2.1:11179",
+        "127.0.2.2",
+        65002,
+        "127.0.0.1:51191",
+        "",
+    );
+    let b_cfg = cfg(
+        65002,
+        "10.0.0.2",
+        "127.0.2.2:11179",
+        "127.0.2.1",
+        65001,
+        "127.0.0.1:51192",
+        "",
+    );
+    let c_cfg = cfg(
+        65003,
+        "10.0.0.3",
+        "127.0.2.3:11179",
+        "127.0.2.1",
+        65001,
+        "127.0.0.1:51193",
+        "",
+    );
+    let a = start("ha", &a_cfg, "127.0.0.1:51191");
+    let b = start("hb", &b_cfg, "127.0.0.1:51192");
+    let c = start("hc", &c_cfg, "127.0.0.1:51193");
+    assert!(wait(Duration::from_secs(15), || state(&a) == "Established"));
+    let up_before = cli(&a, &["show", "neighbors", "--json"]).unwrap()[0]["uptime_secs"].clone();
+    // add c to a's config, SIGHUP
+    let mut with_c = a_cfg.clone();
+    with_c = with_c.replace("[api]", "[[neighbor]]\naddress = \"127.0.2.3\"\nremote_asn = 65003\nport = 11179\nfamilies = [\"l2vpn-evpn\"]\nconnect_retry = 2\n[api]");
+    std::fs::write(&a.config, &with_c).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait(Duration::from_secs(15), || state(&c) == "Established"),
+        "{}",
+        log_of(&a)
+    );
+    let ns = cli(&a, &["show", "neighbors", "--json"]).unwrap();
+    assert_eq!(ns.as_array().unwrap().len(), 2);
+    let b_view = ns
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["address"] == "127.0.2.2:11179")
+        .unwrap()
+        .clone();
+    assert_eq!(b_view["flaps"], 0, "b untouched");
+    assert!(b_view["uptime_secs"].as_u64() >= up_before.as_u64());
+    // remove b: only b goes down
+    let only_c = with_c.replacen("[[neighbor]]\naddress = \"127.0.2.2\"\nremote_asn = 65002\nport = 11179\nfamilies = [\"l2vpn-evpn\", \"ipv4-unicast\"]\nconnect_retry = 2\nhold_time = 9\n", "", 1);
+    assert_ne!(only_c, with_c);
+    std::fs::write(&a.config, &only_c).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait(Duration::from_secs(10), || state(&b) != "Established"));
+    let ns = cli(&a, &["show", "neighbors", "--json"]).unwrap();
+    assert_eq!(ns.as_array().unwrap().len(), 1);
+    assert_eq!(ns[0]["address"], "127.0.2.3:11179");
+    assert_eq!(ns[0]["state"], "Established");
+    assert_eq!(ns[0]["flaps"], 0);
+    // a bad config is rejected and the running one kept
+    std::fs::write(&a.config, "[global]\nasn = 0\n").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait(Duration::from_secs(5), || log_of(&a)
+        .contains("config rejected")));
+    assert_eq!(state(&a), "Established");
+}
+
+#[test]
+fn md5_and_gtsm_sessions_come_up_and_a_wrong_key_does_not() {
+    let md5 = "md5_password = \"s3cret\"\nttl_security = true";
+    let a = start(
+        "ma",
+        &cfg(
+            65001,
+            "10.0.0.1",
+            "127.0.3.1:11179",
+            "127.0.3.2",
+            65002,
+            "127.0.0.1:51201",
+            md5,
+        ),
+        "127.0.0.1:51201",
+    );
+    let b = start(
+        "mb",
+        &cfg(
+            65002,
+            "10.0.0.2",
+            "127.0.3.2:11179",
+            "127.0.3.1",
+            65001,
+            "127.0.0.1:51202",
+            md5,
+        ),
+        "127.0.0.1:51202",
+    );
+    assert!(
+        wait(Duration::from_secs(15), || state(&a) == "Established"
+            && state(&b) == "Established"),
+        "{}\n{}",
+        log_of(&a),
+        log_of(&b)
+    );
+    let wrong = "md5_password = \"other\"";
+    let c = start(
+        "mc",
+        &cfg(
+            65001,
+            "10.0.0.3",
+            "127.0.3.3:11179",
+            "127.0.3.4",
+            65002,
+            "127.0.0.1:51203",
+            "md5_password = \"s3cret\"",
+        ),
+        "127.0.0.1:51203",
+    );
+    let d = start(
+        "md",
+        &cfg(
+            65002,
+            "10.0.0.4",
+            "127.0.3.4:11179",
+            "127.0.3.3",
+            65001,
+            "127.0.0.1:51204",
+            wrong,
+        ),
+        "127.0.0.1:51204",
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_ne!(state(&c), "Established");
+    assert_ne!(state(&d), "Established");
+}
+
+#[test]
+fn a_neighbor_given_by_dns_name_is_resolved_and_peers() {
+    // a's neighbor is `localhost` (hosts file: 127.0.0.1), where b listens; a connects from
+    // its own address so that b recognizes it
+    let a = start(
+        "da",
+        &cfg(
+            65001,
+            "10.0.0.1",
+            "127.0.4.1:11189",
+            "localhost",
+            65002,
+            "127.0.0.1:51211",
+            "local_address = \"127.0.4.1\"",
+        ),
+        "127.0.0.1:51211",
+    );
+    let b = start(
+        "db",
+        &cfg(
+            65002,
+            "10.0.0.2",
+            "127.0.0.1:11189",
+            "127.0.4.1",
+            65001,
+            "127.0.0.1:51212",
+            "",
+        ),
+        "127.0.0.1:51212",
+    );
+    assert!(
+        wait(Duration::from_secs(15), || state(&a) == "Established"
+            && state(&b) == "Established"),
+        "{}\n{}",
+        log_of(&a),
+        log_of(&b)
+    );
+    let n = &cli(&a, &["show", "neighbors", "--json"]).unwrap()[0];
+    assert_eq!(n["name"], "localhost");
+    assert_eq!(n["address"], "127.0.0.1:11189");
+}
