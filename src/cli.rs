@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use vmmi::config::Config;
 use vmmi::runtime::{self, RunOpts, client};
 
-pub fn run(config: Option<PathBuf>, log_json: bool) -> ExitCode {
+pub fn run(config: Option<PathBuf>, log_json: bool, restarting: bool) -> ExitCode {
     init_logging(log_json);
     let cfg = match Config::load(config.as_deref()) {
         Ok(c) => c,
@@ -42,6 +42,7 @@ pub fn run(config: Option<PathBuf>, log_json: bool) -> ExitCode {
         cfg,
         RunOpts {
             config_path: config,
+            restarting,
         },
     )) {
         Ok(()) => ExitCode::SUCCESS,

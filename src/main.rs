@@ -35,6 +35,11 @@ enum Cmd {
         /// Log format: human (default) or json.
         #[arg(long, default_value = "human")]
         log_format: String,
+        /// Start as a restarting speaker (RFC 4724 R bit; our routes are held back until
+        /// every peer's End-of-RIB or the Restart Time), like FRR's `bgpd -K`. Use it when
+        /// restarting a running vmmi.
+        #[arg(long)]
+        graceful_restart: bool,
     },
     /// State of a running daemon: neighbors or routes.
     Show {
@@ -155,8 +160,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Check { config } => check(&config),
-        Cmd::Run { config, log_format } => match log_format.as_str() {
-            "human" | "json" => cli::run(config, log_format == "json"),
+        Cmd::Run {
+            config,
+            log_format,
+            graceful_restart,
+        } => match log_format.as_str() {
+            "human" | "json" => cli::run(config, log_format == "json", graceful_restart),
             other => {
                 eprintln!("vmmi run: --log-format {other:?}: expected human or json");
                 ExitCode::from(2)

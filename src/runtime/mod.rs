@@ -46,6 +46,9 @@ const RESOLVE_RETRY: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct RunOpts {
     pub config_path: Option<PathBuf>,
+    /// This start follows a restart (like FRR's `bgpd -K`): advertise the RFC 4724 R bit and
+    /// defer our advertisements until the peers' End-of-RIB (or the Restart Time).
+    pub restarting: bool,
 }
 
 /// Requests from the API to the loop.
@@ -167,7 +170,7 @@ pub fn speaker_cfg(c: &Config, restarting: bool) -> SpeakerCfg {
 pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Ev>();
     let base = Instant::now();
-    let mut speaker = Speaker::new(speaker_cfg(&cfg, false), base.into_std());
+    let mut speaker = Speaker::new(speaker_cfg(&cfg, opts.restarting), base.into_std());
 
     // listeners
     let mut listeners = Vec::new();
