@@ -594,3 +594,71 @@ fn a_257_octet_evpn_route_of_unknown_type_is_relayed_intact() {
     join_nlri(EVPN, &k, &p.rest, &mut back);
     assert_eq!(back, n);
 }
+
+#[test]
+fn delay_open_waits_for_the_peers_open_then_answers() {
+    // RFC 4271 §8.1.1 DelayOpen: the passive side sends no OPEN until the peer's arrives
+    let mut net = Net::new();
+    let a = net.add(65001);
+    let b = net.add(65002);
+    let pa = net.peer(a, b, &[EVPN], |c| {
+        c.passive = true;
+        c.delay_open = Some(5);
+    });
+    net.peer(b, a, &[EVPN], |_| {});
+    net.run(Duration::from_secs(1));
+    assert_eq!(state(&net, a, pa), PeerState::Established);
+    // b received a's OPEN only after its own OPEN reached a
+    let first_from_a = net.messages(b).into_iter().next();
+    assert!(matches!(first_from_a, Some(Message::Open(_))));
+}
+
+#[test]
+fn own_as_in_path_and_reflection_loops_are_not_installed() {
+    // RFC 4271 §9.1.2 (own AS in AS_PATH) and RFC 4456 §8 (own CLUSTER_ID): ignored routes
+    let mut net = Net::new();
+    let a = net.add(65001);
+    let b = net.add(65002);
+    let c = net.add(65001);
+    net.peer(a, b, &[EVPN], |_| {});
+    net.peer(b, a, &[EVPN], |_| {});
+    net.peer(b, c, &[EVPN], |_| {});
+    net.peer(c, b, &[EVPN], |_| {});
+    net.run(Duration::from_secs(3));
+    // a's route travels a → b → c; c (AS 65001, same as a) must not install it
+    let n = t2([192, 0, 2, 1], 9, None, 100);
+    let now = net.now;
+    net.nodes[a]
+        .speaker
+        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    net.settle();
+    assert!(evpn_best(&net, b, &n).is_some());
+    assert!(
+        evpn_best(&net, c, &n).is_none(),
+        "AS 65001 already in the path"
+    );
+}
+
+#[test]
+fn ibgp_routes_are_not_passed_between_non_clients() {
+    let mut net = Net::new();
+    let x = net.add(65001);
+    let rr = net.add(65001);
+    let y = net.add(65001);
+    net.peer(x, rr, &[EVPN], |_| {});
+    net.peer(rr, x, &[EVPN], |_| {});
+    net.peer(y, rr, &[EVPN], |_| {});
+    net.peer(rr, y, &[EVPN], |_| {});
+    net.run(Duration::from_secs(3));
+    let n = t2([192, 0, 2, 1], 3, None, 100);
+    let now = net.now;
+    net.nodes[x]
+        .speaker
+        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    net.settle();
+    assert!(evpn_best(&net, rr, &n).is_some());
+    assert!(
+        evpn_best(&net, y, &n).is_none(),
+        "RFC 4271 §9.2: no iBGP → iBGP without reflection"
+    );
+}
