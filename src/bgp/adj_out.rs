@@ -144,6 +144,16 @@ pub(super) fn feed_changes(sp: &mut Speaker) {
                 continue;
             }
             let was = ch.old.as_ref().is_some_and(|o| exportable(sp, peer, o));
+            // the common case of a bulk load: the new best came from this very peer and it
+            // had not been sent the old one — nothing to send it
+            if !was
+                && sp
+                    .rib
+                    .best(ch.family, &ch.key)
+                    .is_some_and(|b| b.peer == peer)
+            {
+                continue;
+            }
             if let Some(p) = sp.peers.get_mut(&peer) {
                 let q = p.out.pending.entry(ch.family).or_default();
                 q.entry(ch.key.clone()).or_insert(was);
