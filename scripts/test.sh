@@ -239,7 +239,7 @@ elif [ ! -f conformance/interop/run.sh ]; then
     note "conformance/interop/run.sh not present: skipped"; record interop skip
 elif [ "$IS_ROOT" != 1 ]; then
     note "needs root (network namespaces, FRR, GoBGP, ExaBGP): skipped"; record interop skip
-elif [ "$DRY" != 1 ] && [ -n "$(missing_pkgs 2>/dev/null)" ]; then
+elif [ "$DRY" != 1 ] && [ "${#MISSING[@]}" -gt 0 ] && [ -n "$(missing_pkgs 2>/dev/null)" ]; then
     note "packages missing ($(missing_pkgs | tr '\n' ' ')): skipped"; record interop skip
 elif ! command -v cargo >/dev/null 2>&1 && [ "$DRY" != 1 ]; then
     note "no cargo: cannot build vmmi"; record interop FAIL

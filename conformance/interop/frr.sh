@@ -261,7 +261,7 @@ suite_frr() {
             frr_json "$ns" 'show bgp summary json' "l2VpnEvpn/peers/$VMMI_IP/state!=Established"
         check_known "$P: [6] during vmmi's restart FRR keeps vmmi's routes as GR helper (stale)" 2 \
             "vmmi sends NOTIFICATION Cease/Administrative Reset on SIGTERM relying on RFC 8538 without advertising the N bit; FRR then ends graceful restart and flushes (RFC 4724 §4.2, RFC 8538 §2)" \
-            frr_has "$ns" evpn "${S2_IP[@]}" -- from=$VMMI_IP stale=true
+            frr_has "$ns" evpn "${S2_IP[@]}" from=$VMMI_IP -- stale=true
     done
     vmmi_start "$cfg" "$VI_RUN/vmmi-frr.log" || { fail "frr: [6] vmmi starts again" "$(tail -5 "$VI_RUN/vmmi-frr.log")"; return; }
     for n in 2 3; do

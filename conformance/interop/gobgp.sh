@@ -232,7 +232,7 @@ suite_gobgp() {
         for_each "$n"
         check "$P: [6] GoBGP sees the session with vmmi down" 10 gobgp_nbr "$ns" "[conf.neighbor_address=$VMMI_IP]/state/session_state!=6"
         check "$P: [6] during vmmi's restart GoBGP keeps vmmi's routes as GR helper, stale: type-2 MAC+IP" 3 \
-            gobgp_has "$ns" evpn "${S2_IP[@]}" -- from=$VMMI_IP stale=true ec~MM:4
+            gobgp_has "$ns" evpn "${S2_IP[@]}" from=$VMMI_IP -- stale=true ec~MM:4
         check_now "$P: [6] ... stale: type-3" gobgp_has "$ns" evpn "${S3[@]}" -- from=$VMMI_IP stale=true
         check_now "$P: [6] gobgpd still running" gobgp_alive "$ns"
     done
