@@ -12,11 +12,12 @@
 #                 cargo test --doc (installs a toolchain with rustup if cargo is missing)
 #   3. live       bash conformance/run.sh (real FRR/GoBGP/OOR peers in network namespaces; root)
 #   4. oracle     bash conformance/tshark-oracle.sh (tshark cross-check of the captured vectors)
+#   4b. interop   bash conformance/interop/run.sh (vmmi against FRR, GoBGP, ExaBGP; root)
 #   5. a final RESULT line
 #
 # Options:
 #   --no-install   never run apt-get / rustup (missing tools -> stages skipped or failed)
-#   --quick        skip the live conformance stage (3)
+#   --quick        skip the live conformance stage (3) and the interop stage (4b)
 #   --dry-run      print what would be done (install decision, commands) and exit 0; runs nothing
 #   --install-only stage 1 only (install what is missing), then exit
 #   -h, --help
@@ -223,6 +224,32 @@ else
         run oracle-live 300 bash conformance/tshark-oracle.sh bad "${live_caps[@]}" || oracle_rc=$?
     fi
     if [ "$oracle_rc" = 0 ]; then record oracle ok; else record oracle FAIL; fi
+fi
+
+# ------------------------------------------------------------------ 4b. interop
+# conformance/interop/run.sh: vmmi itself against FRR, GoBGP and ExaBGP in network namespaces
+# (sessions, EVPN type 2/3/5 + IPv4 both ways, withdraws, MAC Mobility, graceful restart of either
+# side). It builds nothing: the vmmi binary is built here. Same conditions as the live stage (root,
+# the packages of stage 1); --quick skips it. About a minute on 2 cores.
+say "stage 4b: interop (vmmi against FRR, GoBGP, ExaBGP in network namespaces)"
+VMMI_BIN="${CARGO_TARGET_DIR:-target}/debug/vmmi"
+if [ "$QUICK" = 1 ]; then
+    note "--quick: skipped"; record interop skip
+elif [ ! -f conformance/interop/run.sh ]; then
+    note "conformance/interop/run.sh not present: skipped"; record interop skip
+elif [ "$IS_ROOT" != 1 ]; then
+    note "needs root (network namespaces, FRR, GoBGP, ExaBGP): skipped"; record interop skip
+elif [ "$DRY" != 1 ] && [ "${#MISSING[@]}" -gt 0 ] && [ -n "$(missing_pkgs 2>/dev/null)" ]; then
+    note "packages missing ($(missing_pkgs | tr '\n' ' ')): skipped"; record interop skip
+elif ! command -v cargo >/dev/null 2>&1 && [ "$DRY" != 1 ]; then
+    note "no cargo: cannot build vmmi"; record interop FAIL
+else
+    if run interop-build 1200 cargo build --bin vmmi &&
+        run interop 600 env VMMI="$VMMI_BIN" bash conformance/interop/run.sh; then
+        record interop ok
+    else
+        record interop FAIL
+    fi
 fi
 
 # ------------------------------------------------------------------ 5. summary
