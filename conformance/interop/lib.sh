@@ -99,8 +99,8 @@ ALL_NS=(vi-fi vi-fih vi-fe vi-feh vi-ge vi-gi vi-x vi-v)
 
 # ------------------------------------------------------------------ vmmi
 V() { ip netns exec "$NS_V" timeout 10 "$VMMI" "$@"; }
-vmmi_start() { # vmmi_start CONF LOG
-    nohup ip netns exec "$NS_V" "$VMMI" run --config "$1" </dev/null >>"$2" 2>&1 &
+vmmi_start() { # vmmi_start CONF LOG [EXTRA-ARGS...] (e.g. --graceful-restart)
+    nohup ip netns exec "$NS_V" "$VMMI" run --config "$1" "${@:3}" </dev/null >>"$2" 2>&1 &
     echo $! >"$VI_RUN/vmmi.pid"; disown "$!" 2>/dev/null || true
     wait_for 10 V show neighbors --json --api "$API" || { log "vmmi API not up; tail of $2:"; tail -5 "$2" >&2; return 1; }
 }

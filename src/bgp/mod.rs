@@ -207,6 +207,16 @@ pub enum Event {
     Rejected {
         remote: SocketAddr,
     },
+    /// RFC 4724 §2: the peer finished sending its table for `family`.
+    EndOfRib {
+        peer: String,
+        family: Family,
+    },
+    /// RFC 4724 §4.1: after our restart, advertisements start (every peer's End-of-RIB seen,
+    /// or the Restart Time ran out).
+    DeferralEnded {
+        timed_out: bool,
+    },
 }
 
 /// A snapshot of one neighbor for the API.
@@ -487,7 +497,10 @@ impl Speaker {
     }
 
     fn end_deferral(&mut self, now: Instant) {
-        if self.defer_until.take().is_some() {
+        if let Some(t) = self.defer_until.take() {
+            self.emit(Event::DeferralEnded {
+                timed_out: now >= t,
+            });
             let ids: Vec<PeerId> = self.peers.keys().copied().collect();
             for id in ids {
                 adj_out::start_full_sync(self, id, None);

@@ -678,11 +678,12 @@ fn gr_survives(nego: Option<&Negotiated>, n: &NotificationMsg) -> bool {
         && !(n.code == code::CEASE && n.subcode == cease_sub::HARD_RESET)
 }
 
-/// Close the session for a daemon restart, so that peers keep our routes (RFC 4724 helper):
-/// with the N bit, NOTIFICATION Cease/Administrative Reset (RFC 8538 keeps routes for
-/// anything but Hard Reset); with GR but no N bit, the TCP connection is closed without a
-/// NOTIFICATION (a NOTIFICATION would end graceful restart); without GR, Cease/Administrative
-/// Shutdown.
+/// Close the session for a daemon restart, so that peers keep our routes (RFC 4724 helper).
+/// With graceful restart negotiated the TCP connection is closed without a NOTIFICATION —
+/// RFC 4724 §4's restart signal, which every helper honours. A soft RFC 8538 NOTIFICATION
+/// would be the alternative, but FRR 8.4 treats Cease/Administrative Reset as a Hard Reset
+/// by default (`bgp hard-administrative-reset`) and flushes, measured in
+/// conformance/interop. Without graceful restart: Cease/Administrative Shutdown.
 pub(super) fn close_for_restart(sp: &mut Speaker, now: Instant, peer: PeerId) {
     let conns: Vec<(ConnId, Option<Negotiated>)> = sp
         .peers
@@ -691,11 +692,6 @@ pub(super) fn close_for_restart(sp: &mut Speaker, now: Instant, peer: PeerId) {
         .unwrap_or_default();
     for (conn, nego) in conns {
         match nego {
-            Some(g) if g.gr_notification => {
-                let n =
-                    NotificationMsg::new(code::CEASE, cease_sub::ADMINISTRATIVE_RESET, Vec::new());
-                notify_and_close(sp, now, conn, n, "restart (graceful, RFC 8538)");
-            }
             Some(g) if g.local_gr && g.peer_gr.is_some() => {
                 conn_gone(
                     sp,
@@ -1108,6 +1104,13 @@ pub(super) fn eor_received(sp: &mut Speaker, peer: PeerId, f: Family) {
         p.eor_rx.push(f);
     }
     let name = p.cfg.name.clone();
+    sp.emit(Event::EndOfRib {
+        peer: name.clone(),
+        family: f,
+    });
+    let Some(p) = sp.peers.get_mut(&peer) else {
+        return;
+    };
     let mut sweep = false;
     if let Some(gr) = p.gr.as_mut()
         && gr.families.contains(&f)

@@ -728,6 +728,13 @@ fn log_event(e: &Event) {
             info!(%peer, %family, subtype, received, "route refresh")
         }
         Event::Rejected { remote } => debug!(%remote, "connection refused"),
+        Event::EndOfRib { peer, family } => info!(%peer, %family, "End-of-RIB received"),
+        Event::DeferralEnded { timed_out } => {
+            info!(
+                timed_out,
+                "restart: advertisement deferral over, sending our table"
+            )
+        }
     }
 }
 
