@@ -13,15 +13,21 @@
 # Every daemon is started fresh for every leg, in its own namespace (vb-*), on veth pairs into a
 # bridge in vb-core: vmmi 10.98.0.1, generator 10.98.0.2 (+ sink 10.98.0.5), FRR 10.98.0.3,
 # GoBGP 10.98.0.4. Times are from the generator's "blast-start" (all UPDATEs pre-encoded, session
-# Established) to the first poll that sees N; RSS deltas are VmRSS after the routes are in
-# (plus SETTLE_S) minus VmRSS before the generator connects, divided by N.
+# Established) to the end of the first poll that sees N (vmmi: its API, answered by the event loop
+# in order with the frames; FRR: bgpd's vty socket, one connection, like vtysh; GoBGP: its CLI),
+# every 5/5/250 ms; RSS deltas are VmRSS after the routes are in (plus SETTLE_S) minus VmRSS
+# before the generator connects, divided by N. CPU columns: utime+stime of the daemon until then.
 #
 # usage (root): conformance/bench/ingest.sh [SIZES]          default SIZES="10000 100000 1000000"
 # env: LEGS="vmmi sink frr gobgp"  GOBGP_SIZES="10000 20000 40000"  GOBGP_MAX=40000
 #      REPEAT=3 (runs per leg and size; the table shows medians, the JSON every run)
 #      DEADLINE_S=900 (per wait)  SETTLE_S=2  PER_UPDATE=100  KEEP=1 (leave the lab up on exit)
 #      VMMI_BIN, INGEST_BIN (default: built here with cargo, release / bench profile)
-#      OUT=target/bench  PERF=1 (perf record -g the vmmi of the "vmmi" leg; PERF_SIZES="100000")
+#      OUT=target/bench  PERF=1 (perf record -g -e cpu-clock the vmmi of the "vmmi" leg, from just
+#      before the blast until FRR has everything; PERF_SIZES="100000" PERF_FREQ=10000 PERF_CG=dwarf,8192; the data is
+#      left in target/bench/ingest-run/vmmi-N-rR/perf.data; PERF adds overhead: don't mix its times
+#      with unprofiled runs)   VMMI_ENV="K=V ..." (environment for vmmi, e.g. MALLOC_ARENA_MAX=1)
+#      VMMI_WRAP="valgrind --tool=massif --massif-out-file=F" (a wrapper that keeps vmmi's PID)
 # output: a table on stdout, target/bench/ingest-<time>.json, logs in target/bench/ingest-run/
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -34,11 +40,19 @@ DEADLINE_S="${DEADLINE_S:-900}"
 SETTLE_S="${SETTLE_S:-2}"
 PER_UPDATE="${PER_UPDATE:-100}"
 export REPEAT="${REPEAT:-3}"
+export VMMI_POLL_MS FRR_POLL_MS GOBGP_POLL_MS
 REP=1
 OUT="${OUT:-$ROOT/target/bench}"
 RUN="$OUT/ingest-run"
 PERF="${PERF:-}"
+VMMI_POLL_MS="${VMMI_POLL_MS:-5}"     # vmmi API (HTTP, answered by the event loop in order)
+FRR_POLL_MS="${FRR_POLL_MS:-5}"       # bgpd vty socket, one persistent connection
+GOBGP_POLL_MS="${GOBGP_POLL_MS:-250}"  # `gobgp -j neighbor` (a Go process per poll)
 PERF_SIZES="${PERF_SIZES:-100000}"
+PERF_FREQ="${PERF_FREQ:-10000}"
+PERF_CG="${PERF_CG:-dwarf,8192}"   # release builds have no frame pointers: -g (fp) gives no callers
+VMMI_ENV="${VMMI_ENV:-}"   # e.g. "MALLOC_ARENA_MAX=1" (passed to vmmi with env)
+VMMI_WRAP="${VMMI_WRAP:-}" # e.g. "valgrind --tool=massif --massif-out-file=/tmp/m.out" (must exec vmmi in-process)
 
 NS_CORE=vb-core NS_GEN=vb-gen NS_VMMI=vb-vmmi NS_FRR=vb-frr NS_GOBGP=vb-gobgp
 IP_VMMI=10.98.0.1 IP_GEN=10.98.0.2 IP_FRR=10.98.0.3 IP_GOBGP=10.98.0.4 IP_SINK=10.98.0.5
@@ -214,7 +228,8 @@ listen = "$API"
 kind = "memory"
 EOF
     "$VMMI_BIN" check --config "$conf" >/dev/null || die "vmmi check rejects $conf"
-    ip netns exec $NS_VMMI "$VMMI_BIN" run --config "$conf" </dev/null >"$RUN/vmmi-$3-r$REP.log" 2>&1 &
+    # shellcheck disable=SC2086
+    ip netns exec $NS_VMMI env $VMMI_ENV $VMMI_WRAP "$VMMI_BIN" run --config "$conf" </dev/null >"$RUN/vmmi-$3-r$REP.log" 2>&1 &
     VMMI_PID=$!
     track $VMMI_PID
     wait_for 15 vmmi_neighbor_field "$IP_GEN" state || die "vmmi API not answering; see $RUN/vmmi-$3-r$REP.log"
@@ -289,17 +304,17 @@ poll_bg() {
 poll_vmmi_bg() {  # LOG N  (in vb-vmmi: the API is on its loopback)
     local logf="$1"
     ip netns exec $NS_VMMI "$INGEST_BIN" poll --label vmmi --http "$API/v1/neighbors" \
-        --path "?name=$IP_GEN/prefixes_received/l2vpn-evpn" --count "$2" --interval-ms 20 \
+        --path "?name=$IP_GEN/prefixes_received/l2vpn-evpn" --count "$2" --interval-ms "$VMMI_POLL_MS" \
         --pid "$VMMI_PID" --timeout "$DEADLINE_S" </dev/null >"$logf" 2>&1 &
     POLL_PID=$!
     track $POLL_PID
 }
-poll_frr_bg() {  # LOG FROM_ADDR N
-    poll_bg "$1" --label frr --path "peers/$2/pfxRcd" --count "$3" --interval-ms 50 --pid "$FRR_BGPD" \
-        -- vtysh --vty_socket "$FRR_DIR" -d bgpd -c 'show bgp l2vpn evpn summary json'
+poll_frr_bg() {  # LOG FROM_ADDR N  (bgpd's vty socket directly: a vtysh per poll costs ~25 ms CPU)
+    poll_bg "$1" --label frr --path "peers/$2/pfxRcd" --count "$3" --interval-ms "$FRR_POLL_MS" --pid "$FRR_BGPD" \
+        --vty "$FRR_DIR/bgpd.vty" --vty-cmd 'show bgp l2vpn evpn summary json'
 }
 poll_gobgp_bg() {  # LOG N
-    poll_bg "$1" --label gobgp --path "0/afi_safis/0/state/accepted" --count "$2" --interval-ms 250 \
+    poll_bg "$1" --label gobgp --path "0/afi_safis/0/state/accepted" --count "$2" --interval-ms "$GOBGP_POLL_MS" \
         --pid "$GOBGP_PID" -- ip netns exec $NS_GOBGP gobgp -j neighbor
 }
 # wait_pid PID SECONDS: wait (bounded) for a background process of ours to exit
@@ -323,6 +338,7 @@ PY
 }
 # secs FROM_MS TO_MS
 secs() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b-a)/1000}' || echo ""; }
+cpu_delta() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}' || echo ""; }
 per_route() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN{printf "%.0f", (b-a)*1024/n}' || echo ""; }
 
 RESULTS="$RUN/results.jsonl"
@@ -335,16 +351,16 @@ load_note() { awk '{print $1}' /proc/loadavg; }
 
 # ---- legs ----------------------------------------------------------------------------------------
 leg_vmmi() {  # N
-    local n="$1" d="$RUN/vmmi-$1-r$REP" rss0 hwm_unused pv pf t0 tv tf rss1 rssv cpu perf_pid=""
+    local n="$1" d="$RUN/vmmi-$1-r$REP" rss0 cpu0 fcpu0 pv pf t0 tv tf rss1 rssv cpu perf_pid=""
     mkdir -p "$d"
     frr_start
     vmmi_start $IP_FRR $AS_FRR "frr-$n"
     wait_for 60 vmmi_established $IP_FRR || die "vmmi-FRR session not established"
     wait_for 30 frr_established $IP_VMMI || die "FRR does not see vmmi Established"
     sleep 1
-    rss0="$(rss_kb "$VMMI_PID")"
+    rss0="$(rss_kb "$VMMI_PID")"; cpu0="$(cpu_s "$VMMI_PID")"; fcpu0="$(cpu_s "$FRR_BGPD")"
     if [ -n "$PERF" ] && [[ " $PERF_SIZES " == *" $n "* ]] && command -v perf >/dev/null; then
-        perf record -g -e cpu-clock -F 999 -p "$VMMI_PID" -o "$d/perf.data" >"$d/perf.log" 2>&1 &
+        perf record --call-graph "$PERF_CG" -e cpu-clock -F "$PERF_FREQ" -p "$VMMI_PID" -o "$d/perf.data" >"$d/perf.log" 2>&1 &
         perf_pid=$!; track $perf_pid; sleep 0.5
     fi
     poll_vmmi_bg "$d/poll-vmmi.log" "$n"; pv=$POLL_PID
@@ -365,19 +381,20 @@ leg_vmmi() {  # N
 \"t_frr_via_vmmi_s\":\"$(secs "$t0" "$tf")\",\"t_frr_via_vmmi_lo_s\":\"$(secs "$t0" "$(jfield "$d/poll-frr.log" reached unix_ms_prev_poll_start)")\",\
 \"vmmi_rss0_kb\":\"$rss0\",\"vmmi_rss_at_ingest_kb\":\"$rssv\",\"vmmi_rss_settled_kb\":\"$rss1\",\"vmmi_hwm_kb\":\"$(hwm_kb "$VMMI_PID")\",\
 \"vmmi_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\"vmmi_b_per_route_at_ingest\":\"$(per_route "$rss0" "$rssv" "$n")\",\
-\"vmmi_cpu_s\":\"$cpu\",\"frr_bgpd_rss_kb\":\"$frr_from_vmmi_rss\",\"vmmi_updates_from_frr\":\"$ups\",\
+\"vmmi_cpu_s\":\"$cpu\",\"vmmi_cpu_at_ingest_s\":\"$(cpu_delta "$cpu0" "$(jfield "$d/poll-vmmi.log" reached cpu_s)")\",\
+\"frr_via_vmmi_cpu_s\":\"$(cpu_delta "$fcpu0" "$(jfield "$d/poll-frr.log" reached cpu_s)")\",\"frr_bgpd_rss_kb\":\"$frr_from_vmmi_rss\",\"vmmi_updates_from_frr\":\"$ups\",\
 \"encode\":$(grep -m1 '"encoded"' "$d/gen.log" || echo null),\"load_before\":\"$LOAD0\",\"rep\":$REP}"
     stop_all
 }
 
 leg_sink() {  # N
-    local n="$1" d="$RUN/sink-$1-r$REP" rss0 pv t0 tv ts rss1 cpu
+    local n="$1" d="$RUN/sink-$1-r$REP" rss0 cpu0 pv t0 tv ts rss1 cpu
     mkdir -p "$d"
     sink_start "$n" "$d/sink.log"
     vmmi_start $IP_SINK $AS_SINK "sink-$n"
     wait_for 60 vmmi_established $IP_SINK || die "vmmi-sink session not established"
     sleep 1
-    rss0="$(rss_kb "$VMMI_PID")"
+    rss0="$(rss_kb "$VMMI_PID")"; cpu0="$(cpu_s "$VMMI_PID")"
     poll_vmmi_bg "$d/poll-vmmi.log" "$n"; pv=$POLL_PID
     gen_start $IP_VMMI:179 "$n" "$d/gen.log"
     wait_pid "$pv" "$DEADLINE_S" || log "vmmi poller still running"
@@ -389,16 +406,17 @@ leg_sink() {  # N
     ts="$(jfield "$d/sink.log" rx-reached unix_ms)"
     record "{\"leg\":\"sink\",\"n\":$n,\"t_vmmi_s\":\"$(secs "$t0" "$tv")\",\"t_vmmi_lo_s\":\"$(secs "$t0" "$(jfield "$d/poll-vmmi.log" reached unix_ms_prev_poll_start)")\",\"t_sink_via_vmmi_s\":\"$(secs "$t0" "$ts")\",\
 \"vmmi_rss0_kb\":\"$rss0\",\"vmmi_rss_settled_kb\":\"$rss1\",\"vmmi_hwm_kb\":\"$(hwm_kb "$VMMI_PID")\",\
-\"vmmi_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\"vmmi_cpu_s\":\"$cpu\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
+\"vmmi_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\"vmmi_cpu_s\":\"$cpu\",\
+\"vmmi_cpu_at_ingest_s\":\"$(cpu_delta "$cpu0" "$(jfield "$d/poll-vmmi.log" reached cpu_s)")\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
     stop_all
 }
 
 leg_frr() {  # N
-    local n="$1" d="$RUN/frr-$1-r$REP" rss0 pf t0 tf rss1 cpu
+    local n="$1" d="$RUN/frr-$1-r$REP" rss0 cpu0 pf t0 tf rss1 cpu
     mkdir -p "$d"
     frr_start
     sleep 1
-    rss0="$(rss_kb "$FRR_BGPD")"
+    rss0="$(rss_kb "$FRR_BGPD")"; cpu0="$(cpu_s "$FRR_BGPD")"
     poll_frr_bg "$d/poll-frr.log" $IP_GEN "$n"; pf=$POLL_PID
     gen_start $IP_FRR:179 "$n" "$d/gen.log"
     wait_pid "$pf" "$DEADLINE_S" || log "FRR poller still running"
@@ -407,16 +425,16 @@ leg_frr() {  # N
     t0="$(jfield "$d/gen.log" blast-start unix_ms)"
     tf="$(jfield "$d/poll-frr.log" reached unix_ms)"
     record "{\"leg\":\"frr\",\"n\":$n,\"t_frr_s\":\"$(secs "$t0" "$tf")\",\"t_frr_lo_s\":\"$(secs "$t0" "$(jfield "$d/poll-frr.log" reached unix_ms_prev_poll_start)")\",\"frr_rss0_kb\":\"$rss0\",\"frr_rss_settled_kb\":\"$rss1\",\
-\"frr_hwm_kb\":\"$(hwm_kb "$FRR_BGPD")\",\"frr_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\"frr_bgpd_cpu_s\":\"$cpu\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
+\"frr_hwm_kb\":\"$(hwm_kb "$FRR_BGPD")\",\"frr_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\"frr_bgpd_cpu_s\":\"$cpu\",\"frr_cpu_at_reach_s\":\"$(cpu_delta "$cpu0" "$(jfield "$d/poll-frr.log" reached cpu_s)")\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
     stop_all
 }
 
 leg_gobgp() {  # N
-    local n="$1" d="$RUN/gobgp-$1-r$REP" rss0 pg t0 tg rss1 cpu
+    local n="$1" d="$RUN/gobgp-$1-r$REP" rss0 cpu0 pg t0 tg rss1 cpu
     mkdir -p "$d"
     gobgp_start
     sleep 1
-    rss0="$(rss_kb "$GOBGP_PID")"
+    rss0="$(rss_kb "$GOBGP_PID")"; cpu0="$(cpu_s "$GOBGP_PID")"
     gen_start $IP_GOBGP:179 "$n" "$d/gen.log"
     # the poller's path needs the neighbor to exist in the JSON; start it once the session is up
     wait_for 30 grep -q '"established"' "$d/gen.log" || die "GoBGP session not established; see $d/gen.log"
@@ -427,7 +445,7 @@ leg_gobgp() {  # N
     t0="$(jfield "$d/gen.log" blast-start unix_ms)"
     tg="$(jfield "$d/poll-gobgp.log" reached unix_ms)"
     record "{\"leg\":\"gobgp\",\"n\":$n,\"t_gobgp_s\":\"$(secs "$t0" "$tg")\",\"t_gobgp_lo_s\":\"$(secs "$t0" "$(jfield "$d/poll-gobgp.log" reached unix_ms_prev_poll_start)")\",\"gobgp_rss0_kb\":\"$rss0\",\"gobgp_rss_settled_kb\":\"$rss1\",\
-\"gobgp_hwm_kb\":\"$(hwm_kb "$GOBGP_PID")\",\"gobgp_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\"gobgpd_cpu_s\":\"$cpu\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
+\"gobgp_hwm_kb\":\"$(hwm_kb "$GOBGP_PID")\",\"gobgp_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\"gobgpd_cpu_s\":\"$cpu\",\"gobgp_cpu_at_reach_s\":\"$(cpu_delta "$cpu0" "$(jfield "$d/poll-gobgp.log" reached cpu_s)")\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
     stop_all
 }
 
@@ -489,6 +507,9 @@ for n in rows:
            "ratio_frr_over_vmmi": ratio, "vmmi_to_sink_s": med("sink", n, "t_sink_via_vmmi_s"),
            "vmmi_ingest_sink_leg_s": med("sink", n, "t_vmmi_s"),
            "vmmi_b_per_route_sink_leg": med("sink", n, "vmmi_b_per_route"),
+           "vmmi_cpu_at_ingest_s": med("vmmi", n, "vmmi_cpu_at_ingest_s"),
+           "frr_cpu_at_reach_s": med("frr", n, "frr_cpu_at_reach_s"),
+           "gobgp_cpu_at_reach_s": med("gobgp", n, "gobgp_cpu_at_reach_s"),
            "spread": {k: spread(leg, n, k) for leg, k in [("vmmi", "t_vmmi_s"), ("vmmi", "t_frr_via_vmmi_s"),
                ("frr", "t_frr_s"), ("gobgp", "t_gobgp_s"), ("sink", "t_vmmi_s"), ("sink", "t_sink_via_vmmi_s"),
                ("vmmi", "vmmi_b_per_route"), ("frr", "frr_b_per_route")] if spread(leg, n, k)}}
@@ -498,11 +519,21 @@ for n in rows:
         f(row["gobgp_b_per_route"], "%.0f"), f(ratio, "%.2f"), f(row["vmmi_to_sink_s"], "%.3f")]) + " |")
 out = {"table": table, "legs": res, "host": {"cpus": os.cpu_count(), "kernel": platform.release()},
        "method": "times: generator blast-start (pre-encoded, Established) to the end of the first poll seeing N "
-                 "(vmmi API every 20 ms, FRR vtysh every 50 ms, GoBGP CLI every 250 ms; *_lo_s = start of the "
+                 "(vmmi API, FRR bgpd vty socket, GoBGP CLI; intervals VMMI_POLL_MS/FRR_POLL_MS/GOBGP_POLL_MS; *_lo_s = start of the "
                  "previous poll, a lower bound); B/route: (VmRSS after + settle - VmRSS before the generator "
                  "connected) / N; medians over the runs of each leg"}
+out["poll_ms"] = {k: os.environ.get(k) for k in ("VMMI_POLL_MS", "FRR_POLL_MS", "GOBGP_POLL_MS")}
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 print("\n".join(lines))
+print("\nCPU seconds (utime+stime, all threads) from before the blast to the poll that saw N:")
+print("| size | vmmi (gen->vmmi, FRR downstream) | vmmi (sink downstream) | FRR bgpd (direct) | GoBGP |")
+print("|---|---|---|---|---|")
+for r in table:
+    n = r["size"]
+    print(f"| {n} | {f(r['vmmi_cpu_at_ingest_s'], '%.2f')} | {f(med('sink', n, 'vmmi_cpu_at_ingest_s'), '%.2f')} | "
+          f"{f(r['frr_cpu_at_reach_s'], '%.2f')} | {f(r['gobgp_cpu_at_reach_s'], '%.2f')} |")
+print("\nvmmi ingest in the sink leg (no FRR competing for the CPU), median s: " +
+      ", ".join(f"{r['size']}: {f(r['vmmi_ingest_sink_leg_s'], '%.3f')}" for r in table))
 print("(medians of %s run(s) per leg; every run in the JSON)" % os.environ.get("REPEAT", "3"))
 print(f"\nJSON: {sys.argv[2]}")
 PY
