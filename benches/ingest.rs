@@ -41,7 +41,7 @@ use vmmi::wire::bgp::extcomm::{ExtCommunity, RouteTarget};
 use vmmi::wire::bgp::message::frame_len;
 use vmmi::wire::bgp::nlri::{EvpnNlri, NlriList};
 use vmmi::wire::bgp::notification::NotificationMsg;
-use vmmi::wire::bgp::open::{OptParam, OpenMsg};
+use vmmi::wire::bgp::open::{OpenMsg, OptParam};
 use vmmi::wire::bgp::rd::RouteDistinguisher;
 use vmmi::wire::bgp::{BgpCtx, Family, Message, UpdateMsg};
 
@@ -267,7 +267,12 @@ impl Framer {
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed"));
                 }
                 Ok(n) => self.buf.truncate(old + n),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     self.buf.truncate(old);
                     return Ok(None);
                 }
@@ -306,6 +311,9 @@ struct RxState {
     first_update_ms: Option<f64>,
     reached: bool,
     closed: Option<String>,
+    /// Announced NLRI per distinct (AS_PATH, extended communities, next hop): shows what a
+    /// re-advertising speaker kept of the generator's attributes (MAC Mobility, RT, encap).
+    attr_sets: HashMap<String, u64>,
 }
 
 /// Parse `ADDR` or `ADDR:PORT` (port 179 by default).
@@ -366,7 +374,12 @@ fn write_all_stoppable(s: &mut TcpStream, mut buf: &[u8]) -> io::Result<()> {
         match s.write(buf) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "write 0")),
             Ok(n) => buf = &buf[n..],
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 if STOP.load(Ordering::Relaxed) {
                     return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
                 }
@@ -476,7 +489,9 @@ fn update_for(o: &SpeakerOpts, r: &Routes, nh: Ipv4Addr, routes: Vec<EvpnNlri>) 
 /// All UPDATEs for `o.count` routes, concatenated, then End-of-RIB. Returns (bytes, messages).
 fn encode_all(o: &SpeakerOpts, r: &Routes, nh: Ipv4Addr, ctx: &BgpCtx) -> (Vec<u8>, usize, usize) {
     // how many NLRI fit: the size is affine in the number of routes (all the same length)
-    let one = update_for(o, r, nh, vec![type2(o, r, 0)]).to_bytes(ctx).len();
+    let one = update_for(o, r, nh, vec![type2(o, r, 0)])
+        .to_bytes(ctx)
+        .len();
     let two = update_for(o, r, nh, vec![type2(o, r, 0), type2(o, r, 1)])
         .to_bytes(ctx)
         .len();
@@ -501,7 +516,7 @@ fn encode_all(o: &SpeakerOpts, r: &Routes, nh: Ipv4Addr, ctx: &BgpCtx) -> (Vec<u
 fn count_update(role: &str, u: &UpdateMsg, st: &Mutex<RxState>, expect: u64) -> bool {
     let mut g = st.lock().unwrap_or_else(|e| e.into_inner());
     g.updates += 1;
-    if g.first_update_ms.is_none() {
+    if g.first_update_ms.is_none() && u.mp_reach().is_some_and(|r| !r.nlri.is_empty()) {
         g.first_update_ms = Some(since_start_ms());
     }
     if u.end_of_rib() == Some(Family::L2VPN_EVPN) {
@@ -522,6 +537,26 @@ fn count_update(role: &str, u: &UpdateMsg, st: &Mutex<RxState>, expect: u64) -> 
     if let Some(a) = u.mp_reach()
         && let NlriList::Evpn(v) = &a.nlri
     {
+        let as_path = u.attr(code::AS_PATH).map(|p| match &p.value {
+            AttrValue::AsPath(segs) => segs
+                .iter()
+                .flat_map(|s| s.asns.iter().map(u32::to_string))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => "?".into(),
+        });
+        let ecs: Vec<String> = u
+            .ext_communities()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let set = format!(
+            "as_path [{}] ext [{}] nh {}",
+            as_path.unwrap_or_default(),
+            ecs.join(", "),
+            a.next_hop.ip().map(|i| i.to_string()).unwrap_or_default()
+        );
+        *g.attr_sets.entry(set).or_default() += v.len() as u64;
         for n in v {
             g.announced += 1;
             g.routes.insert(route_key(&n.route), ());
@@ -531,12 +566,14 @@ fn count_update(role: &str, u: &UpdateMsg, st: &Mutex<RxState>, expect: u64) -> 
         g.reached = true;
         REACHED_AT.store((since_start_ms() * 1e3) as u64, Ordering::Relaxed);
         let (n, upd, first) = (g.routes.len(), g.updates, g.first_update_ms);
+        let sets = json!(g.attr_sets);
         drop(g);
         let since_first = first.map(|f| since_start_ms() - f);
         emit(
             role,
             "rx-reached",
-            json!({"routes": n, "updates": upd, "ms_since_first_update": since_first}),
+            json!({"routes": n, "updates": upd, "ms_since_first_announcement": since_first,
+                   "attr_sets": sets}),
         );
         return true;
     }
@@ -544,7 +581,11 @@ fn count_update(role: &str, u: &UpdateMsg, st: &Mutex<RxState>, expect: u64) -> 
 }
 
 /// Run one session. `role` is "gen" or "sink"; `ready` gets the bound address in listen mode.
-fn speaker(role: &str, o: SpeakerOpts, ready: Option<std::sync::mpsc::Sender<SocketAddr>>) -> Result<(), String> {
+fn speaker(
+    role: &str,
+    o: SpeakerOpts,
+    ready: Option<std::sync::mpsc::Sender<SocketAddr>>,
+) -> Result<(), String> {
     let life = Instant::now() + Duration::from_secs(o.max_life);
     let routes = parse_routes(&o)?;
     let mut s = if let Some(l) = &o.listen {
@@ -572,7 +613,11 @@ fn speaker(role: &str, o: SpeakerOpts, ready: Option<std::sync::mpsc::Sender<Soc
     let nh = o.next_hop.unwrap_or(local_v4);
     let _ = s.set_nodelay(true);
     let _ = s.set_read_timeout(Some(Duration::from_secs(o.setup_timeout)));
-    emit(role, "connected", json!({"local": local.to_string(), "peer": peer.to_string()}));
+    emit(
+        role,
+        "connected",
+        json!({"local": local.to_string(), "peer": peer.to_string()}),
+    );
 
     // OPEN exchange (RFC 4271 §8: OpenSent -> OpenConfirm -> Established)
     let pre = BgpCtx::default();
@@ -585,7 +630,11 @@ fn speaker(role: &str, o: SpeakerOpts, ready: Option<std::sync::mpsc::Sender<Soc
     let mut got_open = false;
     loop {
         let m = match fr.next(&mut s) {
-            Ok(Some(b)) => Message::decode(b, &ctx).map_err(|e| format!("decode: {e}"))?.0,
+            Ok(Some(b)) => {
+                Message::decode(b, &ctx)
+                    .map_err(|e| format!("decode: {e}"))?
+                    .0
+            }
             Ok(None) => return Err("timeout in OPEN exchange".into()),
             Err(e) => return Err(format!("OPEN exchange: {e}")),
         };
@@ -597,13 +646,18 @@ fn speaker(role: &str, o: SpeakerOpts, ready: Option<std::sync::mpsc::Sender<Soc
                     && op.asn() != want
                 {
                     let mut n = Vec::new();
-                    Message::Notification(NotificationMsg::new(2, 2, Vec::new())).encode(&pre, &mut n);
+                    Message::Notification(NotificationMsg::new(2, 2, Vec::new()))
+                        .encode(&pre, &mut n);
                     let _ = s.write_all(&n);
                     return Err(format!("peer AS {} != expected {want}", op.asn()));
                 }
-                ctx.four_octet_as = caps.iter().any(|c| matches!(c, Capability::FourOctetAs { .. }));
+                ctx.four_octet_as = caps
+                    .iter()
+                    .any(|c| matches!(c, Capability::FourOctetAs { .. }));
                 ctx.extended_message = !o.no_extended_message
-                    && caps.iter().any(|c| matches!(c, Capability::ExtendedMessage));
+                    && caps
+                        .iter()
+                        .any(|c| matches!(c, Capability::ExtendedMessage));
                 hold = hold.min(op.hold_time);
                 emit(
                     role,
@@ -613,7 +667,8 @@ fn speaker(role: &str, o: SpeakerOpts, ready: Option<std::sync::mpsc::Sender<Soc
                 );
                 let mut k = Vec::new();
                 Message::Keepalive.encode(&ctx, &mut k);
-                s.write_all(&k).map_err(|e| format!("send KEEPALIVE: {e}"))?;
+                s.write_all(&k)
+                    .map_err(|e| format!("send KEEPALIVE: {e}"))?;
             }
             Message::Keepalive if got_open => break,
             Message::Notification(n) => return Err(format!("NOTIFICATION {}", n.describe())),
@@ -646,10 +701,18 @@ fn speaker(role: &str, o: SpeakerOpts, ready: Option<std::sync::mpsc::Sender<Soc
                         }
                     }
                     Ok((Message::RouteRefresh(r), _)) => {
-                        emit(&role, "rx-route-refresh", json!({"family": r.family.to_string(), "subtype": r.subtype}));
-                        st.lock().unwrap_or_else(|e| e.into_inner()).refresh_requests += 1;
+                        emit(
+                            &role,
+                            "rx-route-refresh",
+                            json!({"family": r.family.to_string(), "subtype": r.subtype}),
+                        );
+                        st.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .refresh_requests += 1;
                     }
-                    Ok((Message::Notification(n), _)) => break format!("NOTIFICATION {}", n.describe()),
+                    Ok((Message::Notification(n), _)) => {
+                        break format!("NOTIFICATION {}", n.describe());
+                    }
                     Ok(_) => {}
                     Err(e) => break format!("decode: {e}"),
                 }
@@ -675,7 +738,11 @@ fn speaker(role: &str, o: SpeakerOpts, ready: Option<std::sync::mpsc::Sender<Soc
         mark_blast_start();
         emit(role, "blast-start", json!({"routes": o.count}));
         write_all_stoppable(&mut s, &bytes).map_err(|e| format!("blast: {e}"))?;
-        emit(role, "blast-sent", json!({"routes": o.count, "updates": msgs, "bytes": bytes.len()}));
+        emit(
+            role,
+            "blast-sent",
+            json!({"routes": o.count, "updates": msgs, "bytes": bytes.len()}),
+        );
         blast = Some(bytes);
     }
 
@@ -730,7 +797,8 @@ fn speaker(role: &str, o: SpeakerOpts, ready: Option<std::sync::mpsc::Sender<Soc
         role,
         "done",
         json!({"why": why, "rx_routes": g.routes.len(), "rx_updates": g.updates,
-               "rx_announced": g.announced, "rx_withdrawn": g.withdrawn, "rx_eor": g.eor}),
+               "rx_announced": g.announced, "rx_withdrawn": g.withdrawn, "rx_eor": g.eor,
+               "rx_attr_sets": g.attr_sets}),
     );
     Ok(())
 }
@@ -747,8 +815,11 @@ fn http_get(target: &str, timeout: Duration) -> Result<String, String> {
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&raw);
@@ -756,7 +827,10 @@ fn http_get(target: &str, timeout: Duration) -> Result<String, String> {
     if !head.starts_with("HTTP/1.1 200") {
         return Err(head.lines().next().unwrap_or("").to_string());
     }
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = String::new();
         let mut rest = body;
         while let Some((len, after)) = rest.split_once("\r\n") {
@@ -774,9 +848,14 @@ fn http_get(target: &str, timeout: Duration) -> Result<String, String> {
 
 /// One command over FRR's vty socket protocol: the command and a NUL; the answer ends with
 /// three NULs and a status octet.
-fn vty_query(conn: &mut Option<std::os::unix::net::UnixStream>, path: &str, cmd: &str) -> Result<String, String> {
+fn vty_query(
+    conn: &mut Option<std::os::unix::net::UnixStream>,
+    path: &str,
+    cmd: &str,
+) -> Result<String, String> {
     if conn.is_none() {
-        let s = std::os::unix::net::UnixStream::connect(path).map_err(|e| format!("{path}: {e}"))?;
+        let s =
+            std::os::unix::net::UnixStream::connect(path).map_err(|e| format!("{path}: {e}"))?;
         let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
         *conn = Some(s);
     }
@@ -912,7 +991,11 @@ fn poll(o: PollOpts) -> Result<(), String> {
             last_progress = Instant::now();
         }
         if Instant::now() > deadline || STOP.load(Ordering::Relaxed) {
-            emit(&o.label, "timeout", json!({"value": last, "polls": polls, "last_error": last_err}));
+            emit(
+                &o.label,
+                "timeout",
+                json!({"value": last, "polls": polls, "last_error": last_err}),
+            );
             return Err("timeout".into());
         }
         if let Some(rest) = every.checked_sub(t.elapsed()) {
@@ -926,14 +1009,18 @@ fn poll(o: PollOpts) -> Result<(), String> {
 
 fn install_signals() {
     std::thread::spawn(|| {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
             return;
         };
         rt.block_on(async {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) =
-                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-            else {
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
                 return;
             };
             tokio::select! {

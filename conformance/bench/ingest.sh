@@ -48,6 +48,7 @@ PERF="${PERF:-}"
 VMMI_POLL_MS="${VMMI_POLL_MS:-5}"     # vmmi API (HTTP, answered by the event loop in order)
 FRR_POLL_MS="${FRR_POLL_MS:-5}"       # bgpd vty socket, one persistent connection
 GOBGP_POLL_MS="${GOBGP_POLL_MS:-250}"  # `gobgp -j neighbor` (a Go process per poll)
+POLL_PROGRESS_MS="${POLL_PROGRESS_MS:-0}"  # >0: the FRR poller logs pfxRcd this often (a timeline)
 PERF_SIZES="${PERF_SIZES:-100000}"
 PERF_FREQ="${PERF_FREQ:-10000}"
 PERF_CG="${PERF_CG:-dwarf,8192}"   # release builds have no frame pointers: -g (fp) gives no callers
@@ -311,6 +312,7 @@ poll_vmmi_bg() {  # LOG N  (in vb-vmmi: the API is on its loopback)
 }
 poll_frr_bg() {  # LOG FROM_ADDR N  (bgpd's vty socket directly: a vtysh per poll costs ~25 ms CPU)
     poll_bg "$1" --label frr --path "peers/$2/pfxRcd" --count "$3" --interval-ms "$FRR_POLL_MS" --pid "$FRR_BGPD" \
+        --progress-ms "$POLL_PROGRESS_MS" \
         --vty "$FRR_DIR/bgpd.vty" --vty-cmd 'show bgp l2vpn evpn summary json'
 }
 poll_gobgp_bg() {  # LOG N
