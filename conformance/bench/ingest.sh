@@ -512,7 +512,7 @@ for n in rows:
            "vmmi_cpu_at_ingest_s": med("vmmi", n, "vmmi_cpu_at_ingest_s"),
            "frr_cpu_at_reach_s": med("frr", n, "frr_cpu_at_reach_s"),
            "gobgp_cpu_at_reach_s": med("gobgp", n, "gobgp_cpu_at_reach_s"),
-           "spread": {k: spread(leg, n, k) for leg, k in [("vmmi", "t_vmmi_s"), ("vmmi", "t_frr_via_vmmi_s"),
+           "spread": {f"{leg}.{k}": spread(leg, n, k) for leg, k in [("vmmi", "t_vmmi_s"), ("vmmi", "t_frr_via_vmmi_s"),
                ("frr", "t_frr_s"), ("gobgp", "t_gobgp_s"), ("sink", "t_vmmi_s"), ("sink", "t_sink_via_vmmi_s"),
                ("vmmi", "vmmi_b_per_route"), ("frr", "frr_b_per_route")] if spread(leg, n, k)}}
     table.append(row)
