@@ -24,6 +24,8 @@
 //! `unix_ms` is the wall clock (so a harness can compare events of different processes) and
 //! `t_ms` is milliseconds since the start of the blast (`gen`) or since the process started.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // a load generator: real sockets and time
+
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -34,11 +34,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use indexmap::IndexMap;
-
 use super::{MAX_INFLIGHT, Speaker, join_nlri, session};
 use crate::rib::key::{NlriRest, RouteKey};
-use crate::rib::{Attrs, Path, PeerId};
+use crate::rib::{Attrs, Map, Path, PeerId};
 use crate::wire::bgp::afi::Family;
 use crate::wire::bgp::attr::{AsSegment, AttrValue, MpNextHop, PathAttr, code, flags, segment};
 use crate::wire::bgp::message::{BgpCtx, HEADER_LEN, MARKER, Message, msg_type};
@@ -51,7 +49,7 @@ const BATCH: usize = 4096;
 #[derive(Default)]
 pub(super) struct AdjOut {
     /// Keys to (re)advertise per family → "the peer had been sent the previous best path".
-    pending: BTreeMap<Family, IndexMap<RouteKey, bool>>,
+    pending: BTreeMap<Family, Map<RouteKey, bool>>,
     /// End-of-RIB to send once the family's initial table is out.
     eor_due: Vec<Family>,
     /// RFC 7313: EoRR to send once the refreshed family is out.
@@ -64,7 +62,7 @@ pub(super) struct AdjOut {
 
 impl AdjOut {
     pub fn pending_len(&self) -> usize {
-        self.pending.values().map(IndexMap::len).sum()
+        self.pending.values().map(Map::len).sum()
     }
 }
 
@@ -290,7 +288,12 @@ fn pack(sp: &mut Speaker, peer: PeerId) {
                 return;
             };
             let take = q.len().min(BATCH);
-            (0..take).filter_map(|_| q.pop()).collect()
+            let b: Vec<(RouteKey, bool)> = (0..take).filter_map(|_| q.pop()).collect();
+            if q.is_empty() && q.capacity() > BATCH {
+                // a caught-up peer costs nothing: give back what a bulk load grew
+                *q = Map::default();
+            }
+            b
         };
         let mut groups: Vec<Group> = Vec::new();
         let mut group_of: HashMap<usize, usize> = HashMap::new();

@@ -118,7 +118,7 @@ fn process(sp: &mut Speaker, peer: PeerId, nego: &super::Negotiated, u: &UpdateM
         .unwrap_or_default();
     let usable = |f: Family| nego.families.contains(&f) && !disabled.contains(&f);
     // withdrawals: Withdrawn Routes (IPv4 unicast) and MP_UNREACH_NLRI
-    if usable(Family::IPV4_UNICAST) {
+    if usable(Family::IPV4_UNICAST) && sp.rib.count(peer, Family::IPV4_UNICAST) > 0 {
         for w in &u.withdrawn {
             let key = v4_key(&mut sp.scratch, w);
             sp.rib
@@ -226,6 +226,11 @@ fn announce_list(sp: &mut Speaker, peer: PeerId, f: Family, l: &NlriList, a: &Ar
 }
 
 fn withdraw_list(sp: &mut Speaker, peer: PeerId, f: Family, l: &NlriList) {
+    // nothing of this peer in the family: nothing to look up (FRR sends every route back to
+    // the speaker it learned it from; they are all ineligible and all absent)
+    if sp.rib.count(peer, f) == 0 {
+        return;
+    }
     let mut scratch = std::mem::take(&mut sp.scratch);
     match l {
         NlriList::Evpn(v) => {

@@ -223,7 +223,7 @@ fn path_len(segs: &[AsSegment]) -> u32 {
 /// Shares one `Arc<Attrs>` among all routes with equal attributes.
 #[derive(Default)]
 pub struct Interner {
-    map: HashMap<Vec<u8>, Arc<Attrs>>,
+    map: HashMap<Vec<u8>, Arc<Attrs>, super::Hasher>,
     inserts_since_sweep: usize,
 }
 

@@ -84,9 +84,14 @@ pub struct Change {
     pub old: Option<Path>,
 }
 
+/// The hasher of every RIB map: foldhash, seeded per process.
+pub type Hasher = foldhash::fast::RandomState;
+/// An insertion-indexed map with the RIB hasher.
+pub type Map<K, V> = IndexMap<K, V, Hasher>;
+
 #[derive(Default)]
 pub struct Table {
-    pub map: IndexMap<RouteKey, Entry>,
+    pub map: Map<RouteKey, Entry>,
 }
 
 #[derive(Default)]
@@ -94,7 +99,7 @@ pub struct Rib {
     tables: BTreeMap<Family, Table>,
     pub interner: Interner,
     peers: HashMap<PeerId, PeerMeta>,
-    counts: HashMap<(PeerId, Family), u32>,
+    counts: HashMap<(PeerId, Family), u32, Hasher>,
     changes: Vec<Change>,
 }
 

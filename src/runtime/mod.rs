@@ -75,11 +75,23 @@ enum Ev {
     Frame(ConnId, Vec<u8>),
     FrameError(ConnId, crate::wire::bgp::message::MessageError),
     Closed(ConnId, String),
-    Sent(ConnId, usize),
     Api(ApiReq),
     /// A neighbor name (index into the configured list, the name) resolved to this address.
     Resolved(usize, String, IpAddr),
 }
+
+/// The loop's inputs, by priority: write confirmations first (they release flow control), then
+/// control events, then received frames — bounded, so a peer that sends faster than the loop
+/// works waits in its TCP window instead of in our memory.
+#[derive(Clone)]
+struct Chans {
+    ev: mpsc::UnboundedSender<Ev>,
+    acks: mpsc::UnboundedSender<(ConnId, usize)>,
+    frames: mpsc::Sender<Ev>,
+}
+
+/// Frames queued between the readers and the loop.
+const FRAME_QUEUE: usize = 256;
 
 struct ConnHandle {
     tx: mpsc::UnboundedSender<Vec<u8>>,
@@ -169,6 +181,13 @@ pub fn speaker_cfg(c: &Config, restarting: bool) -> SpeakerCfg {
 /// Run the daemon until SIGTERM/SIGINT.
 pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Ev>();
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(ConnId, usize)>();
+    let (frame_tx, mut frame_rx) = mpsc::channel::<Ev>(FRAME_QUEUE);
+    let chans = Chans {
+        ev: ev_tx.clone(),
+        acks: ack_tx,
+        frames: frame_tx,
+    };
     let base = Instant::now();
     let mut speaker = Speaker::new(speaker_cfg(&cfg, opts.restarting), base.into_std());
 
@@ -251,7 +270,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     let mut shutting_down: Option<Instant> = None;
 
     loop {
-        flush(&mut speaker, &mut conns, &ev_tx);
+        flush(&mut speaker, &mut conns, &chans);
         let deadline = speaker
             .poll_timeout()
             .map(Instant::from_std)
@@ -261,13 +280,30 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             None => deadline,
         };
         tokio::select! {
+            biased;
+            ack = ack_rx.recv() => {
+                let Some((conn, n)) = ack else { break };
+                speaker.handle_sent(Instant::now().into_std(), conn, n);
+                while let Ok((conn, n)) = ack_rx.try_recv() {
+                    speaker.handle_sent(Instant::now().into_std(), conn, n);
+                }
+            }
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
-                let mut ctx = Ctx { conns: &mut conns, ev_tx: &ev_tx, configured: &mut configured, cfg: &cfg, listeners: &listeners };
+                let mut ctx = Ctx { conns: &mut conns, chans: &chans, configured: &mut configured, cfg: &cfg, listeners: &listeners };
                 handle(&mut speaker, &mut ctx, ev);
-                // take whatever else is ready so UPDATE packing sees it all at once
-                for _ in 0..1024 {
-                    match ev_rx.try_recv() {
+                while let Ok(ev) = ev_rx.try_recv() {
+                    handle(&mut speaker, &mut ctx, ev);
+                }
+            }
+            ev = frame_rx.recv() => {
+                let Some(ev) = ev else { break };
+                let mut ctx = Ctx { conns: &mut conns, chans: &chans, configured: &mut configured, cfg: &cfg, listeners: &listeners };
+                handle(&mut speaker, &mut ctx, ev);
+                // take what else is ready (bounded) so UPDATE packing sees it all at once, but
+                // let write confirmations in between
+                for _ in 0..FRAME_QUEUE {
+                    match frame_rx.try_recv() {
                         Ok(ev) => handle(&mut speaker, &mut ctx, ev),
                         Err(_) => break,
                     }
@@ -306,7 +342,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             }
         }
         if shutting_down.is_some() && conns.is_empty() {
-            flush(&mut speaker, &mut conns, &ev_tx);
+            flush(&mut speaker, &mut conns, &chans);
             break;
         }
     }
@@ -448,7 +484,7 @@ fn reload(
 /// What event handling may touch besides the speaker.
 struct Ctx<'a> {
     conns: &'a mut HashMap<ConnId, ConnHandle>,
-    ev_tx: &'a mpsc::UnboundedSender<Ev>,
+    chans: &'a Chans,
     configured: &'a mut Vec<Configured>,
     cfg: &'a Config,
     listeners: &'a [tokio::net::TcpListener],
@@ -456,7 +492,7 @@ struct Ctx<'a> {
 
 fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
     let now = Instant::now().into_std();
-    let (conns, ev_tx) = (&mut *cx.conns, cx.ev_tx);
+    let (conns, chans) = (&mut *cx.conns, cx.chans);
     match ev {
         Ev::Accepted(stream, remote, local) => match sp.handle_accept(now, remote, local) {
             Some(conn) => {
@@ -468,7 +504,7 @@ fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
                 {
                     set_ttl(&stream, &c.cfg, remote.ip());
                 }
-                start_conn(conns, ev_tx, conn, stream);
+                start_conn(conns, chans, conn, stream);
             }
             None => {
                 debug!(%remote, "connection from an unconfigured address refused");
@@ -479,7 +515,7 @@ fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
             let local = stream.local_addr().ok();
             if let Some(local) = local {
                 sp.handle_connected(now, conn, local);
-                start_conn(conns, ev_tx, conn, stream);
+                start_conn(conns, chans, conn, stream);
             } else {
                 sp.handle_connect_failed(now, conn, "no local address");
             }
@@ -493,7 +529,6 @@ fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
             conns.remove(&conn);
             sp.handle_closed(now, conn, &why);
         }
-        Ev::Sent(conn, n) => sp.handle_sent(now, conn, n),
         Ev::Api(req) => api_req(sp, now, req),
         Ev::Resolved(i, name, ip) => {
             // the configured entry may have changed with a reload: match by index and name
@@ -610,14 +645,14 @@ pub fn routes(sp: &Speaker, family: Option<Family>, vni: Option<u32>) -> Vec<Rou
 
 fn start_conn(
     conns: &mut HashMap<ConnId, ConnHandle>,
-    ev_tx: &mpsc::UnboundedSender<Ev>,
+    chans: &Chans,
     conn: ConnId,
     stream: TcpStream,
 ) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let etx = ev_tx.clone();
+    let (etx, acks) = (chans.ev.clone(), chans.acks.clone());
     tokio::spawn(
         async move {
             while let Some(buf) = rx.recv().await {
@@ -626,13 +661,13 @@ fn start_conn(
                     let _ = etx.send(Ev::Closed(conn, format!("write: {e}")));
                     return;
                 }
-                let _ = etx.send(Ev::Sent(conn, n));
+                let _ = acks.send((conn, n));
             }
             let _ = wr.shutdown().await;
         }
         .instrument(info_span!("writer", conn = conn.0)),
     );
-    let etx = ev_tx.clone();
+    let ftx = chans.frames.clone();
     let reader = tokio::spawn(async move {
         // Frames up to 65535 octets: the core checks each against the negotiated maximum.
         let ctx = BgpCtx {
@@ -645,25 +680,27 @@ fn start_conn(
                 match frame_len(&buf, &ctx) {
                     Ok(Some(len)) if buf.len() >= len => {
                         let frame = buf.split_to(len);
-                        if etx.send(Ev::Frame(conn, frame.to_vec())).is_err() {
+                        if ftx.send(Ev::Frame(conn, frame.to_vec())).await.is_err() {
                             return;
                         }
                     }
                     Ok(_) => break,
                     Err(e) => {
-                        let _ = etx.send(Ev::FrameError(conn, e));
+                        let _ = ftx.send(Ev::FrameError(conn, e)).await;
                         return;
                     }
                 }
             }
             match rd.read_buf(&mut buf).await {
                 Ok(0) => {
-                    let _ = etx.send(Ev::Closed(conn, "connection closed by peer".into()));
+                    let _ = ftx
+                        .send(Ev::Closed(conn, "connection closed by peer".into()))
+                        .await;
                     return;
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let _ = etx.send(Ev::Closed(conn, format!("read: {e}")));
+                    let _ = ftx.send(Ev::Closed(conn, format!("read: {e}"))).await;
                     return;
                 }
             }
@@ -739,11 +776,7 @@ fn log_event(e: &Event) {
 }
 
 /// Carry out everything the speaker asks for.
-fn flush(
-    sp: &mut Speaker,
-    conns: &mut HashMap<ConnId, ConnHandle>,
-    ev_tx: &mpsc::UnboundedSender<Ev>,
-) {
+fn flush(sp: &mut Speaker, conns: &mut HashMap<ConnId, ConnHandle>, chans: &Chans) {
     while let Some(o) = sp.poll_output() {
         match o {
             Output::Send { conn, data } => {
@@ -770,7 +803,7 @@ fn flush(
                 ttl,
                 ..
             } => {
-                let tx = ev_tx.clone();
+                let tx = chans.ev.clone();
                 let opts = sockopt::ConnectOpts {
                     local,
                     md5,
