@@ -49,7 +49,7 @@ const BATCH: usize = 4096;
 #[derive(Default)]
 pub(super) struct AdjOut {
     /// Keys to (re)advertise per family → "the peer had been sent the previous best path".
-    pending: BTreeMap<Family, Map<RouteKey, bool>>,
+    pending: BTreeMap<Family, Map<RouteKey, Pending>>,
     /// End-of-RIB to send once the family's initial table is out.
     eor_due: Vec<Family>,
     /// RFC 7313: EoRR to send once the refreshed family is out.
@@ -64,6 +64,14 @@ impl AdjOut {
     pub fn pending_len(&self) -> usize {
         self.pending.values().map(Map::len).sum()
     }
+}
+
+/// A queued key: whether the peer had been sent the old best path, and where the key sat in
+/// the RIB table (a lookup hint).
+#[derive(Clone, Copy)]
+struct Pending {
+    was: bool,
+    hint: usize,
 }
 
 /// The source attributes (pinned, so the pointer key stays valid) and their export.
@@ -144,17 +152,16 @@ pub(super) fn feed_changes(sp: &mut Speaker) {
             let was = ch.old.as_ref().is_some_and(|o| exportable(sp, peer, o));
             // the common case of a bulk load: the new best came from this very peer and it
             // had not been sent the old one — nothing to send it
-            if !was
-                && sp
-                    .rib
-                    .best(ch.family, &ch.key)
-                    .is_some_and(|b| b.peer == peer)
-            {
+            if !was && ch.new_peer == Some(peer) {
                 continue;
             }
             if let Some(p) = sp.peers.get_mut(&peer) {
                 let q = p.out.pending.entry(ch.family).or_default();
-                q.entry(ch.key.clone()).or_insert(was);
+                let e = q.entry(ch.key.clone()).or_insert(Pending {
+                    was,
+                    hint: ch.index,
+                });
+                e.hint = ch.index;
             }
         }
     }
@@ -199,8 +206,8 @@ pub(super) fn start_full_sync(sp: &mut Speaker, peer: PeerId, family: Option<Fam
     };
     for (f, ks) in keys {
         let q = p.out.pending.entry(f).or_default();
-        for k in ks {
-            q.entry(k).or_insert(false);
+        for (hint, k) in ks.into_iter().enumerate() {
+            q.entry(k).or_insert(Pending { was: false, hint });
         }
     }
     match family {
@@ -279,7 +286,7 @@ fn pack(sp: &mut Speaker, peer: PeerId) {
             }
             return;
         };
-        let batch: Vec<(RouteKey, bool)> = {
+        let batch: Vec<(RouteKey, Pending)> = {
             let Some(q) = sp
                 .peers
                 .get_mut(&peer)
@@ -288,7 +295,7 @@ fn pack(sp: &mut Speaker, peer: PeerId) {
                 return;
             };
             let take = q.len().min(BATCH);
-            let b: Vec<(RouteKey, bool)> = (0..take).filter_map(|_| q.pop()).collect();
+            let b: Vec<(RouteKey, Pending)> = (0..take).filter_map(|_| q.pop()).collect();
             if q.is_empty() && q.capacity() > BATCH {
                 // a caught-up peer costs nothing: give back what a bulk load grew
                 *q = Map::default();
@@ -298,8 +305,8 @@ fn pack(sp: &mut Speaker, peer: PeerId) {
         let mut groups: Vec<Group> = Vec::new();
         let mut group_of: HashMap<usize, usize> = HashMap::new();
         let mut withdrawn: Vec<u8> = Vec::new();
-        for (key, was) in batch {
-            let best = sp.rib.best(family, &key).cloned();
+        for (key, Pending { was, hint }) in batch {
+            let best = sp.rib.best_hint(family, &key, hint).cloned();
             let exported = best.as_ref().and_then(|b| {
                 exportable(sp, peer, b)
                     .then(|| export_for(sp, peer, &n, &ctx, family, b))

@@ -82,6 +82,11 @@ pub struct Change {
     pub family: Family,
     pub key: RouteKey,
     pub old: Option<Path>,
+    /// The peer of the best path after the change (None: the key is gone).
+    pub new_peer: Option<PeerId>,
+    /// Where the entry sat in the table right after the change: a hint that saves a hash
+    /// lookup when the key is looked up again soon (checked, never trusted).
+    pub index: usize,
 }
 
 /// The hasher of every RIB map: foldhash, seeded per process.
@@ -180,6 +185,18 @@ impl Rib {
         self.tables.get(&f)?.map.get(key)?.best()
     }
 
+    /// `best`, trying table position `hint` before hashing (positions move only when an entry
+    /// is removed, so a recent hint is usually right).
+    pub fn best_hint(&self, f: Family, key: &RouteKey, hint: usize) -> Option<&Path> {
+        let t = self.tables.get(&f)?;
+        if let Some((k, e)) = t.map.get_index(hint)
+            && k == key
+        {
+            return e.best();
+        }
+        t.map.get(key)?.best()
+    }
+
     pub fn entry(&self, f: Family, key: &RouteKey) -> Option<&Entry> {
         self.tables.get(&f)?.map.get(key)
     }
@@ -207,8 +224,12 @@ impl Rib {
             attrs,
             rest,
         };
-        let (before, changed) = match t.map.get_mut(&key) {
-            Some(e) => {
+        // one hash lookup for both the new and the existing key
+        let entry = t.map.entry(key);
+        let index = entry.index();
+        let (before, changed, key, new_peer) = match entry {
+            indexmap::map::Entry::Occupied(mut o) => {
+                let e = o.get_mut();
                 let before = e.paths.first().cloned();
                 if let Some(p) = e
                     .paths
@@ -226,15 +247,17 @@ impl Rib {
                     e.reason = Some(Reason::Only);
                 }
                 let changed = !same_path(before.as_ref(), e.paths.first());
-                (before, changed)
+                let new_peer = e.paths.first().map(|p| p.peer);
+                (before, changed, o.key().clone(), new_peer)
             }
-            None => {
+            indexmap::map::Entry::Vacant(v) => {
+                let key = v.key().clone();
                 let mut e = Entry::default();
                 e.paths.push(path);
                 e.reason = Some(Reason::Only);
-                t.map.insert(key.clone(), e);
+                v.insert(e);
                 *self.counts.entry((peer, f)).or_default() += 1;
-                (None, true)
+                (None, true, key, Some(peer))
             }
         };
         if changed {
@@ -242,6 +265,8 @@ impl Rib {
                 family: f,
                 key,
                 old: before,
+                new_peer,
+                index,
             });
         }
     }
@@ -251,7 +276,7 @@ impl Rib {
         let Some(t) = self.tables.get_mut(&f) else {
             return;
         };
-        let Some(e) = t.map.get_mut(key) else {
+        let Some((index, _, e)) = t.map.get_full_mut(key) else {
             return;
         };
         let Some(i) = e
@@ -272,14 +297,17 @@ impl Rib {
             e.reason = Some(Reason::Only);
         }
         let changed = !same_path(before.as_ref(), e.paths.first());
+        let new_peer = e.paths.first().map(|p| p.peer);
         if e.paths.is_empty() {
-            t.map.swap_remove(key);
+            t.map.swap_remove_index(index);
         }
         if changed {
             self.changes.push(Change {
                 family: f,
                 key: key.clone(),
                 old: before,
+                new_peer,
+                index,
             });
         }
     }
