@@ -191,6 +191,16 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     let base = Instant::now();
     let mut speaker = Speaker::new(speaker_cfg(&cfg, opts.restarting), base.into_std());
 
+    // What the configuration asks for that this build does not do yet is said, not faked.
+    if !cfg.lisp.roles.is_empty() {
+        warn!(roles = ?cfg.lisp.roles, "[lisp] is configured, but the LISP control plane is not built yet: ignored");
+    }
+    if !cfg.vni.is_empty() {
+        warn!(
+            vnis = cfg.vni.len(),
+            "[[vni]] is configured, but the EVPN service layer is not built yet: no VNI routes are originated (use `vmmi route announce`)"
+        );
+    }
     // listeners
     let mut listeners = Vec::new();
     for addr in &cfg.global.listen {
