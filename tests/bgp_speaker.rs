@@ -58,6 +58,32 @@ fn vtep(i: u8) -> Option<MpNextHop> {
     Some(MpNextHop::Ipv4(Ipv4Addr::new(192, 0, 2, i)))
 }
 
+/// Node `i` originates EVPN route `n` (RT, encapsulation, MAC Mobility `seq` when given) with
+/// next hop VTEP 192.0.2.`vtep_i`.
+fn originate(net: &mut Net, i: usize, n: &[u8], seq: Option<u32>, vtep_i: u8) {
+    let now = net.now;
+    net.nodes[i]
+        .speaker
+        .originate(now, EVPN, n, evpn_attrs(seq), vtep(vtep_i));
+}
+
+/// a → b over eBGP, b limiting a to 2 prefixes with `action`; a sends 3.
+fn max_prefix_net(action: MaxPrefixAction) -> (Net, usize, PeerId) {
+    let mut net = Net::new();
+    let a = net.add(65001);
+    let b = net.add(65002);
+    net.peer(a, b, &[EVPN], |_| {});
+    let pb = net.peer(b, a, &[EVPN], |c| {
+        c.max_prefix = Some(2);
+        c.max_prefix_action = action;
+    });
+    net.run(Duration::from_secs(2));
+    for i in 0..3u8 {
+        originate(&mut net, a, &t2([192, 0, 2, 1], i, None, 100), None, 1);
+    }
+    (net, b, pb)
+}
+
 fn state(net: &Net, i: usize, p: PeerId) -> PeerState {
     net.nodes[i].speaker.peer_state(p).unwrap()
 }
@@ -267,10 +293,7 @@ fn route_reflector_reflects_client_routes_with_originator_and_cluster_list() {
     net.peer(rr, nc, &[EVPN], |_| {});
     net.run(Duration::from_secs(3));
     let n = t2([192, 0, 2, 1], 7, None, 100);
-    let now = net.now;
-    net.nodes[c1]
-        .speaker
-        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    originate(&mut net, c1, &n, None, 1);
     net.settle();
     for i in [c2, nc] {
         let p = evpn_best(&net, i, &n).unwrap_or_else(|| panic!("node {i} has the route"));
@@ -281,10 +304,7 @@ fn route_reflector_reflects_client_routes_with_originator_and_cluster_list() {
     }
     // a non-client's route goes to clients only
     let m = t2([192, 0, 2, 4], 8, None, 100);
-    let now = net.now;
-    net.nodes[nc]
-        .speaker
-        .originate(now, EVPN, &m, evpn_attrs(None), vtep(4));
+    originate(&mut net, nc, &m, None, 4);
     net.settle();
     assert!(evpn_best(&net, c1, &m).is_some());
     assert!(evpn_best(&net, c2, &m).is_some());
@@ -315,10 +335,7 @@ fn graceful_restart_keeps_routes_stale_then_sweeps_after_end_of_rib() {
     assert_eq!(view.stale.get("l2vpn-evpn").copied(), Some(2));
 
     // b comes back and re-originates only `keep` before its End-of-RIB
-    let now = net.now;
-    net.nodes[b]
-        .speaker
-        .originate(now, EVPN, &keep, evpn_attrs(None), vtep(2));
+    originate(&mut net, b, &keep, None, 2);
     net.run(Duration::from_secs(5));
     assert_eq!(state(&net, a, pa), PeerState::Established);
     let p = evpn_best(&net, a, &keep).expect("refreshed");
@@ -339,10 +356,7 @@ fn graceful_restart_timer_flushes_when_the_peer_never_returns() {
     let (mut net, a, b, _, _) = pair(false);
     net.run(Duration::from_secs(2));
     let n = t2([192, 0, 2, 2], 1, None, 100);
-    let now = net.now;
-    net.nodes[b]
-        .speaker
-        .originate(now, EVPN, &n, evpn_attrs(None), vtep(2));
+    originate(&mut net, b, &n, None, 2);
     net.settle();
     // b goes away for good: partition and reset
     net.partition(a, b, true);
@@ -373,10 +387,7 @@ fn with_the_n_bit_an_administrative_reset_keeps_routes_but_hard_reset_does_not()
     let (mut net, a, b, _, pb) = pair(false);
     net.run(Duration::from_secs(2));
     let n = t2([192, 0, 2, 1], 1, None, 100);
-    let now = net.now;
-    net.nodes[a]
-        .speaker
-        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    originate(&mut net, a, &n, None, 1);
     net.settle();
     let now = net.now;
     net.nodes[b].speaker.shutdown_peer(
@@ -406,10 +417,7 @@ fn notification_ends_session_without_graceful_restart() {
     let (mut net, a, b, _, pb) = pair(false);
     net.run(Duration::from_secs(2));
     let n = t2([192, 0, 2, 1], 1, None, 100);
-    let now = net.now;
-    net.nodes[a]
-        .speaker
-        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    originate(&mut net, a, &n, None, 1);
     net.settle();
     assert!(evpn_best(&net, b, &n).is_some());
     let now = net.now;
@@ -465,25 +473,7 @@ fn route_refresh_resends_the_table_with_borr_and_eorr() {
 
 #[test]
 fn max_prefix_teardown_sends_cease_1_and_stays_down() {
-    let mut net = Net::new();
-    let a = net.add(65001);
-    let b = net.add(65002);
-    net.peer(a, b, &[EVPN], |_| {});
-    let pb = net.peer(b, a, &[EVPN], |c| {
-        c.max_prefix = Some(2);
-        c.max_prefix_action = MaxPrefixAction::Teardown;
-    });
-    net.run(Duration::from_secs(2));
-    let now = net.now;
-    for i in 0..3u8 {
-        net.nodes[a].speaker.originate(
-            now,
-            EVPN,
-            &t2([192, 0, 2, 1], i, None, 100),
-            evpn_attrs(None),
-            vtep(1),
-        );
-    }
+    let (mut net, b, pb) = max_prefix_net(MaxPrefixAction::Teardown);
     net.run(Duration::from_secs(60));
     // RFC 4486 Cease / Maximum Number of Prefixes Reached, wrapped in RFC 8538 Hard Reset
     // (6/9, data = the original code and subcode) because both sides set the N bit
@@ -507,25 +497,7 @@ fn max_prefix_teardown_sends_cease_1_and_stays_down() {
 
 #[test]
 fn max_prefix_warning_keeps_the_session() {
-    let mut net = Net::new();
-    let a = net.add(65001);
-    let b = net.add(65002);
-    net.peer(a, b, &[EVPN], |_| {});
-    let pb = net.peer(b, a, &[EVPN], |c| {
-        c.max_prefix = Some(2);
-        c.max_prefix_action = MaxPrefixAction::Warning;
-    });
-    net.run(Duration::from_secs(2));
-    let now = net.now;
-    for i in 0..3u8 {
-        net.nodes[a].speaker.originate(
-            now,
-            EVPN,
-            &t2([192, 0, 2, 1], i, None, 100),
-            evpn_attrs(None),
-            vtep(1),
-        );
-    }
+    let (mut net, b, pb) = max_prefix_net(MaxPrefixAction::Warning);
     net.settle();
     assert_eq!(state(&net, b, pb), PeerState::Established);
     assert_eq!(net.nodes[b].speaker.rib().count(pb, EVPN), 3);
@@ -582,10 +554,7 @@ fn a_257_octet_evpn_route_of_unknown_type_is_relayed_intact() {
     net.run(Duration::from_secs(2));
     let mut n = vec![42u8, 255];
     n.extend((0..255u32).map(|i| i as u8));
-    let now = net.now;
-    net.nodes[a]
-        .speaker
-        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    originate(&mut net, a, &n, None, 1);
     net.settle();
     let p = evpn_best(&net, b, &n).expect("relayed");
     assert_eq!(p.peer, pb);
@@ -627,10 +596,7 @@ fn own_as_in_path_and_reflection_loops_are_not_installed() {
     net.run(Duration::from_secs(3));
     // a's route travels a → b → c; c (AS 65001, same as a) must not install it
     let n = t2([192, 0, 2, 1], 9, None, 100);
-    let now = net.now;
-    net.nodes[a]
-        .speaker
-        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    originate(&mut net, a, &n, None, 1);
     net.settle();
     assert!(evpn_best(&net, b, &n).is_some());
     assert!(
@@ -651,10 +617,7 @@ fn ibgp_routes_are_not_passed_between_non_clients() {
     net.peer(rr, y, &[EVPN], |_| {});
     net.run(Duration::from_secs(3));
     let n = t2([192, 0, 2, 1], 3, None, 100);
-    let now = net.now;
-    net.nodes[x]
-        .speaker
-        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    originate(&mut net, x, &n, None, 1);
     net.settle();
     assert!(evpn_best(&net, rr, &n).is_some());
     assert!(

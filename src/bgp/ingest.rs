@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{ConnId, Event, Speaker, session};
-use crate::rib::key::{prefix_key, split_evpn};
+use crate::rib::key::{NlriRest, RouteKey, prefix_key, split_evpn};
 use crate::rib::{Attrs, PeerId};
 use crate::wire::bgp::afi::Family;
 use crate::wire::bgp::attr::{AttrValue, MpNextHop};
@@ -120,7 +120,7 @@ fn process(sp: &mut Speaker, peer: PeerId, nego: &super::Negotiated, u: &UpdateM
     // withdrawals: Withdrawn Routes (IPv4 unicast) and MP_UNREACH_NLRI
     if usable(Family::IPV4_UNICAST) && sp.rib.count(peer, Family::IPV4_UNICAST) > 0 {
         for w in &u.withdrawn {
-            let key = v4_key(&mut sp.scratch, w);
+            let key = prefix_route_key(&mut sp.scratch, w);
             sp.rib
                 .withdraw(Family::IPV4_UNICAST, &key, peer, w.path_id.unwrap_or(0));
         }
@@ -161,7 +161,7 @@ fn process(sp: &mut Speaker, peer: PeerId, nego: &super::Negotiated, u: &UpdateM
         });
         let a = sp.rib.intern(attrs_with(&attrs, nh));
         for n in &u.nlri {
-            let key = v4_key(&mut sp.scratch, n);
+            let key = prefix_route_key(&mut sp.scratch, n);
             let id = n.path_id.unwrap_or(0);
             if eligible {
                 sp.rib.announce(
@@ -183,7 +183,8 @@ fn attrs_with(a: &Attrs, nh: Option<MpNextHop>) -> Attrs {
     Attrs::derive(a.list.clone(), nh)
 }
 
-fn v4_key(scratch: &mut Vec<u8>, n: &PrefixNlri) -> crate::rib::RouteKey {
+/// The route key of an IPv4/IPv6 prefix: its wire form with host bits cleared.
+fn prefix_route_key(scratch: &mut Vec<u8>, n: &PrefixNlri) -> RouteKey {
     scratch.clear();
     encode_prefixes(
         &[PrefixNlri {
@@ -195,33 +196,35 @@ fn v4_key(scratch: &mut Vec<u8>, n: &PrefixNlri) -> crate::rib::RouteKey {
     prefix_key(scratch)
 }
 
-fn announce_list(sp: &mut Speaker, peer: PeerId, f: Family, l: &NlriList, a: &Arc<Attrs>) {
-    let mut scratch = std::mem::take(&mut sp.scratch);
+/// Every NLRI of `l` as (route key, per-path rest, ADD-PATH id or 0).
+fn each_nlri(scratch: &mut Vec<u8>, l: &NlriList, mut f: impl FnMut(RouteKey, NlriRest, u32)) {
     match l {
         NlriList::Evpn(v) => {
             for n in v {
                 scratch.clear();
-                n.route.encode(&mut scratch);
-                let (key, rest) = split_evpn(&scratch);
-                sp.rib
-                    .announce(f, key, peer, n.path_id.unwrap_or(0), a.clone(), rest);
+                n.route.encode(scratch);
+                let (key, rest) = split_evpn(scratch);
+                f(key, rest, n.path_id.unwrap_or(0));
             }
         }
         NlriList::Ipv4(v) | NlriList::Ipv6(v) => {
             for n in v {
-                let key = v4_key(&mut scratch, n);
-                sp.rib.announce(
-                    f,
-                    key,
-                    peer,
+                f(
+                    prefix_route_key(scratch, n),
+                    NlriRest::default(),
                     n.path_id.unwrap_or(0),
-                    a.clone(),
-                    Default::default(),
                 );
             }
         }
         NlriList::Raw(_) => {}
     }
+}
+
+fn announce_list(sp: &mut Speaker, peer: PeerId, f: Family, l: &NlriList, a: &Arc<Attrs>) {
+    let mut scratch = std::mem::take(&mut sp.scratch);
+    each_nlri(&mut scratch, l, |key, rest, id| {
+        sp.rib.announce(f, key, peer, id, a.clone(), rest)
+    });
     sp.scratch = scratch;
 }
 
@@ -232,22 +235,8 @@ fn withdraw_list(sp: &mut Speaker, peer: PeerId, f: Family, l: &NlriList) {
         return;
     }
     let mut scratch = std::mem::take(&mut sp.scratch);
-    match l {
-        NlriList::Evpn(v) => {
-            for n in v {
-                scratch.clear();
-                n.route.encode(&mut scratch);
-                let (key, _) = split_evpn(&scratch);
-                sp.rib.withdraw(f, &key, peer, n.path_id.unwrap_or(0));
-            }
-        }
-        NlriList::Ipv4(v) | NlriList::Ipv6(v) => {
-            for n in v {
-                let key = v4_key(&mut scratch, n);
-                sp.rib.withdraw(f, &key, peer, n.path_id.unwrap_or(0));
-            }
-        }
-        NlriList::Raw(_) => {}
-    }
+    each_nlri(&mut scratch, l, |key, _, id| {
+        sp.rib.withdraw(f, &key, peer, id)
+    });
     sp.scratch = scratch;
 }

@@ -137,6 +137,31 @@ fn base(ec: Vec<ExtCommunity>) -> Vec<PathAttr> {
     ]
 }
 
+/// A type-2 or type-5 route with RTs, VXLAN encapsulation (RFC 8365 §5.1.3), MAC Mobility
+/// and Router's MAC (RFC 9135 §8.1) when given.
+fn evpn_built(
+    route: EvpnRoute,
+    rt: &[String],
+    mac_mobility: Option<ExtCommunity>,
+    router_mac: Option<&str>,
+    next_hop: IpAddr,
+) -> Result<Built, String> {
+    let mut ec = rts(rt)?;
+    ec.push(ExtCommunity::vxlan_encap());
+    ec.extend(mac_mobility);
+    if let Some(rm) = router_mac {
+        ec.push(ExtCommunity::RoutersMac { mac: mac(rm)? });
+    }
+    let mut nlri = Vec::new();
+    route.encode(&mut nlri);
+    Ok(Built {
+        family: Family::L2VPN_EVPN,
+        nlri,
+        attrs: base(ec),
+        next_hop: Some(nh(next_hop)),
+    })
+}
+
 impl RouteSpec {
     pub fn build(&self) -> Result<Built, String> {
         let evpn = |route: EvpnRoute| {
@@ -170,20 +195,9 @@ impl RouteSpec {
                     label1: label(*vni, "vni")?,
                     label2: l3_vni.map(|v| label(v, "l3_vni")).transpose()?,
                 });
-                let mut ec = rts(rt)?;
-                ec.push(ExtCommunity::vxlan_encap());
-                if *seq > 0 || *sticky {
-                    ec.push(ExtCommunity::mac_mobility_seq(*seq, *sticky));
-                }
-                if let Some(rm) = router_mac {
-                    ec.push(ExtCommunity::RoutersMac { mac: mac(rm)? });
-                }
-                Ok(Built {
-                    family: Family::L2VPN_EVPN,
-                    nlri: evpn(route),
-                    attrs: base(ec),
-                    next_hop: Some(nh(*next_hop)),
-                })
+                let mm =
+                    (*seq > 0 || *sticky).then(|| ExtCommunity::mac_mobility_seq(*seq, *sticky));
+                evpn_built(route, rt, mm, router_mac.as_deref(), *next_hop)
             }
             RouteSpec::Multicast {
                 rd: r,
@@ -241,17 +255,7 @@ impl RouteSpec {
                     gateway: gw,
                     label: label(*vni, "vni")?,
                 });
-                let mut ec = rts(rt)?;
-                ec.push(ExtCommunity::vxlan_encap());
-                if let Some(rm) = router_mac {
-                    ec.push(ExtCommunity::RoutersMac { mac: mac(rm)? });
-                }
-                Ok(Built {
-                    family: Family::L2VPN_EVPN,
-                    nlri: evpn(route),
-                    attrs: base(ec),
-                    next_hop: Some(nh(*next_hop)),
-                })
+                evpn_built(route, rt, None, router_mac.as_deref(), *next_hop)
             }
             RouteSpec::Unicast {
                 prefix,

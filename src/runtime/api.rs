@@ -131,28 +131,20 @@ async fn routes(
 type SpecBody = Result<Json<RouteSpec>, axum::extract::rejection::JsonRejection>;
 
 async fn announce(State(s): State<Send>, body: SpecBody) -> Response {
-    let spec = match body {
-        Ok(Json(b)) => b,
-        Err(e) => {
-            return err(
-                StatusCode::BAD_REQUEST,
-                "bad route",
-                serde_json::json!(e.body_text()),
-            );
-        }
-    };
-    match ask(&s, |reply| ApiReq::Announce(spec, reply)).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"ok": true}))).into_response(),
-        Ok(Err(e)) => err(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad route",
-            serde_json::json!(e),
-        ),
-        Err(r) => r,
-    }
+    route_op(s, body, ApiReq::Announce).await
 }
 
 async fn withdraw(State(s): State<Send>, body: SpecBody) -> Response {
+    route_op(s, body, ApiReq::Withdraw).await
+}
+
+/// Announce or withdraw: 400 for JSON that is not a route, 422 for a route that cannot be
+/// built (the reason names the field).
+async fn route_op(
+    s: Send,
+    body: SpecBody,
+    op: fn(RouteSpec, oneshot::Sender<Result<(), String>>) -> ApiReq,
+) -> Response {
     let spec = match body {
         Ok(Json(b)) => b,
         Err(e) => {
@@ -163,7 +155,7 @@ async fn withdraw(State(s): State<Send>, body: SpecBody) -> Response {
             );
         }
     };
-    match ask(&s, |reply| ApiReq::Withdraw(spec, reply)).await {
+    match ask(&s, |reply| op(spec, reply)).await {
         Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"ok": true}))).into_response(),
         Ok(Err(e)) => err(
             StatusCode::UNPROCESSABLE_ENTITY,
