@@ -289,6 +289,29 @@ impl Net {
         self.nodes[i].peers = ids;
     }
 
+    /// Node `i` restarts and its peers do not notice (its old connections are forgotten
+    /// without a close reaching the other side, as when a host reboots behind a partition).
+    pub fn restart_silently(&mut self, i: usize) {
+        let now = self.now;
+        self.links.retain(|(a, _), _| *a != i);
+        self.queue.retain(|(a, _)| *a != i);
+        let cfg = self.nodes[i].cfg.clone();
+        let mut sp = Speaker::new(
+            SpeakerCfg {
+                restarting: true,
+                ..cfg
+            },
+            now,
+        );
+        let peers = self.nodes[i].peers.clone();
+        let mut ids = Vec::new();
+        for (_, pc) in &peers {
+            ids.push((sp.add_peer(now, pc.clone()), pc.clone()));
+        }
+        self.nodes[i].speaker = sp;
+        self.nodes[i].peers = ids;
+    }
+
     /// Messages node `i` received, decoded with a permissive context.
     pub fn messages(&self, i: usize) -> Vec<Message> {
         let ctx = BgpCtx {

@@ -625,3 +625,35 @@ fn ibgp_routes_are_not_passed_between_non_clients() {
         "RFC 4271 §9.2: no iBGP → iBGP without reflection"
     );
 }
+
+#[test]
+fn a_peer_that_reconnects_while_established_is_a_graceful_restart() {
+    // RFC 4724 §4.2: "when the Receiving Speaker detects ... a new TCP connection from the
+    // peer" while the old session looks up, the peer restarted: the old session ends without
+    // a NOTIFICATION, its routes stay stale, the new one is established
+    let (mut net, a, b, pa, _) = pair(false);
+    net.run(Duration::from_secs(2));
+    let n = t2([192, 0, 2, 2], 1, None, 100);
+    originate(&mut net, b, &n, None, 2);
+    net.settle();
+    // b restarts but a never sees the old connection close (a silent partition of the old one)
+    net.partition(a, b, true);
+    net.restart_silently(b);
+    net.partition(a, b, false);
+    net.run(Duration::from_secs(3));
+    assert_eq!(state(&net, a, pa), PeerState::Established);
+    assert!(net.nodes[a].events.iter().any(|e| matches!(
+        e,
+        Event::SessionDown { graceful: true, reason, .. } if reason.contains("peer restarted")
+    )));
+    // kept stale until b's End-of-RIB, which (b has not re-originated it) sweeps it
+    assert!(net.nodes[a].events.iter().any(|e| matches!(
+        e,
+        Event::StaleSwept {
+            removed: 1,
+            why: "End-of-RIB",
+            ..
+        }
+    )));
+    assert!(evpn_best(&net, a, &n).is_none());
+}

@@ -595,8 +595,14 @@ pub(super) fn accept(
     };
     let p = sp.peers.get(&peer)?;
     // An administratively or max-prefix down peer refuses connections (FRR does the same);
-    // so does a peer that already has an incoming connection in progress.
-    if p.admin_down || p.prefix_down || p.conns.iter().any(|c| c.dir == Dir::In) {
+    // so does a peer that already has an incoming connection in progress. A new connection
+    // while the session is Established is let through to its OPEN: RFC 4724 §4.2 (the peer
+    // restarted) or RFC 4271 §6.8 (collision with an Established session) decide there.
+    let opening_in = p
+        .conns
+        .iter()
+        .any(|c| c.dir == Dir::In && c.state != ConnState::Established);
+    if p.admin_down || p.prefix_down || opening_in {
         sp.emit(Event::Rejected { remote });
         return None;
     }
