@@ -1,7 +1,9 @@
 //! Speakers back to back on a virtual clock, for deterministic tests of the sans-IO cores.
 //!
 //! Owns: a fake network between `Speaker`s — connects, byte delivery with framing, closes,
-//! partitions and crashes — and a clock that jumps straight to the next deadline.
+//! partitions and crashes — a clock that jumps straight to the next deadline, and the record
+//! of every message each node received (decoded on demand, with a chosen context for
+//! ADD-PATH).
 //! Must not: use real time or sockets. Every run is bounded by a virtual deadline and a step
 //! count.
 
@@ -319,10 +321,16 @@ impl Net {
             extended_message: true,
             add_path_rx: Vec::new(),
         };
+        self.messages_with(i, &ctx)
+    }
+
+    /// Messages node `i` received, decoded with `ctx` (e.g. ADD-PATH path identifiers in
+    /// `add_path_rx`); what does not decode with it is left out.
+    pub fn messages_with(&self, i: usize, ctx: &BgpCtx) -> Vec<Message> {
         self.nodes[i]
             .received
             .iter()
-            .filter_map(|(_, b)| Message::decode(b, &ctx).ok().map(|(m, _)| m))
+            .filter_map(|(_, b)| Message::decode(b, ctx).ok().map(|(m, _)| m))
             .collect()
     }
 }

@@ -1,6 +1,7 @@
 //! Speakers back to back on the testkit's virtual clock: establishment, collision, timers,
-//! negotiation failures, route exchange, reflection, graceful restart, route refresh and
-//! max-prefix. Every assertion is on what the peer holds or the exact message sent.
+//! negotiation failures, route exchange, reflection, graceful restart, route refresh,
+//! max-prefix and ADD-PATH send. Every assertion is on what the peer holds or the exact
+//! message sent.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -10,9 +11,11 @@ use vmmi::rib::PeerId;
 use vmmi::testkit::Net;
 use vmmi::wire::bgp::afi::Family;
 use vmmi::wire::bgp::attr::{AttrValue, MpNextHop, PathAttr, code};
+use vmmi::wire::bgp::capability::{AddPathFamily, Capability};
 use vmmi::wire::bgp::evpn::{EvpnRoute, Label, MacIpRoute};
 use vmmi::wire::bgp::extcomm::{ExtCommunity, RouteTarget};
-use vmmi::wire::bgp::message::Message;
+use vmmi::wire::bgp::message::{BgpCtx, Message};
+use vmmi::wire::bgp::nlri::{NlriList, PrefixNlri, encode_prefixes};
 use vmmi::wire::bgp::rd::RouteDistinguisher;
 use vmmi::wire::types::MacAddr;
 
@@ -656,4 +659,437 @@ fn a_peer_that_reconnects_while_established_is_a_graceful_restart() {
         }
     )));
     assert!(evpn_best(&net, a, &n).is_none());
+}
+
+// ---- ADD-PATH send (RFC 7911) ----
+
+/// Decode what node `i` received with path identifiers in `fams`.
+fn addpath_msgs(net: &Net, i: usize, fams: &[Family]) -> Vec<Message> {
+    net.messages_with(
+        i,
+        &BgpCtx {
+            four_octet_as: true,
+            extended_message: true,
+            add_path_rx: fams.to_vec(),
+        },
+    )
+}
+
+/// The path identifiers announced and withdrawn for `nlri`'s key in `msgs` (None: an NLRI
+/// without one).
+fn ids_for(msgs: &[Message], family: Family, nlri: &[u8]) -> (Vec<Option<u32>>, Vec<Option<u32>>) {
+    let (key, _) = vmmi::bgp::split_nlri(family, nlri);
+    let same = |f: Family, n: &NlriList| -> Vec<Option<u32>> {
+        if f != family {
+            return Vec::new();
+        }
+        match n {
+            NlriList::Evpn(v) => v
+                .iter()
+                .filter(|e| {
+                    let mut b = Vec::new();
+                    e.route.encode(&mut b);
+                    vmmi::bgp::split_nlri(family, &b).0 == key
+                })
+                .map(|e| e.path_id)
+                .collect(),
+            NlriList::Ipv4(v) | NlriList::Ipv6(v) => prefixes(v, nlri),
+            NlriList::Raw(_) => Vec::new(),
+        }
+    };
+    let (mut ann, mut wd) = (Vec::new(), Vec::new());
+    for m in msgs {
+        let Message::Update(u) = m else { continue };
+        if family == V4 {
+            ann.extend(prefixes(&u.nlri, nlri));
+            wd.extend(prefixes(&u.withdrawn, nlri));
+        }
+        if let Some(r) = u.mp_reach() {
+            ann.extend(same(r.family, &r.nlri));
+        }
+        if let Some(w) = u.mp_unreach() {
+            wd.extend(same(w.family, &w.withdrawn));
+        }
+    }
+    (ann, wd)
+}
+
+fn prefixes(v: &[PrefixNlri], nlri: &[u8]) -> Vec<Option<u32>> {
+    v.iter()
+        .filter(|p| {
+            let mut b = Vec::new();
+            encode_prefixes(
+                &[PrefixNlri {
+                    path_id: None,
+                    prefix: p.prefix,
+                }],
+                &mut b,
+            );
+            b == nlri
+        })
+        .map(|p| p.path_id)
+        .collect()
+}
+
+/// The paths node `i` holds for `nlri`'s key: (path id, next hop), sorted by next hop.
+fn held(net: &Net, i: usize, family: Family, nlri: &[u8]) -> Vec<(u32, Option<MpNextHop>)> {
+    let (k, _) = vmmi::bgp::split_nlri(family, nlri);
+    let mut v: Vec<(u32, Option<MpNextHop>)> = net.nodes[i]
+        .speaker
+        .rib()
+        .entry(family, &k)
+        .map(|e| {
+            e.paths
+                .iter()
+                .map(|p| (p.path_id, p.attrs.next_hop.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_by_key(|(_, nh)| format!("{nh:?}"));
+    v
+}
+
+fn updates_received(net: &Net, i: usize) -> usize {
+    net.nodes[i]
+        .received
+        .iter()
+        .filter(|(_, m)| m.get(18) == Some(&2))
+        .count()
+}
+
+fn evpn_attrs_rt(rt: u32) -> Vec<PathAttr> {
+    let ec = vec![
+        ExtCommunity::route_target(RouteTarget::As2 {
+            asn: 65001,
+            value: rt,
+        }),
+        ExtCommunity::vxlan_encap(),
+    ];
+    vec![
+        PathAttr::new(code::ORIGIN, AttrValue::Origin(0)),
+        PathAttr::new(code::EXTENDED_COMMUNITIES, AttrValue::ExtCommunities(ec)),
+    ]
+}
+
+/// Two upstream eBGP peers u1 (AS 65001, 10.0.0.1) and u2 (AS 65002) of speaker s (AS 65000),
+/// a plain downstream n (AS 65004). The add-path downstream d (AS 65003) is added by the test.
+struct Fan {
+    net: Net,
+    u1: usize,
+    u2: usize,
+    s: usize,
+    d: usize,
+    n: usize,
+}
+
+fn fan() -> Fan {
+    let mut net = Net::new();
+    let u1 = net.add(65001);
+    let u2 = net.add(65002);
+    let s = net.add(65000);
+    let d = net.add(65003);
+    let n = net.add(65004);
+    for (x, y) in [(u1, s), (u2, s), (n, s)] {
+        net.peer(x, y, &[EVPN, V4], |_| {});
+        net.peer(y, x, &[EVPN, V4], |_| {});
+    }
+    net.run(Duration::from_secs(3));
+    Fan {
+        net,
+        u1,
+        u2,
+        s,
+        d,
+        n,
+    }
+}
+
+#[test]
+fn add_path_sends_every_path_with_its_own_id_and_withdraws_exactly_one() {
+    let Fan {
+        mut net,
+        u1,
+        u2,
+        s,
+        d,
+        n,
+    } = fan();
+    // the same EVPN key (same RD, MAC, IP) and the same IPv4 prefix from both upstreams
+    let key = t2([192, 0, 2, 9], 1, Some([10, 1, 0, 5]), 100);
+    let pfx = [24u8, 10, 50, 0];
+    let now = net.now;
+    for (u, nh) in [(u1, 1), (u2, 2)] {
+        net.nodes[u]
+            .speaker
+            .originate(now, EVPN, &key, evpn_attrs(None), vtep(nh));
+        net.nodes[u].speaker.originate(
+            now,
+            V4,
+            &pfx,
+            vec![PathAttr::new(code::ORIGIN, AttrValue::Origin(0))],
+            None,
+        );
+    }
+    net.settle();
+    assert_eq!(
+        net.nodes[s]
+            .speaker
+            .rib()
+            .entry(EVPN, &vmmi::bgp::split_nlri(EVPN, &key).0)
+            .unwrap()
+            .paths
+            .len(),
+        2
+    );
+
+    // d comes up now: the initial table (start_full_sync) carries both paths
+    let sd = net.peer(s, d, &[EVPN, V4], |c| {
+        c.add_path_tx = true;
+        c.add_path_rx = true;
+    });
+    net.peer(d, s, &[EVPN, V4], |c| c.add_path_rx = true);
+    net.run(Duration::from_secs(3));
+    let nego = net.nodes[s]
+        .speaker
+        .neighbors(net.now)
+        .into_iter()
+        .find(|v| v.id == sd)
+        .and_then(|v| v.negotiated)
+        .unwrap();
+    // RFC 7911 §5: we said send (both), d said receive → we send; d did not say send
+    assert_eq!(nego.add_path_tx, vec![EVPN, V4]);
+    assert!(nego.add_path_rx.is_empty());
+
+    let ids_of = |net: &Net| -> Vec<u32> {
+        held(net, d, EVPN, &key)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let got = held(&net, d, EVPN, &key);
+    assert_eq!(
+        got.iter().map(|(_, nh)| nh.clone()).collect::<Vec<_>>(),
+        vec![vtep(1), vtep(2)],
+        "d holds both paths"
+    );
+    let ids = ids_of(&net);
+    assert_ne!(ids[0], ids[1], "distinct path identifiers");
+    let msgs = addpath_msgs(&net, d, &[EVPN, V4]);
+    let (ann, wd) = ids_for(&msgs, EVPN, &key);
+    let mut ann_sorted = ann.clone();
+    ann_sorted.sort();
+    let mut want: Vec<Option<u32>> = ids.iter().map(|i| Some(*i)).collect();
+    want.sort();
+    assert_eq!(ann_sorted, want, "each path announced once, with its id");
+    assert!(wd.is_empty());
+    // IPv4 unicast: path ids in the NLRI field too; next hop self, AS paths tell them apart
+    let v4 = held(&net, d, V4, &pfx);
+    assert_eq!(v4.len(), 2);
+    assert_ne!(v4[0].0, v4[1].0);
+    let (ann4, _) = ids_for(&msgs, V4, &pfx);
+    assert_eq!(ann4.len(), 2);
+    assert!(ann4.iter().all(Option::is_some));
+
+    // the plain downstream holds the best path only (u1: lower router ID), without ids
+    assert_eq!(held(&net, n, EVPN, &key), vec![(0, vtep(1))]);
+    let (ann_n, _) = ids_for(&net.messages(n), EVPN, &key);
+    assert_eq!(ann_n, vec![None]);
+
+    // u1 withdraws: d loses exactly u1's path id; n is moved to u2's path
+    let u1_id = got.iter().find(|(_, nh)| *nh == vtep(1)).unwrap().0;
+    let u2_id = got.iter().find(|(_, nh)| *nh == vtep(2)).unwrap().0;
+    let before = addpath_msgs(&net, d, &[EVPN, V4]).len();
+    let now = net.now;
+    net.nodes[u1].speaker.withdraw_local(now, EVPN, &key);
+    net.settle();
+    let msgs = addpath_msgs(&net, d, &[EVPN, V4]);
+    let (ann, wd) = ids_for(&msgs[before..], EVPN, &key);
+    assert_eq!(wd, vec![Some(u1_id)], "exactly u1's id withdrawn");
+    assert!(ann.is_empty(), "u2's path is not re-sent: {ann:?}");
+    assert_eq!(held(&net, d, EVPN, &key), vec![(u2_id, vtep(2))]);
+    assert_eq!(held(&net, n, EVPN, &key), vec![(0, vtep(2))]);
+
+    // u1 comes back: a new id that u2's path does not hold
+    let now = net.now;
+    net.nodes[u1]
+        .speaker
+        .originate(now, EVPN, &key, evpn_attrs(None), vtep(1));
+    net.settle();
+    let back = held(&net, d, EVPN, &key);
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[1], (u2_id, vtep(2)), "u2 keeps its id");
+    assert_ne!(back[0].0, u2_id);
+    assert_eq!(held(&net, n, EVPN, &key), vec![(0, vtep(1))]);
+
+    // a change of the non-best path (u2's, new RT) reaches d under u2's id, not n
+    let (n_before, d_before) = (
+        updates_received(&net, n),
+        addpath_msgs(&net, d, &[EVPN, V4]).len(),
+    );
+    let now = net.now;
+    net.nodes[u2]
+        .speaker
+        .originate(now, EVPN, &key, evpn_attrs_rt(200), vtep(2));
+    net.settle();
+    assert_eq!(
+        updates_received(&net, n),
+        n_before,
+        "n's best did not change"
+    );
+    let msgs = addpath_msgs(&net, d, &[EVPN, V4]);
+    let (ann, wd) = ids_for(&msgs[d_before..], EVPN, &key);
+    assert_eq!((ann, wd), (vec![Some(u2_id)], vec![]));
+
+    // ROUTE-REFRESH from d: every path again, same ids, none left stale
+    let before = addpath_msgs(&net, d, &[EVPN, V4]).len();
+    let ds = net.nodes[d].peers[0].0;
+    let now = net.now;
+    assert!(net.nodes[d].speaker.request_refresh(now, ds, EVPN));
+    net.settle();
+    let msgs = addpath_msgs(&net, d, &[EVPN, V4]);
+    let (mut ann, wd) = ids_for(&msgs[before..], EVPN, &key);
+    ann.sort();
+    let mut now_ids: Vec<Option<u32>> = ids_of(&net).into_iter().map(Some).collect();
+    now_ids.sort();
+    assert_eq!((ann, wd), (now_ids, vec![]));
+    let (k, _) = vmmi::bgp::split_nlri(EVPN, &key);
+    let e = net.nodes[d].speaker.rib().entry(EVPN, &k).unwrap();
+    assert!(e.paths.iter().all(|p| !p.stale()));
+    assert_eq!(e.paths.len(), 2);
+
+    // the non-best path goes: d loses exactly its id, n hears nothing
+    let (n_before, d_before) = (
+        updates_received(&net, n),
+        addpath_msgs(&net, d, &[EVPN, V4]).len(),
+    );
+    let now = net.now;
+    net.nodes[u2].speaker.withdraw_local(now, EVPN, &key);
+    net.settle();
+    assert_eq!(updates_received(&net, n), n_before);
+    let msgs = addpath_msgs(&net, d, &[EVPN, V4]);
+    let (ann, wd) = ids_for(&msgs[d_before..], EVPN, &key);
+    assert_eq!((ann, wd), (vec![], vec![Some(u2_id)]));
+    assert_eq!(held(&net, d, EVPN, &key).len(), 1);
+    assert_eq!(held(&net, d, EVPN, &key)[0].1, vtep(1));
+}
+
+#[test]
+fn add_path_send_needs_the_peers_receive() {
+    // RFC 7911 §5: SEND only when the peer said RECEIVE — d is not configured for it, so it
+    // gets the best path without path identifiers
+    let Fan {
+        mut net,
+        u1,
+        u2,
+        s,
+        d,
+        ..
+    } = fan();
+    let key = t2([192, 0, 2, 9], 1, None, 100);
+    let now = net.now;
+    for (u, nh) in [(u1, 1), (u2, 2)] {
+        net.nodes[u]
+            .speaker
+            .originate(now, EVPN, &key, evpn_attrs(None), vtep(nh));
+    }
+    net.settle();
+    let sd = net.peer(s, d, &[EVPN], |c| c.add_path_tx = true);
+    net.peer(d, s, &[EVPN], |_| {});
+    net.run(Duration::from_secs(3));
+    // our OPEN advertised Send (2) for EVPN ...
+    let open = net
+        .messages(d)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Open(o) => Some(o),
+            _ => None,
+        })
+        .unwrap();
+    let ap: Vec<AddPathFamily> = open
+        .capabilities()
+        .filter_map(|c| match c {
+            Capability::AddPath { families } => Some(families.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(
+        ap,
+        vec![AddPathFamily {
+            family: EVPN,
+            send_receive: AddPathFamily::SEND
+        }]
+    );
+    // ... but nothing was negotiated, and every UPDATE decodes without path ids
+    let nego = net.nodes[s]
+        .speaker
+        .neighbors(net.now)
+        .into_iter()
+        .find(|v| v.id == sd)
+        .and_then(|v| v.negotiated)
+        .unwrap();
+    assert!(nego.add_path_tx.is_empty() && nego.add_path_rx.is_empty());
+    let updates = updates_received(&net, d);
+    let msgs = net.messages(d);
+    assert_eq!(
+        msgs.iter()
+            .filter(|m| matches!(m, Message::Update(_)))
+            .count(),
+        updates,
+        "every UPDATE decodes without ADD-PATH"
+    );
+    let (ann, _) = ids_for(&msgs, EVPN, &key);
+    assert_eq!(ann, vec![None], "the best path only, no path id");
+    assert_eq!(held(&net, d, EVPN, &key), vec![(0, vtep(1))]);
+}
+
+#[test]
+fn add_path_both_ways_negotiates_send_and_receive() {
+    let mut net = Net::new();
+    let a = net.add(65001);
+    let b = net.add(65002);
+    let both = |c: &mut vmmi::bgp::PeerCfg| {
+        c.add_path_tx = true;
+        c.add_path_rx = true;
+    };
+    let pa = net.peer(a, b, &[EVPN], both);
+    net.peer(b, a, &[EVPN], both);
+    net.run(Duration::from_secs(3));
+    let open = net
+        .messages(b)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Open(o) => Some(o),
+            _ => None,
+        })
+        .unwrap();
+    assert!(open.capabilities().any(|c| matches!(
+        c,
+        Capability::AddPath { families } if families == &vec![AddPathFamily {
+            family: EVPN,
+            send_receive: AddPathFamily::BOTH
+        }]
+    )));
+    let v = net.nodes[a].speaker.neighbors(net.now);
+    let nego = v
+        .iter()
+        .find(|v| v.id == pa)
+        .unwrap()
+        .negotiated
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (nego.add_path_tx, nego.add_path_rx),
+        (vec![EVPN], vec![EVPN])
+    );
+    // a local route crosses with a path id and is held under it
+    let n = t2([192, 0, 2, 1], 4, None, 100);
+    let now = net.now;
+    net.nodes[a]
+        .speaker
+        .originate(now, EVPN, &n, evpn_attrs(None), vtep(1));
+    net.settle();
+    let (ann, _) = ids_for(&addpath_msgs(&net, b, &[EVPN]), EVPN, &n);
+    assert_eq!(ann, vec![Some(1)]);
+    assert_eq!(held(&net, b, EVPN, &n), vec![(1, vtep(1))]);
 }

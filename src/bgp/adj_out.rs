@@ -1,15 +1,19 @@
 //! Adj-RIB-Out: export policy, attribute rewriting, UPDATE packing and End-of-RIB.
 //!
 //! Owns: per peer, the keys whose advertisement must be (re)computed, the export cache, and
-//! the bytes of every UPDATE we send. Must not: change the RIB.
+//! the bytes of every UPDATE we send — with the 4-octet path identifier before each NLRI for
+//! the families where we send ADD-PATH (RFC 7911 §3). Must not: change the RIB.
 //!
 //! The Adj-RIB-Out is not a copy of the routes: what a peer has been sent is a function of the
 //! Loc-RIB best path and the export rules below, so only the keys that changed since the last
 //! packing are kept (`pending`, with a bit saying whether the peer had been sent the old best
 //! path — it decides between sending a withdrawal or nothing). A 1M-route table costs nothing
-//! per peer once the peer has caught up.
+//! per peer once the peer has caught up. The exception is a family negotiated for ADD-PATH
+//! send (`Negotiated::add_path_tx`): there the peer gets every exportable path of a key, each
+//! under its own path identifier, and what it holds is recorded per key (addpath.rs) — the
+//! only per-route state kept for a peer, and only for such peers.
 //!
-//! Export rules (RFC 4271 §9.1.3, RFC 4456 §6):
+//! Export rules (RFC 4271 §9.1.3, RFC 4456 §6), applied to each path sent:
 //! - never back to the peer the path came from;
 //! - iBGP → iBGP only when reflecting: "A route from a non-client peer: reflect to all the
 //!   clients. A route from a client peer: reflect to all non-client peers and also to the
@@ -26,15 +30,17 @@
 //!
 //! Packing: keys are taken in batches, grouped by exported attribute set (one shared encoding
 //! per set), and each group fills UPDATEs up to the negotiated message size (4096, or 65535
-//! with RFC 8654). MP_REACH_NLRI goes last in the attribute list (tshark shows the VNI only
-//! when the Encapsulation community comes first). End-of-RIB (RFC 4724 §2) follows the initial
-//! table for each family.
+//! with RFC 8654). Withdrawals of a batch go before its announcements, so a path identifier
+//! freed and given to another path in the same batch reaches the peer in that order.
+//! MP_REACH_NLRI goes last in the attribute list (tshark shows the VNI only when the
+//! Encapsulation community comes first). End-of-RIB (RFC 4724 §2) follows the initial table
+//! for each family.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::{MAX_INFLIGHT, Speaker, join_nlri, session};
+use super::{MAX_INFLIGHT, Speaker, addpath, join_nlri, session};
 use crate::rib::key::{NlriRest, RouteKey};
 use crate::rib::{Attrs, Map, Path, PeerId};
 use crate::wire::bgp::afi::Family;
@@ -58,6 +64,9 @@ pub(super) struct AdjOut {
     cache: HashMap<(usize, PeerId), CacheEntry>,
     /// Families disabled by RFC 7606 AFI/SAFI disable on the receive side.
     pub disabled: Vec<Family>,
+    /// RFC 7911: what the peer holds in the families we send path identifiers for (empty for
+    /// every other peer).
+    pub addpath: addpath::AddPathOut,
 }
 
 impl AdjOut {
@@ -67,10 +76,12 @@ impl AdjOut {
 }
 
 /// A queued key: whether the peer had been sent the old best path, and where the key sat in
-/// the RIB table (a lookup hint).
+/// the RIB table (a lookup hint). `full` (ADD-PATH families only, where the record says what
+/// was sent): send every path again, unchanged or not — a full sync or ROUTE-REFRESH.
 #[derive(Clone, Copy)]
 struct Pending {
     was: bool,
+    full: bool,
     hint: usize,
 }
 
@@ -113,7 +124,7 @@ fn src_of(sp: &Speaker, path: &Path) -> Src {
 }
 
 /// RFC 4271 §9.1.3 / RFC 4456 §6: may `path` go to `dest` at all?
-fn exportable(sp: &Speaker, dest: PeerId, path: &Path) -> bool {
+pub(super) fn exportable(sp: &Speaker, dest: PeerId, path: &Path) -> bool {
     if path.peer == dest {
         return false;
     }
@@ -139,15 +150,29 @@ pub(super) fn feed_changes(sp: &mut Speaker) {
     if sp.defer_until.is_some() {
         return; // the full sync at the end of deferral covers them
     }
-    let targets: Vec<(PeerId, Vec<Family>)> = sp
+    let targets: Vec<(PeerId, Vec<Family>, Vec<Family>)> = sp
         .peers
         .values()
-        .filter_map(|p| p.nego().map(|n| (p.id, n.families.clone())))
+        .filter_map(|p| {
+            p.nego()
+                .map(|n| (p.id, n.families.clone(), n.add_path_tx.clone()))
+        })
         .collect();
-    for (peer, fams) in targets {
+    for (peer, fams, tx) in targets {
         for ch in &changes {
             if !fams.contains(&ch.family) {
                 continue;
+            }
+            if tx.contains(&ch.family) {
+                // RFC 7911: every path goes to this peer, so any path's change matters — but
+                // one of its own paths never goes back to it, nor changes what else it gets
+                if ch.peer != peer {
+                    queue(sp, peer, ch.family, &ch.key, ch.index, false);
+                }
+                continue;
+            }
+            if !ch.best {
+                continue; // another candidate changed, the best did not: only ADD-PATH cares
             }
             let was = ch.old.as_ref().is_some_and(|o| exportable(sp, peer, o));
             // the common case of a bulk load: the new best came from this very peer and it
@@ -155,15 +180,22 @@ pub(super) fn feed_changes(sp: &mut Speaker) {
             if !was && ch.new_peer == Some(peer) {
                 continue;
             }
-            if let Some(p) = sp.peers.get_mut(&peer) {
-                let q = p.out.pending.entry(ch.family).or_default();
-                let e = q.entry(ch.key.clone()).or_insert(Pending {
-                    was,
-                    hint: ch.index,
-                });
-                e.hint = ch.index;
-            }
+            queue(sp, peer, ch.family, &ch.key, ch.index, was);
         }
+    }
+}
+
+/// Queue `key` for `peer`; a key already queued keeps its `was` (the state before the first
+/// change since it was packed) and takes the newer hint.
+fn queue(sp: &mut Speaker, peer: PeerId, family: Family, key: &RouteKey, hint: usize, was: bool) {
+    if let Some(p) = sp.peers.get_mut(&peer) {
+        let q = p.out.pending.entry(family).or_default();
+        let e = q.entry(key.clone()).or_insert(Pending {
+            was,
+            full: false,
+            hint,
+        });
+        e.hint = hint;
     }
 }
 
@@ -207,7 +239,11 @@ pub(super) fn start_full_sync(sp: &mut Speaker, peer: PeerId, family: Option<Fam
     for (f, ks) in keys {
         let q = p.out.pending.entry(f).or_default();
         for (hint, k) in ks.into_iter().enumerate() {
-            q.entry(k).or_insert(Pending { was: false, hint });
+            q.entry(k).and_modify(|e| e.full = true).or_insert(Pending {
+                was: false,
+                full: true,
+                hint,
+            });
         }
     }
     match family {
@@ -238,6 +274,33 @@ pub(super) fn pack_all(sp: &mut Speaker) {
 struct Group {
     export: Arc<Export>,
     nlri: Vec<u8>,
+}
+
+/// The groups of one packing round, found by their export's address.
+#[derive(Default)]
+struct Groups {
+    list: Vec<Group>,
+    index: HashMap<usize, usize>,
+}
+
+impl Groups {
+    /// Append one NLRI record, written by `f`, to the group for `e` (created on first use).
+    fn push(&mut self, e: &Arc<Export>, f: impl FnOnce(&mut Vec<u8>)) {
+        let list = &mut self.list;
+        let gi = *self
+            .index
+            .entry(Arc::as_ptr(e) as usize)
+            .or_insert_with(|| {
+                list.push(Group {
+                    export: e.clone(),
+                    nlri: Vec::new(),
+                });
+                list.len() - 1
+            });
+        if let Some(g) = self.list.get_mut(gi) {
+            push_record(&mut g.nlri, f);
+        }
+    }
 }
 
 fn pack(sp: &mut Speaker, peer: PeerId) {
@@ -302,10 +365,35 @@ fn pack(sp: &mut Speaker, peer: PeerId) {
             }
             b
         };
-        let mut groups: Vec<Group> = Vec::new();
-        let mut group_of: HashMap<usize, usize> = HashMap::new();
+        let mut groups = Groups::default();
         let mut withdrawn: Vec<u8> = Vec::new();
-        for (key, Pending { was, hint }) in batch {
+        // RFC 7911 §5: with ADD-PATH send negotiated for the family "the speaker MUST generate
+        // a route update for the <AFI, SAFI> based on the combination of the address prefix
+        // and the Path Identifier, and use the extended NLRI encodings"
+        let tx = n.add_path_tx.contains(&family);
+        let mut ops: Vec<addpath::Op> = Vec::new();
+        for (key, Pending { was, full, hint }) in batch {
+            if tx {
+                addpath::key_ops(sp, peer, &n, &ctx, family, &key, hint, full, &mut ops);
+                for op in ops.drain(..) {
+                    match op {
+                        addpath::Op::Announce { id, export, rest } => {
+                            groups.push(&export, |out| {
+                                out.extend_from_slice(&id.to_be_bytes());
+                                join_nlri(family, &key, &rest, out);
+                            });
+                        }
+                        addpath::Op::Withdraw { id } => {
+                            let rest = withdraw_rest(family, &key);
+                            push_record(&mut withdrawn, |out| {
+                                out.extend_from_slice(&id.to_be_bytes());
+                                join_nlri(family, &key, &rest, out);
+                            });
+                        }
+                    }
+                }
+                continue;
+            }
             let best = sp.rib.best_hint(family, &key, hint).cloned();
             let exported = best.as_ref().and_then(|b| {
                 exportable(sp, peer, b)
@@ -315,17 +403,7 @@ fn pack(sp: &mut Speaker, peer: PeerId) {
             });
             match exported {
                 Some((e, rest)) => {
-                    let ptr = Arc::as_ptr(&e) as usize;
-                    let gi = *group_of.entry(ptr).or_insert_with(|| {
-                        groups.push(Group {
-                            export: e.clone(),
-                            nlri: Vec::new(),
-                        });
-                        groups.len() - 1
-                    });
-                    if let Some(g) = groups.get_mut(gi) {
-                        push_record(&mut g.nlri, |out| join_nlri(family, &key, &rest, out));
-                    }
+                    groups.push(&e, |out| join_nlri(family, &key, &rest, out));
                 }
                 None if was => {
                     let rest = withdraw_rest(family, &key);
@@ -337,7 +415,7 @@ fn pack(sp: &mut Speaker, peer: PeerId) {
         let max = ctx.max_len();
         let mut msgs: Vec<Vec<u8>> = Vec::new();
         emit_withdraw(family, &withdrawn, max, &mut msgs);
-        for g in &groups {
+        for g in &groups.list {
             emit_reach(family, &g.export, &g.nlri, max, &mut msgs);
         }
         if let Some(p) = sp.peers.get_mut(&peer) {
@@ -534,7 +612,7 @@ fn emit_reach(family: Family, e: &Export, recs: &[u8], max: usize, msgs: &mut Ve
 }
 
 /// The exported attribute set of `path` for `dest`, cached per (attribute set, source peer).
-fn export_for(
+pub(super) fn export_for(
     sp: &mut Speaker,
     dest: PeerId,
     n: &super::Negotiated,
@@ -693,4 +771,146 @@ fn make_export(
         p.fit_length(ctx).encode(ctx, &mut attrs);
     }
     Some(Export { attrs, next_hop })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::rib::key::{RouteKey, split_evpn};
+    use crate::wire::bgp::nlri::{NlriList, PrefixNlri, encode_prefixes};
+    use crate::wire::bgp::validate::{Action, ValidateCtx, validate};
+
+    const PATH_IDS: [u32; 2] = [1, 7];
+
+    /// Announce two paths of one key (ids 1 and 7) and withdraw id 9 of it, as `pack` does for
+    /// an ADD-PATH family; returns the UPDATEs.
+    fn packed(family: Family, nlri: &[u8]) -> Vec<Vec<u8>> {
+        let ctx = BgpCtx {
+            four_octet_as: true,
+            extended_message: false,
+            add_path_rx: Vec::new(),
+        };
+        let nh = Ipv4Addr::new(192, 0, 2, 1);
+        let mut attrs = Vec::new();
+        let mut list = vec![
+            PathAttr::new(code::ORIGIN, AttrValue::Origin(0)),
+            PathAttr::new(
+                code::AS_PATH,
+                AttrValue::AsPath(vec![AsSegment {
+                    seg_type: segment::AS_SEQUENCE,
+                    asns: vec![65000],
+                }]),
+            ),
+        ];
+        if family == Family::IPV4_UNICAST {
+            list.push(PathAttr::new(code::NEXT_HOP, AttrValue::NextHop(nh)));
+        }
+        for a in list {
+            a.encode(&ctx, &mut attrs);
+        }
+        let e = Export {
+            attrs,
+            next_hop: MpNextHop::Ipv4(nh),
+        };
+        let (key, rest): (RouteKey, NlriRest) = if family == Family::L2VPN_EVPN {
+            split_evpn(nlri)
+        } else {
+            (RouteKey::new(nlri), NlriRest::new(&[]))
+        };
+        let mut recs = Vec::new();
+        for id in PATH_IDS {
+            push_record(&mut recs, |out| {
+                out.extend_from_slice(&id.to_be_bytes());
+                join_nlri(family, &key, &rest, out);
+            });
+        }
+        let mut wd = Vec::new();
+        let wrest = withdraw_rest(family, &key);
+        push_record(&mut wd, |out| {
+            out.extend_from_slice(&9u32.to_be_bytes());
+            join_nlri(family, &key, &wrest, out);
+        });
+        let mut msgs = Vec::new();
+        emit_withdraw(family, &wd, ctx.max_len(), &mut msgs);
+        emit_reach(family, &e, &recs, ctx.max_len(), &mut msgs);
+        msgs
+    }
+
+    #[test]
+    fn updates_with_path_ids_decode_with_add_path_rx_and_validate_clean() {
+        // RFC 7911 §3: the 4-octet Path Identifier before each NLRI, in MP_REACH/MP_UNREACH
+        // (EVPN) and in the NLRI and Withdrawn Routes fields (IPv4 unicast)
+        let mut evpn = vec![2u8, 33];
+        evpn.extend_from_slice(&[0, 1, 192, 0, 2, 1, 0, 100]); // RD 192.0.2.1:100
+        evpn.extend_from_slice(&[0; 10]); // ESI
+        evpn.extend_from_slice(&[0; 4]); // Ethernet Tag
+        evpn.extend_from_slice(&[48, 0x52, 0x54, 0, 0, 0, 1, 0]); // MAC, no IP
+        evpn.extend_from_slice(&[0, 0, 100]); // label (VNI)
+        assert_eq!(evpn.len(), 35);
+        for (family, nlri) in [
+            (Family::L2VPN_EVPN, evpn),
+            (Family::IPV4_UNICAST, vec![24u8, 10, 50, 0]),
+        ] {
+            let dctx = BgpCtx {
+                four_octet_as: true,
+                extended_message: false,
+                add_path_rx: vec![family],
+            };
+            let vctx = ValidateCtx {
+                ibgp: false,
+                four_octet_as: true,
+                families: vec![family],
+                peer_as: 65000,
+                enforce_first_as: true,
+                confed_peer: false,
+            };
+            let (mut ann, mut wd) = (Vec::new(), Vec::new());
+            for m in packed(family, &nlri) {
+                let (msg, n) = Message::decode(&m, &dctx).expect("decodes with add_path_rx");
+                assert_eq!(n, m.len());
+                let Message::Update(u) = msg else {
+                    panic!("an UPDATE")
+                };
+                let v = validate(&u, &vctx);
+                assert_eq!(v.action, Action::None, "{family}: {v:?}");
+                assert!(v.findings.is_empty(), "{family}: {v:?}");
+                // re-encoding the decoded message gives the same bytes
+                assert_eq!(Message::Update(u.clone()).to_bytes(&dctx), m);
+                let take = |l: &NlriList, into: &mut Vec<(Option<u32>, Vec<u8>)>| match l {
+                    NlriList::Evpn(v) => into.extend(v.iter().map(|e| {
+                        let mut b = Vec::new();
+                        e.route.encode(&mut b);
+                        (e.path_id, b)
+                    })),
+                    NlriList::Ipv4(v) => into.extend(v.iter().map(|p| {
+                        let mut b = Vec::new();
+                        let bare = PrefixNlri {
+                            path_id: None,
+                            prefix: p.prefix,
+                        };
+                        encode_prefixes(&[bare], &mut b);
+                        (p.path_id, b)
+                    })),
+                    _ => panic!("{l:?}"),
+                };
+                if let Some(r) = u.mp_reach() {
+                    take(&r.nlri, &mut ann);
+                }
+                if let Some(w) = u.mp_unreach() {
+                    take(&w.withdrawn, &mut wd);
+                }
+                take(&NlriList::Ipv4(u.nlri.clone()), &mut ann);
+                take(&NlriList::Ipv4(u.withdrawn.clone()), &mut wd);
+            }
+            let want: Vec<(Option<u32>, Vec<u8>)> = PATH_IDS
+                .iter()
+                .map(|id| (Some(*id), nlri.clone()))
+                .collect();
+            assert_eq!(ann, want, "{family}");
+            assert_eq!(wd.len(), 1, "{family}");
+            assert_eq!(wd[0].0, Some(9), "{family}");
+        }
+    }
 }

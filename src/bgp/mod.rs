@@ -1,6 +1,6 @@
 //! The BGP speaker, sans-IO: every session's FSM, capability negotiation, UPDATE ingest into
-//! the RIB, Adj-RIB-Out packing, route reflection, graceful restart, route refresh and
-//! max-prefix.
+//! the RIB, Adj-RIB-Out packing, route reflection, graceful restart, route refresh,
+//! max-prefix and ADD-PATH (RFC 7911) in both directions.
 //!
 //! Owns: all per-peer protocol state and the RIB (one owner, no locks).
 //! Must not: touch sockets, tokio or clocks — time comes in as `now`, timers go out as the
@@ -14,8 +14,10 @@
 //!                                                                    │
 //!                                   session.rs (FSM, OPEN)  ingest.rs (UPDATE → RIB)
 //!                                   adj_out.rs (export policy, packing, EoR)
+//!                                   addpath.rs (ADD-PATH send: paths, path ids)
 //! ```
 
+mod addpath;
 mod adj_out;
 mod ingest;
 mod session;
@@ -93,7 +95,10 @@ pub struct PeerCfg {
     pub max_prefix_action: MaxPrefixAction,
     pub max_prefix_restart: u32,
     pub graceful_restart: bool,
+    /// RFC 7911: receive path identifiers (advertise Receive) for every configured family.
     pub add_path_rx: bool,
+    /// RFC 7911: send every path with path identifiers (advertise Send) for every configured
+    /// family — used for the families where the peer advertises Receive.
     pub add_path_tx: bool,
     pub local_address: Option<IpAddr>,
     pub md5: Option<Vec<u8>>,

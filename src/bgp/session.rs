@@ -1,5 +1,6 @@
-//! Sessions: the RFC 4271 §8 FSM per connection, OPEN and capability negotiation, connection
-//! collision (§6.8), timers, NOTIFICATIONs, and graceful restart's helper side (RFC 4724 §4.2).
+//! Sessions: the RFC 4271 §8 FSM per connection, OPEN and capability negotiation (including
+//! the ADD-PATH directions per family, RFC 7911 §4–5), connection collision (§6.8), timers,
+//! NOTIFICATIONs, and graceful restart's helper side (RFC 4724 §4.2).
 //!
 //! Owns: `Peer` and `Conn` state. Must not: touch the RIB except through the session-down /
 //! End-of-RIB rules below, or decide export (adj_out.rs) or UPDATE contents (ingest.rs).
@@ -14,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::{ConnId, Event, MaxPrefixAction, Output, PeerCfg, Speaker, adj_out, ingest};
+use super::{ConnId, Event, MaxPrefixAction, Output, PeerCfg, Speaker, addpath, adj_out, ingest};
 use crate::rib::{PeerId, PeerMeta, Rib};
 use crate::wire::bgp::afi::Family;
 use crate::wire::bgp::capability::{AddPathFamily, Capability, GrFamily, GracefulRestart};
@@ -65,7 +66,9 @@ pub struct Negotiated {
     pub route_refresh: bool,
     pub enhanced_route_refresh: bool,
     pub extended_message: bool,
+    /// RFC 7911: families whose NLRI we receive with path identifiers.
     pub add_path_rx: Vec<Family>,
+    /// RFC 7911: families we send every path to the peer for, with path identifiers.
     pub add_path_tx: Vec<Family>,
     /// The peer's GR capability, if it sent one.
     pub peer_gr: Option<GracefulRestart>,
@@ -291,16 +294,26 @@ fn our_open(sp: &Speaker, cfg: &PeerCfg) -> OpenMsg {
     caps.push(Capability::EnhancedRouteRefresh);
     caps.push(Capability::FourOctetAs { asn: sp.cfg.asn });
     caps.push(Capability::ExtendedMessage);
-    // RFC 7911: we receive multiple paths when asked to; sending them (add_path_tx) is not
-    // implemented, so SEND is never advertised.
-    if cfg.add_path_rx {
+    // RFC 7911 §4: "Send/Receive: This field indicates whether the sender is (a) able to
+    // receive multiple paths from its peer (value 1), (b) able to send multiple paths to its
+    // peer (value 2), or (c) both (value 3) for the <AFI, SAFI>."
+    let send_receive = if cfg.add_path_rx {
+        AddPathFamily::RECEIVE
+    } else {
+        0
+    } | if cfg.add_path_tx {
+        AddPathFamily::SEND
+    } else {
+        0
+    };
+    if send_receive != 0 {
         caps.push(Capability::AddPath {
             families: cfg
                 .families
                 .iter()
                 .map(|f| AddPathFamily {
                     family: *f,
-                    send_receive: AddPathFamily::RECEIVE,
+                    send_receive,
                 })
                 .collect(),
         });
@@ -457,12 +470,16 @@ fn negotiate(
         })
         .flatten()
         .collect();
-    // RFC 7911 §5: we receive path IDs for a family when we said receive and they said send.
+    // RFC 7911 §4: a Send/Receive value other than 1–3 "SHOULD be treated as not understood
+    // and ignored".
     let ap = |f: &Family, bit: u8| {
-        their_add_path
-            .iter()
-            .any(|a| a.family == *f && a.send_receive & bit != 0)
+        their_add_path.iter().any(|a| {
+            a.family == *f
+                && (AddPathFamily::RECEIVE..=AddPathFamily::BOTH).contains(&a.send_receive)
+                && a.send_receive & bit != 0
+        })
     };
+    // RFC 7911 §5: we receive path IDs for a family when we said receive and they said send.
     let add_path_rx = if cfg.add_path_rx {
         families
             .iter()
@@ -472,7 +489,19 @@ fn negotiate(
     } else {
         Vec::new()
     };
-    let add_path_tx = Vec::new();
+    // RFC 7911 §5: "For a BGP speaker to be able to send multiple paths to its peer, that BGP
+    // speaker MUST advertise the ADD-PATH Capability with the Send/Receive field set to either
+    // 2 or 3, and MUST receive from its peer the ADD-PATH Capability with the Send/Receive
+    // field set to either 1 or 3, for the corresponding <AFI, SAFI>."
+    let add_path_tx = if cfg.add_path_tx {
+        families
+            .iter()
+            .copied()
+            .filter(|f| ap(f, AddPathFamily::RECEIVE))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let peer_gr = theirs.iter().find_map(|c| match c {
         Capability::GracefulRestart(g) => Some(g.clone()),
         _ => None,
@@ -762,6 +791,10 @@ fn session_down(sp: &mut Speaker, now: Instant, peer: PeerId, c: Conn, why: &str
     if p.conns.is_empty() && !p.cfg.passive && !p.admin_down && !p.prefix_down {
         p.connect_at = Some(now + p.retry);
     }
+    addpath::track(sp);
+    let Some(p) = sp.peers.get_mut(&peer) else {
+        return;
+    };
     let nego = c.nego.clone();
     // RFC 4724 §4.2: when the session ends without a NOTIFICATION and the peer advertised GR,
     // keep its routes for the families in its capability, marked stale, for Restart Time.
@@ -1050,6 +1083,8 @@ fn established(sp: &mut Speaker, now: Instant, peer: PeerId, conn: ConnId) {
         families: nego.families.clone(),
     });
     state_change(sp, peer, before);
+    // RFC 7911: an ADD-PATH send peer needs every path change of its families from now on
+    addpath::track(sp);
     if sp.defer_until.is_none() {
         adj_out::start_full_sync(sp, peer, None);
     }

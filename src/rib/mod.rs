@@ -2,7 +2,10 @@
 //!
 //! Owns: every received and locally originated path, keyed per family by `RouteKey`; best-path
 //! selection on every change; GR stale marks; per-peer prefix counts; the list of keys whose
-//! best path changed since the caller last drained it (the feed for Adj-RIB-Out and EVPN).
+//! best path changed since the caller last drained it (the feed for Adj-RIB-Out and EVPN) —
+//! and, for a table switched to `all_paths` (an ADD-PATH send peer takes every path, RFC
+//! 7911), keys where any other path changed too. A table without it records best-path
+//! changes only and pays one flag test per operation.
 //! Must not: do I/O, read clocks, know about sessions or the dataplane.
 //!
 //! Layout (memory is the budget: ≤ 250 octets per route at 1M routes): one `IndexMap` entry
@@ -75,8 +78,8 @@ impl Entry {
     }
 }
 
-/// A key whose best path changed; `old` is the best path before the first change since the
-/// last drain (so a consumer can tell whether it had announced something).
+/// A key whose best path changed (or, in an `all_paths` table, any of its paths); `old` is the
+/// best path before this change (so a consumer can tell whether it had announced something).
 #[derive(Clone, Debug)]
 pub struct Change {
     pub family: Family,
@@ -84,6 +87,11 @@ pub struct Change {
     pub old: Option<Path>,
     /// The peer of the best path after the change (None: the key is gone).
     pub new_peer: Option<PeerId>,
+    /// The peer whose path was added, replaced or removed.
+    pub peer: PeerId,
+    /// The best path changed. False only in an `all_paths` table: another candidate changed
+    /// and the best stayed as it was.
+    pub best: bool,
     /// Where the entry sat in the table right after the change: a hint that saves a hash
     /// lookup when the key is looked up again soon (checked, never trusted).
     pub index: usize,
@@ -97,6 +105,8 @@ pub type Map<K, V> = IndexMap<K, V, Hasher>;
 #[derive(Default)]
 pub struct Table {
     pub map: Map<RouteKey, Entry>,
+    /// Record a `Change` when any path changes, not only the best (see `set_all_paths`).
+    all_paths: bool,
 }
 
 #[derive(Default)]
@@ -188,13 +198,33 @@ impl Rib {
     /// `best`, trying table position `hint` before hashing (positions move only when an entry
     /// is removed, so a recent hint is usually right).
     pub fn best_hint(&self, f: Family, key: &RouteKey, hint: usize) -> Option<&Path> {
+        self.entry_hint(f, key, hint)?.best()
+    }
+
+    /// `entry`, trying table position `hint` before hashing.
+    pub fn entry_hint(&self, f: Family, key: &RouteKey, hint: usize) -> Option<&Entry> {
         let t = self.tables.get(&f)?;
         if let Some((k, e)) = t.map.get_index(hint)
             && k == key
         {
-            return e.best();
+            return Some(e);
         }
-        t.map.get(key)?.best()
+        t.map.get(key)
+    }
+
+    /// Whether `f` records a change for every path (RFC 7911: an ADD-PATH send peer is sent
+    /// every path, so it must hear of non-best ones too). Off by default: without such a peer
+    /// only best-path changes are recorded.
+    pub fn set_all_paths(&mut self, f: Family, on: bool) {
+        if on {
+            self.tables.entry(f).or_default().all_paths = true;
+        } else if let Some(t) = self.tables.get_mut(&f) {
+            t.all_paths = false;
+        }
+    }
+
+    pub fn all_paths(&self, f: Family) -> bool {
+        self.tables.get(&f).is_some_and(|t| t.all_paths)
     }
 
     pub fn entry(&self, f: Family, key: &RouteKey) -> Option<&Entry> {
@@ -217,6 +247,7 @@ impl Rib {
         rest: NlriRest,
     ) {
         let t = self.tables.entry(f).or_default();
+        let all = t.all_paths;
         let path = Path {
             peer,
             path_id,
@@ -227,15 +258,19 @@ impl Rib {
         // one hash lookup for both the new and the existing key
         let entry = t.map.entry(key);
         let index = entry.index();
-        let (before, changed, key, new_peer) = match entry {
+        // `other`: a path changed (recorded even when the best did not, in an all-paths table)
+        let (before, changed, other, key, new_peer) = match entry {
             indexmap::map::Entry::Occupied(mut o) => {
                 let e = o.get_mut();
                 let before = e.paths.first().cloned();
+                let mut other = all;
                 if let Some(p) = e
                     .paths
                     .iter_mut()
                     .find(|p| p.peer == peer && p.path_id == path_id)
                 {
+                    // the same path again (a refresh, a GR re-announcement): nothing to send
+                    other = all && !(Arc::ptr_eq(&p.attrs, &path.attrs) && p.rest == path.rest);
                     *p = path;
                 } else {
                     e.paths.push(path);
@@ -248,7 +283,7 @@ impl Rib {
                 }
                 let changed = !same_path(before.as_ref(), e.paths.first());
                 let new_peer = e.paths.first().map(|p| p.peer);
-                (before, changed, o.key().clone(), new_peer)
+                (before, changed, other, o.key().clone(), new_peer)
             }
             indexmap::map::Entry::Vacant(v) => {
                 let key = v.key().clone();
@@ -257,15 +292,17 @@ impl Rib {
                 e.reason = Some(Reason::Only);
                 v.insert(e);
                 *self.counts.entry((peer, f)).or_default() += 1;
-                (None, true, key, Some(peer))
+                (None, true, true, key, Some(peer))
             }
         };
-        if changed {
+        if changed || other {
             self.changes.push(Change {
                 family: f,
                 key,
                 old: before,
                 new_peer,
+                peer,
+                best: changed,
                 index,
             });
         }
@@ -276,6 +313,7 @@ impl Rib {
         let Some(t) = self.tables.get_mut(&f) else {
             return;
         };
+        let all = t.all_paths;
         let Some((index, _, e)) = t.map.get_full_mut(key) else {
             return;
         };
@@ -301,12 +339,14 @@ impl Rib {
         if e.paths.is_empty() {
             t.map.swap_remove_index(index);
         }
-        if changed {
+        if changed || all {
             self.changes.push(Change {
                 family: f,
                 key: key.clone(),
                 old: before,
                 new_peer,
+                peer,
+                best: changed,
                 index,
             });
         }
@@ -384,7 +424,7 @@ impl Rib {
         })
     }
 
-    /// The keys whose best path changed since the last call.
+    /// The keys whose best path (in an all-paths table: any path) changed since the last call.
     pub fn drain_changes(&mut self) -> std::vec::Drain<'_, Change> {
         self.changes.drain(..)
     }

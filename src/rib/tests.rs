@@ -458,3 +458,50 @@ fn layout_sizes() {
         std::mem::size_of::<Entry>()
     );
 }
+
+#[test]
+fn all_paths_tables_record_non_best_changes_and_others_do_not() {
+    // RFC 7911 send: a table an ADD-PATH send peer reads records every path change; a table
+    // without one records best-path changes only
+    let f = Family::L2VPN_EVPN;
+    let k = RouteKey::new(&[2, 1, 2, 3]);
+    let run = |all: bool| -> Vec<(PeerId, bool)> {
+        let mut rib = Rib::default();
+        for (p, id) in [(1, 1), (2, 2)] {
+            rib.set_peer(
+                PeerId(p),
+                PeerMeta {
+                    addr: IpAddr::V4(Ipv4Addr::new(10, 1, 0, id)),
+                    bgp_id: Ipv4Addr::new(10, 0, 0, id),
+                    ebgp: true,
+                },
+            );
+        }
+        rib.set_all_paths(f, all);
+        assert_eq!(rib.all_paths(f), all);
+        let a1 = rib.intern(attrs(&base()));
+        let a2 = rib.intern(attrs(&Spec { nh: 2, ..base() }));
+        let a3 = rib.intern(attrs(&Spec { nh: 3, ..base() }));
+        let rest = NlriRest::default();
+        rib.announce(f, k.clone(), PeerId(1), 0, a1.clone(), rest.clone()); // best
+        rib.announce(f, k.clone(), PeerId(2), 0, a2, rest.clone()); // not best (router ID)
+        rib.announce(f, k.clone(), PeerId(2), 0, a3.clone(), rest.clone()); // replaced
+        rib.announce(f, k.clone(), PeerId(2), 0, a3, rest.clone()); // the same again
+        rib.announce(f, k.clone(), PeerId(1), 0, a1, rest); // the same again
+        rib.withdraw(f, &k, PeerId(2), 0); // not best, gone
+        rib.withdraw(f, &k, PeerId(1), 0); // best, gone
+        rib.drain_changes().map(|c| (c.peer, c.best)).collect()
+    };
+    let (p1, p2) = (PeerId(1), PeerId(2));
+    assert_eq!(run(false), vec![(p1, true), (p1, true)]);
+    assert_eq!(
+        run(true),
+        vec![
+            (p1, true),
+            (p2, false),
+            (p2, false),
+            (p2, false),
+            (p1, true)
+        ]
+    );
+}
