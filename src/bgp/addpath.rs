@@ -3,6 +3,7 @@
 //!
 //! Owns: per peer and family for which we send path identifiers (`Negotiated::add_path_tx`),
 //! the paths advertised per key with their identifiers (`AddPathOut`); the choice of paths;
+//! which RIB changes queue a key for such a peer (`feed`: best-path and other-path changes);
 //! switching the RIB tables that an add-path peer reads to record every path change
 //! (`track`). Must not: change the RIB's paths, decide export rules (adj_out.rs `exportable`
 //! and `export_for`, applied here per path) or build UPDATE bytes (adj_out.rs packs the
@@ -28,18 +29,20 @@
 //! session: a new session starts from an empty record.
 //!
 //! Cost: only peers with ADD-PATH send hold a record (one entry per advertised path: source,
-//! identifier, the source attributes and NLRI rest, so an unchanged path is not re-sent); the
-//! RIB records non-best changes only in tables such a peer reads.
+//! identifier, the source attributes and NLRI rest, so an unchanged path is not re-sent —
+//! about 180 octets per key at 1M single-path keys); the RIB records non-best changes only in
+//! tables such a peer reads, and a speaker without such a peer runs the RIB's and
+//! Adj-RIB-Out's plain code (rib `announce`/`withdraw` compile a tracking copy apart).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::adj_out::{Export, export_for, exportable};
+use super::adj_out::{Export, export_for, exportable, feed_best, queue};
 use super::{Negotiated, Speaker};
 use crate::rib::key::{NlriRest, RouteKey};
-use crate::rib::{Attrs, Map, Path, PeerId};
+use crate::rib::{Attrs, Change, Map, Path, PathChange, PeerId};
 use crate::wire::bgp::afi::Family;
 use crate::wire::bgp::message::BgpCtx;
 
@@ -195,6 +198,40 @@ fn diff(
         }
         keep
     });
+}
+
+/// Queue for ADD-PATH peer `peer` the keys of its families `fams` that changed: in the families
+/// we send it every path for (`tx`), a change of any path but its own (its own paths never go
+/// back to it, nor change what else it gets); in the others, best-path changes as for any peer.
+pub(super) fn feed(
+    sp: &mut Speaker,
+    peer: PeerId,
+    fams: &[Family],
+    tx: &[Family],
+    changes: &[Change],
+    path_changes: &[PathChange],
+) {
+    for ch in changes.iter().filter(|c| fams.contains(&c.family)) {
+        if !tx.contains(&ch.family) {
+            feed_best(sp, peer, ch);
+            continue;
+        }
+        // whose path changed is known when the key came or went (its only path); a key that
+        // appeared with one of the peer's own paths is the bulk-load case: nothing to send
+        let own = match (&ch.old, ch.new_peer) {
+            (None, Some(p)) => p == peer,
+            (Some(o), None) => o.peer == peer,
+            _ => false,
+        };
+        if !own {
+            queue(sp, peer, ch.family, &ch.key, ch.index, false);
+        }
+    }
+    for pc in path_changes {
+        if tx.contains(&pc.family) && fams.contains(&pc.family) && pc.peer != peer {
+            queue(sp, peer, pc.family, &pc.key, pc.index, false);
+        }
+    }
 }
 
 /// Switch every RIB table an established ADD-PATH send peer reads to record all path

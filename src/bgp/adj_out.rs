@@ -147,6 +147,8 @@ pub(super) fn feed_changes(sp: &mut Speaker) {
         return;
     }
     let changes: Vec<crate::rib::Change> = sp.rib.drain_changes().collect();
+    // only tables an ADD-PATH send peer reads record these (empty otherwise: no allocation)
+    let path_changes: Vec<crate::rib::PathChange> = sp.rib.drain_path_changes().collect();
     if sp.defer_until.is_some() {
         return; // the full sync at the end of deferral covers them
     }
@@ -159,35 +161,41 @@ pub(super) fn feed_changes(sp: &mut Speaker) {
         })
         .collect();
     for (peer, fams, tx) in targets {
+        if !tx.is_empty() {
+            addpath::feed(sp, peer, &fams, &tx, &changes, &path_changes);
+            continue;
+        }
         for ch in &changes {
-            if !fams.contains(&ch.family) {
-                continue;
+            if fams.contains(&ch.family) {
+                feed_best(sp, peer, ch);
             }
-            if tx.contains(&ch.family) {
-                // RFC 7911: every path goes to this peer, so any path's change matters — but
-                // one of its own paths never goes back to it, nor changes what else it gets
-                if ch.peer != peer {
-                    queue(sp, peer, ch.family, &ch.key, ch.index, false);
-                }
-                continue;
-            }
-            if !ch.best {
-                continue; // another candidate changed, the best did not: only ADD-PATH cares
-            }
-            let was = ch.old.as_ref().is_some_and(|o| exportable(sp, peer, o));
-            // the common case of a bulk load: the new best came from this very peer and it
-            // had not been sent the old one — nothing to send it
-            if !was && ch.new_peer == Some(peer) {
-                continue;
-            }
-            queue(sp, peer, ch.family, &ch.key, ch.index, was);
         }
     }
 }
 
+/// Queue one best-path change for a peer that is sent the best path only.
+#[inline(always)]
+pub(super) fn feed_best(sp: &mut Speaker, peer: PeerId, ch: &crate::rib::Change) {
+    let was = ch.old.as_ref().is_some_and(|o| exportable(sp, peer, o));
+    // the common case of a bulk load: the new best came from this very peer and it had not
+    // been sent the old one — nothing to send it
+    if !was && ch.new_peer == Some(peer) {
+        return;
+    }
+    queue(sp, peer, ch.family, &ch.key, ch.index, was);
+}
+
 /// Queue `key` for `peer`; a key already queued keeps its `was` (the state before the first
 /// change since it was packed) and takes the newer hint.
-fn queue(sp: &mut Speaker, peer: PeerId, family: Family, key: &RouteKey, hint: usize, was: bool) {
+#[inline(always)]
+pub(super) fn queue(
+    sp: &mut Speaker,
+    peer: PeerId,
+    family: Family,
+    key: &RouteKey,
+    hint: usize,
+    was: bool,
+) {
     if let Some(p) = sp.peers.get_mut(&peer) {
         let q = p.out.pending.entry(family).or_default();
         let e = q.entry(key.clone()).or_insert(Pending {
@@ -370,10 +378,9 @@ fn pack(sp: &mut Speaker, peer: PeerId) {
         // RFC 7911 §5: with ADD-PATH send negotiated for the family "the speaker MUST generate
         // a route update for the <AFI, SAFI> based on the combination of the address prefix
         // and the Path Identifier, and use the extended NLRI encodings"
-        let tx = n.add_path_tx.contains(&family);
-        let mut ops: Vec<addpath::Op> = Vec::new();
-        for (key, Pending { was, full, hint }) in batch {
-            if tx {
+        if n.add_path_tx.contains(&family) {
+            let mut ops: Vec<addpath::Op> = Vec::new();
+            for (key, Pending { full, hint, .. }) in batch {
                 addpath::key_ops(sp, peer, &n, &ctx, family, &key, hint, full, &mut ops);
                 for op in ops.drain(..) {
                     match op {
@@ -392,24 +399,26 @@ fn pack(sp: &mut Speaker, peer: PeerId) {
                         }
                     }
                 }
-                continue;
             }
-            let best = sp.rib.best_hint(family, &key, hint).cloned();
-            let exported = best.as_ref().and_then(|b| {
-                exportable(sp, peer, b)
-                    .then(|| export_for(sp, peer, &n, &ctx, family, b))
-                    .flatten()
-                    .map(|e| (e, b.rest.clone()))
-            });
-            match exported {
-                Some((e, rest)) => {
-                    groups.push(&e, |out| join_nlri(family, &key, &rest, out));
+        } else {
+            for (key, Pending { was, hint, .. }) in batch {
+                let best = sp.rib.best_hint(family, &key, hint).cloned();
+                let exported = best.as_ref().and_then(|b| {
+                    exportable(sp, peer, b)
+                        .then(|| export_for(sp, peer, &n, &ctx, family, b))
+                        .flatten()
+                        .map(|e| (e, b.rest.clone()))
+                });
+                match exported {
+                    Some((e, rest)) => {
+                        groups.push(&e, |out| join_nlri(family, &key, &rest, out));
+                    }
+                    None if was => {
+                        let rest = withdraw_rest(family, &key);
+                        push_record(&mut withdrawn, |out| join_nlri(family, &key, &rest, out));
+                    }
+                    None => {}
                 }
-                None if was => {
-                    let rest = withdraw_rest(family, &key);
-                    push_record(&mut withdrawn, |out| join_nlri(family, &key, &rest, out));
-                }
-                None => {}
             }
         }
         let max = ctx.max_len();
@@ -612,6 +621,9 @@ fn emit_reach(family: Family, e: &Export, recs: &[u8], max: usize, msgs: &mut Ve
 }
 
 /// The exported attribute set of `path` for `dest`, cached per (attribute set, source peer).
+/// Always inlined (it has two callers, `pack` and addpath.rs): the cache hit is the
+/// per-route hot path of packing.
+#[inline(always)]
 pub(super) fn export_for(
     sp: &mut Speaker,
     dest: PeerId,

@@ -4,8 +4,8 @@
 //! selection on every change; GR stale marks; per-peer prefix counts; the list of keys whose
 //! best path changed since the caller last drained it (the feed for Adj-RIB-Out and EVPN) —
 //! and, for a table switched to `all_paths` (an ADD-PATH send peer takes every path, RFC
-//! 7911), keys where any other path changed too. A table without it records best-path
-//! changes only and pays one flag test per operation.
+//! 7911), a second list of keys where another path changed while the best stayed. A table
+//! without it records best-path changes only and pays one flag test per operation.
 //! Must not: do I/O, read clocks, know about sessions or the dataplane.
 //!
 //! Layout (memory is the budget: ≤ 250 octets per route at 1M routes): one `IndexMap` entry
@@ -78,8 +78,8 @@ impl Entry {
     }
 }
 
-/// A key whose best path changed (or, in an `all_paths` table, any of its paths); `old` is the
-/// best path before this change (so a consumer can tell whether it had announced something).
+/// A key whose best path changed; `old` is the best path before the first change since the
+/// last drain (so a consumer can tell whether it had announced something).
 #[derive(Clone, Debug)]
 pub struct Change {
     pub family: Family,
@@ -87,13 +87,20 @@ pub struct Change {
     pub old: Option<Path>,
     /// The peer of the best path after the change (None: the key is gone).
     pub new_peer: Option<PeerId>,
-    /// The peer whose path was added, replaced or removed.
-    pub peer: PeerId,
-    /// The best path changed. False only in an `all_paths` table: another candidate changed
-    /// and the best stayed as it was.
-    pub best: bool,
     /// Where the entry sat in the table right after the change: a hint that saves a hash
     /// lookup when the key is looked up again soon (checked, never trusted).
+    pub index: usize,
+}
+
+/// In an `all_paths` table: a path of `key` other than the best was added, replaced (with
+/// other attributes or NLRI rest) or removed, and the best path stayed as it was.
+#[derive(Clone, Debug)]
+pub struct PathChange {
+    pub family: Family,
+    pub key: RouteKey,
+    /// The peer whose path changed.
+    pub peer: PeerId,
+    /// Where the entry sat in the table (a lookup hint, as in `Change`).
     pub index: usize,
 }
 
@@ -116,6 +123,9 @@ pub struct Rib {
     peers: HashMap<PeerId, PeerMeta>,
     counts: HashMap<(PeerId, Family), u32, Hasher>,
     changes: Vec<Change>,
+    path_changes: Vec<PathChange>,
+    /// Some table has `all_paths` on: `announce`/`withdraw` take their tracking variant.
+    tracking: bool,
 }
 
 fn candidate<'a>(peers: &'a HashMap<PeerId, PeerMeta>, p: &'a Path) -> Candidate<'a> {
@@ -198,7 +208,13 @@ impl Rib {
     /// `best`, trying table position `hint` before hashing (positions move only when an entry
     /// is removed, so a recent hint is usually right).
     pub fn best_hint(&self, f: Family, key: &RouteKey, hint: usize) -> Option<&Path> {
-        self.entry_hint(f, key, hint)?.best()
+        let t = self.tables.get(&f)?;
+        if let Some((k, e)) = t.map.get_index(hint)
+            && k == key
+        {
+            return e.best();
+        }
+        t.map.get(key)?.best()
     }
 
     /// `entry`, trying table position `hint` before hashing.
@@ -221,6 +237,7 @@ impl Rib {
         } else if let Some(t) = self.tables.get_mut(&f) {
             t.all_paths = false;
         }
+        self.tracking = self.tables.values().any(|t| t.all_paths);
     }
 
     pub fn all_paths(&self, f: Family) -> bool {
@@ -246,8 +263,40 @@ impl Rib {
         attrs: Arc<Attrs>,
         rest: NlriRest,
     ) {
+        // two copies: the common one (no all-paths table) is the plain code, inlined here; the
+        // tracking one stays out of line so that this function keeps its size
+        if self.tracking {
+            self.announce_tracking(f, key, peer, path_id, attrs, rest);
+        } else {
+            self.announce_in::<false>(f, key, peer, path_id, attrs, rest);
+        }
+    }
+
+    #[inline(never)]
+    fn announce_tracking(
+        &mut self,
+        f: Family,
+        key: RouteKey,
+        peer: PeerId,
+        path_id: u32,
+        attrs: Arc<Attrs>,
+        rest: NlriRest,
+    ) {
+        self.announce_in::<true>(f, key, peer, path_id, attrs, rest);
+    }
+
+    #[inline(always)]
+    fn announce_in<const TRACK: bool>(
+        &mut self,
+        f: Family,
+        key: RouteKey,
+        peer: PeerId,
+        path_id: u32,
+        attrs: Arc<Attrs>,
+        rest: NlriRest,
+    ) {
         let t = self.tables.entry(f).or_default();
-        let all = t.all_paths;
+        let all = TRACK && t.all_paths;
         let path = Path {
             peer,
             path_id,
@@ -270,7 +319,9 @@ impl Rib {
                     .find(|p| p.peer == peer && p.path_id == path_id)
                 {
                     // the same path again (a refresh, a GR re-announcement): nothing to send
-                    other = all && !(Arc::ptr_eq(&p.attrs, &path.attrs) && p.rest == path.rest);
+                    if TRACK && all && Arc::ptr_eq(&p.attrs, &path.attrs) && p.rest == path.rest {
+                        other = false;
+                    }
                     *p = path;
                 } else {
                     e.paths.push(path);
@@ -295,14 +346,19 @@ impl Rib {
                 (None, true, true, key, Some(peer))
             }
         };
-        if changed || other {
+        if changed {
             self.changes.push(Change {
                 family: f,
                 key,
                 old: before,
                 new_peer,
+                index,
+            });
+        } else if TRACK && other {
+            self.path_changes.push(PathChange {
+                family: f,
+                key,
                 peer,
-                best: changed,
                 index,
             });
         }
@@ -310,10 +366,30 @@ impl Rib {
 
     /// Remove the path (`peer`, `path_id`) of `key`, if present.
     pub fn withdraw(&mut self, f: Family, key: &RouteKey, peer: PeerId, path_id: u32) {
+        if self.tracking {
+            self.withdraw_tracking(f, key, peer, path_id);
+        } else {
+            self.withdraw_in::<false>(f, key, peer, path_id);
+        }
+    }
+
+    #[inline(never)]
+    fn withdraw_tracking(&mut self, f: Family, key: &RouteKey, peer: PeerId, path_id: u32) {
+        self.withdraw_in::<true>(f, key, peer, path_id);
+    }
+
+    #[inline(always)]
+    fn withdraw_in<const TRACK: bool>(
+        &mut self,
+        f: Family,
+        key: &RouteKey,
+        peer: PeerId,
+        path_id: u32,
+    ) {
         let Some(t) = self.tables.get_mut(&f) else {
             return;
         };
-        let all = t.all_paths;
+        let all = TRACK && t.all_paths;
         let Some((index, _, e)) = t.map.get_full_mut(key) else {
             return;
         };
@@ -339,14 +415,19 @@ impl Rib {
         if e.paths.is_empty() {
             t.map.swap_remove_index(index);
         }
-        if changed || all {
+        if changed {
             self.changes.push(Change {
                 family: f,
                 key: key.clone(),
                 old: before,
                 new_peer,
+                index,
+            });
+        } else if TRACK && all {
+            self.path_changes.push(PathChange {
+                family: f,
+                key: key.clone(),
                 peer,
-                best: changed,
                 index,
             });
         }
@@ -424,13 +505,19 @@ impl Rib {
         })
     }
 
-    /// The keys whose best path (in an all-paths table: any path) changed since the last call.
+    /// The keys whose best path changed since the last call.
     pub fn drain_changes(&mut self) -> std::vec::Drain<'_, Change> {
         self.changes.drain(..)
     }
 
+    /// The keys of `all_paths` tables where another path changed since the last call.
+    pub fn drain_path_changes(&mut self) -> std::vec::Drain<'_, PathChange> {
+        self.path_changes.drain(..)
+    }
+
+    /// Best-path or other-path changes wait to be drained.
     pub fn has_changes(&self) -> bool {
-        !self.changes.is_empty()
+        !self.changes.is_empty() || !self.path_changes.is_empty()
     }
 }
 

@@ -461,11 +461,11 @@ fn layout_sizes() {
 
 #[test]
 fn all_paths_tables_record_non_best_changes_and_others_do_not() {
-    // RFC 7911 send: a table an ADD-PATH send peer reads records every path change; a table
-    // without one records best-path changes only
+    // RFC 7911 send: a table an ADD-PATH send peer reads records every path change (best ones
+    // as `Change`, others as `PathChange`); a table without one records best-path changes only
     let f = Family::L2VPN_EVPN;
     let k = RouteKey::new(&[2, 1, 2, 3]);
-    let run = |all: bool| -> Vec<(PeerId, bool)> {
+    let run = |all: bool| -> (usize, Vec<PeerId>) {
         let mut rib = Rib::default();
         for (p, id) in [(1, 1), (2, 2)] {
             rib.set_peer(
@@ -490,18 +490,13 @@ fn all_paths_tables_record_non_best_changes_and_others_do_not() {
         rib.announce(f, k.clone(), PeerId(1), 0, a1, rest); // the same again
         rib.withdraw(f, &k, PeerId(2), 0); // not best, gone
         rib.withdraw(f, &k, PeerId(1), 0); // best, gone
-        rib.drain_changes().map(|c| (c.peer, c.best)).collect()
+        assert!(rib.has_changes());
+        let best = rib.drain_changes().count();
+        let others = rib.drain_path_changes().map(|c| c.peer).collect();
+        assert!(!rib.has_changes());
+        (best, others)
     };
-    let (p1, p2) = (PeerId(1), PeerId(2));
-    assert_eq!(run(false), vec![(p1, true), (p1, true)]);
-    assert_eq!(
-        run(true),
-        vec![
-            (p1, true),
-            (p2, false),
-            (p2, false),
-            (p2, false),
-            (p1, true)
-        ]
-    );
+    let p2 = PeerId(2);
+    assert_eq!(run(false), (2, vec![]));
+    assert_eq!(run(true), (2, vec![p2, p2, p2]));
 }
