@@ -497,6 +497,47 @@ fn finish(mut m: Vec<u8>, msgs: &mut Vec<Vec<u8>>) {
     msgs.push(m);
 }
 
+/// Append records while the message stays within `max - reserve` octets.
+fn fill<'a>(
+    m: &mut Vec<u8>,
+    it: &mut std::iter::Peekable<impl Iterator<Item = &'a [u8]>>,
+    max: usize,
+    reserve: usize,
+) {
+    while let Some(r) = it.peek() {
+        if m.len() + r.len() + reserve > max {
+            break;
+        }
+        m.extend_from_slice(r);
+        it.next();
+    }
+}
+
+/// Write a 2-octet length field at `m[at..at + 2]`.
+fn set_len(m: &mut [u8], at: usize, len: usize) {
+    if let Some(l) = m.get_mut(at..at + 2) {
+        l.copy_from_slice(&u16::try_from(len).unwrap_or(0).to_be_bytes());
+    }
+}
+
+/// Start an MP_REACH/MP_UNREACH attribute (extended length, patched by `end_mp`) with its
+/// AFI/SAFI; returns where its value starts.
+fn start_mp(m: &mut Vec<u8>, type_code: u8, family: Family) -> usize {
+    m.extend_from_slice(&[flags::OPTIONAL | flags::EXTENDED_LENGTH, type_code, 0, 0]);
+    let attr_start = m.len();
+    m.extend_from_slice(&family.afi.0.to_be_bytes());
+    m.push(family.safi.0);
+    attr_start
+}
+
+/// Patch the attribute length and the Total Path Attribute Length after the MP attribute,
+/// the last attribute of the message.
+fn end_mp(m: &mut [u8], attr_start: usize) {
+    let len = m.len();
+    set_len(m, attr_start - 2, len - attr_start);
+    set_len(m, HEADER_LEN + 2, len - HEADER_LEN - 4);
+}
+
 fn emit_withdraw(family: Family, recs: &[u8], max: usize, msgs: &mut Vec<Vec<u8>>) {
     if recs.is_empty() {
         return;
@@ -508,51 +549,16 @@ fn emit_withdraw(family: Family, recs: &[u8], max: usize, msgs: &mut Vec<Vec<u8>
         if family == Family::IPV4_UNICAST {
             // Withdrawn Routes Length, routes, Total Path Attribute Length 0
             m.extend_from_slice(&[0, 0]);
-            while let Some(r) = it.peek() {
-                if m.len() + r.len() + 2 > max {
-                    break;
-                }
-                m.extend_from_slice(r);
-                it.next();
-            }
-            let wlen = u16::try_from(m.len() - HEADER_LEN - 2)
-                .unwrap_or(0)
-                .to_be_bytes();
-            if let Some(l) = m.get_mut(HEADER_LEN..HEADER_LEN + 2) {
-                l.copy_from_slice(&wlen);
-            }
+            fill(&mut m, &mut it, max, 2);
+            let wlen = m.len() - HEADER_LEN - 2;
+            set_len(&mut m, HEADER_LEN, wlen);
             m.extend_from_slice(&[0, 0]);
         } else {
             // Withdrawn Routes Length 0, attributes: MP_UNREACH_NLRI (extended length)
             m.extend_from_slice(&[0, 0, 0, 0]);
-            m.extend_from_slice(&[
-                flags::OPTIONAL | flags::EXTENDED_LENGTH,
-                code::MP_UNREACH_NLRI,
-                0,
-                0,
-            ]);
-            let attr_start = m.len();
-            m.extend_from_slice(&family.afi.0.to_be_bytes());
-            m.push(family.safi.0);
-            while let Some(r) = it.peek() {
-                if m.len() + r.len() > max {
-                    break;
-                }
-                m.extend_from_slice(r);
-                it.next();
-            }
-            let alen = u16::try_from(m.len() - attr_start)
-                .unwrap_or(0)
-                .to_be_bytes();
-            if let Some(l) = m.get_mut(attr_start - 2..attr_start) {
-                l.copy_from_slice(&alen);
-            }
-            let tlen = u16::try_from(m.len() - HEADER_LEN - 4)
-                .unwrap_or(0)
-                .to_be_bytes();
-            if let Some(l) = m.get_mut(HEADER_LEN + 2..HEADER_LEN + 4) {
-                l.copy_from_slice(&tlen);
-            }
+            let attr_start = start_mp(&mut m, code::MP_UNREACH_NLRI, family);
+            fill(&mut m, &mut it, max, 0);
+            end_mp(&mut m, attr_start);
         }
         finish(m, msgs);
     }
@@ -567,54 +573,20 @@ fn emit_reach(family: Family, e: &Export, recs: &[u8], max: usize, msgs: &mut Ve
         m.extend_from_slice(&e.attrs);
         if family == Family::IPV4_UNICAST {
             let attrs_len = m.len() - HEADER_LEN - 4;
-            while let Some(r) = it.peek() {
-                if m.len() + r.len() > max {
-                    break;
-                }
-                m.extend_from_slice(r);
-                it.next();
-            }
-            let tlen = u16::try_from(attrs_len).unwrap_or(0).to_be_bytes();
-            if let Some(l) = m.get_mut(HEADER_LEN + 2..HEADER_LEN + 4) {
-                l.copy_from_slice(&tlen);
-            }
+            fill(&mut m, &mut it, max, 0);
+            set_len(&mut m, HEADER_LEN + 2, attrs_len);
         } else {
-            m.extend_from_slice(&[
-                flags::OPTIONAL | flags::EXTENDED_LENGTH,
-                code::MP_REACH_NLRI,
-                0,
-                0,
-            ]);
-            let attr_start = m.len();
-            m.extend_from_slice(&family.afi.0.to_be_bytes());
-            m.push(family.safi.0);
+            let attr_start = start_mp(&mut m, code::MP_REACH_NLRI, family);
             e.next_hop.encode(&mut m);
             m.push(0);
             let before = m.len();
-            while let Some(r) = it.peek() {
-                if m.len() + r.len() > max {
-                    break;
-                }
-                m.extend_from_slice(r);
-                it.next();
-            }
+            fill(&mut m, &mut it, max, 0);
             if m.len() == before {
                 // a single NLRI that cannot fit is dropped rather than looping forever
                 it.next();
                 continue;
             }
-            let alen = u16::try_from(m.len() - attr_start)
-                .unwrap_or(0)
-                .to_be_bytes();
-            if let Some(l) = m.get_mut(attr_start - 2..attr_start) {
-                l.copy_from_slice(&alen);
-            }
-            let tlen = u16::try_from(m.len() - HEADER_LEN - 4)
-                .unwrap_or(0)
-                .to_be_bytes();
-            if let Some(l) = m.get_mut(HEADER_LEN + 2..HEADER_LEN + 4) {
-                l.copy_from_slice(&tlen);
-            }
+            end_mp(&mut m, attr_start);
         }
         finish(m, msgs);
     }
