@@ -7,6 +7,7 @@
 
 pub mod bgp;
 pub mod config;
+pub mod dataplane;
 pub mod decode;
 pub mod pcap;
 pub mod rib;

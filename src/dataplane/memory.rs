@@ -1,0 +1,153 @@
+//! The in-memory dataplane: the tables a kernel would hold, as maps. Used by tests, the
+//! examples, `vmmi demo` and `[dataplane] kind = "memory"`.
+//!
+//! Owns: its four tables and a queue of injected learn events.
+//! Must not: fail — every op succeeds, as the idempotence rules in `dataplane` say.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::{Batch, Dataplane, DataplaneOp, LearnEvent, OpError};
+use crate::wire::types::MacAddr;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Memory {
+    /// (vni, mac) → (vtep, sticky)
+    pub fdb: BTreeMap<(u32, MacAddr), (IpAddr, bool)>,
+    pub flood: BTreeSet<(u32, IpAddr)>,
+    pub neigh: BTreeMap<(u32, IpAddr), MacAddr>,
+    pub routes: BTreeMap<(u32, IpNet), (IpAddr, Option<MacAddr>)>,
+    /// Ops applied so far.
+    pub applied: u64,
+    #[serde(skip)]
+    events: VecDeque<LearnEvent>,
+}
+
+impl Memory {
+    pub fn new() -> Memory {
+        Memory::default()
+    }
+
+    /// Apply one op (never fails).
+    pub fn apply_op(&mut self, op: &DataplaneOp) {
+        self.applied += 1;
+        match *op {
+            DataplaneOp::Fdb {
+                vni,
+                mac,
+                vtep,
+                sticky,
+            } => {
+                self.fdb.insert((vni, mac), (vtep, sticky));
+            }
+            DataplaneOp::FdbDel { vni, mac } => {
+                self.fdb.remove(&(vni, mac));
+            }
+            DataplaneOp::Flood { vni, vtep } => {
+                self.flood.insert((vni, vtep));
+            }
+            DataplaneOp::FloodDel { vni, vtep } => {
+                self.flood.remove(&(vni, vtep));
+            }
+            DataplaneOp::Neigh { vni, ip, mac } => {
+                self.neigh.insert((vni, ip), mac);
+            }
+            DataplaneOp::NeighDel { vni, ip } => {
+                self.neigh.remove(&(vni, ip));
+            }
+            DataplaneOp::Route {
+                vni,
+                prefix,
+                vtep,
+                rmac,
+            } => {
+                self.routes.insert((vni, prefix), (vtep, rmac));
+            }
+            DataplaneOp::RouteDel { vni, prefix } => {
+                self.routes.remove(&(vni, prefix));
+            }
+        }
+    }
+
+    pub fn apply_now(&mut self, ops: &[DataplaneOp]) {
+        for op in ops {
+            self.apply_op(op);
+        }
+    }
+
+    /// Queue a learn event, as a kernel bridge would report one.
+    pub fn inject(&mut self, e: LearnEvent) {
+        self.events.push_back(e);
+    }
+
+    /// Where the FDB points `mac` of `vni`.
+    pub fn vtep_of(&self, vni: u32, mac: MacAddr) -> Option<IpAddr> {
+        self.fdb.get(&(vni, mac)).map(|e| e.0)
+    }
+}
+
+impl Dataplane for Memory {
+    async fn apply(&mut self, batch: &Batch) -> Vec<OpError> {
+        self.apply_now(&batch.ops);
+        Vec::new()
+    }
+
+    fn drain_events(&mut self) -> Vec<LearnEvent> {
+        self.events.drain(..).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ops_are_idempotent_and_fdb_replaces() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let mut m = Memory::new();
+        let add = |vtep| DataplaneOp::Fdb {
+            vni: 100,
+            mac,
+            vtep: ip(vtep),
+            sticky: false,
+        };
+        m.apply_now(&[add("10.0.0.1"), add("10.0.0.1")]);
+        assert_eq!(m.vtep_of(100, mac), Some(ip("10.0.0.1")));
+        // a move is one replace: the entry is never absent in between
+        m.apply_now(&[add("10.0.0.2")]);
+        assert_eq!(m.vtep_of(100, mac), Some(ip("10.0.0.2")));
+        assert_eq!(m.fdb.len(), 1);
+        m.apply_now(&[
+            DataplaneOp::FdbDel { vni: 100, mac },
+            DataplaneOp::FdbDel { vni: 100, mac },
+        ]);
+        assert!(m.fdb.is_empty());
+        // flood lists: per-VTEP append/delete
+        m.apply_now(&[
+            DataplaneOp::Flood {
+                vni: 100,
+                vtep: ip("10.0.0.1"),
+            },
+            DataplaneOp::Flood {
+                vni: 100,
+                vtep: ip("10.0.0.2"),
+            },
+            DataplaneOp::FloodDel {
+                vni: 100,
+                vtep: ip("10.0.0.1"),
+            },
+        ]);
+        assert_eq!(
+            m.flood.iter().collect::<Vec<_>>(),
+            vec![&(100, ip("10.0.0.2"))]
+        );
+        assert_eq!(m.applied, 8);
+    }
+}
