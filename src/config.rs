@@ -440,6 +440,12 @@ pub struct VniCfg {
     /// l3 only: prefixes to advertise as type-5 routes (RFC 9136).
     #[serde(deserialize_with = "text_vec")]
     pub prefixes: Vec<IpNet>,
+    /// l2 only: the anycast gateway MAC (the same on every VTEP); default `02:76:6d` + VNI.
+    #[serde(deserialize_with = "text_opt")]
+    pub gateway_mac: Option<MacAddr>,
+    /// l3 only: our Router's MAC (RFC 9135 §8.1); default `02:00` + router ID.
+    #[serde(deserialize_with = "text_opt")]
+    pub router_mac: Option<MacAddr>,
 }
 
 impl Default for VniCfg {
@@ -455,9 +461,14 @@ impl Default for VniCfg {
             gateway_ip: None,
             l3_vni: None,
             prefixes: Vec::new(),
+            gateway_mac: None,
+            router_mac: None,
         }
     }
 }
+
+/// The default `[mobility] state_file`.
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/vmmi/mobility.json";
 
 /// MAC mobility and duplicate-address detection (RFC 7432 §15.1).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -472,6 +483,9 @@ pub struct MobilityCfg {
     /// How long a duplicate stays frozen; 0 = until `vmmi dad clear`.
     #[serde(deserialize_with = "int")]
     pub dad_freeze_secs: u32,
+    /// Where MAC Mobility sequence numbers are kept across restarts (RFC 7432 §15.1: a restart
+    /// must never advertise a lower sequence than before); `""` = not kept.
+    pub state_file: String,
 }
 
 impl Default for MobilityCfg {
@@ -480,6 +494,7 @@ impl Default for MobilityCfg {
             dad_max_moves: 5,
             dad_window_secs: 180,
             dad_freeze_secs: 0,
+            state_file: DEFAULT_STATE_FILE.to_string(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod bgp;
 pub mod config;
 pub mod dataplane;
 pub mod decode;
+pub mod evpn;
 pub mod pcap;
 pub mod rib;
 pub mod runtime;

@@ -12,6 +12,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::bgp::{ConnId, Event, Output, PeerCfg, Speaker, SpeakerCfg};
+use crate::dataplane::LearnEvent;
+use crate::dataplane::memory::Memory;
+use crate::evpn::{self, Evpn, EvpnCfg, EvpnEvent};
 use crate::rib::PeerId;
 use crate::wire::bgp::afi::Family;
 use crate::wire::bgp::message::{BgpCtx, Message, frame_len};
@@ -26,6 +29,11 @@ pub struct Node {
     /// Every message received, decoded leniently (for assertions), with the connection.
     pub received: Vec<(ConnId, Vec<u8>)>,
     pub peers: Vec<(PeerId, PeerCfg)>,
+    /// The EVPN layer (`enable_evpn`), its config, events and in-memory dataplane.
+    pub evpn: Option<Evpn>,
+    pub evpn_cfg: Option<EvpnCfg>,
+    pub evpn_events: Vec<EvpnEvent>,
+    pub dp: Memory,
 }
 
 struct Link {
@@ -89,8 +97,104 @@ impl Net {
             events: Vec::new(),
             received: Vec::new(),
             peers: Vec::new(),
+            evpn: None,
+            evpn_cfg: None,
+            evpn_events: Vec::new(),
+            dp: Memory::new(),
         });
         i
+    }
+
+    /// Give node `i` an EVPN layer over an in-memory dataplane; VTEP = its address.
+    pub fn enable_evpn(&mut self, i: usize, f: impl FnOnce(&mut EvpnCfg)) {
+        let n = &mut self.nodes[i];
+        let mut cfg = EvpnCfg {
+            asn: n.cfg.asn,
+            router_id: n.cfg.router_id,
+            vtep: n.addr,
+            vnis: Vec::new(),
+            dad: Default::default(),
+            move_log: 1024,
+        };
+        f(&mut cfg);
+        let mut ev = Evpn::new(&cfg);
+        n.speaker.watch_evpn();
+        ev.start(self.now);
+        n.evpn = Some(ev);
+        n.evpn_cfg = Some(cfg);
+    }
+
+    /// A local learn (or leave) on node `i`, as its dataplane or `vmmi vm attach` reports it.
+    pub fn learn(&mut self, i: usize, e: LearnEvent) {
+        let now = self.now;
+        if let Some(ev) = &mut self.nodes[i].evpn {
+            ev.handle_learn(now, e);
+        }
+        self.settle();
+    }
+
+    /// The EVPN layer of node `i`.
+    pub fn evpn(&self, i: usize) -> &Evpn {
+        match &self.nodes[i].evpn {
+            Some(e) => e,
+            None => panic!("testkit: node {i} has no EVPN layer"),
+        }
+    }
+
+    pub fn evpn_mut(&mut self, i: usize) -> &mut Evpn {
+        match &mut self.nodes[i].evpn {
+            Some(e) => e,
+            None => panic!("testkit: node {i} has no EVPN layer"),
+        }
+    }
+
+    /// Node `i`'s EVPN daemon restarts: sequences come back from its state file, the kernel
+    /// keeps the dataplane and reports the MACs on local ports again. Call after `restart`.
+    pub fn restart_evpn(&mut self, i: usize) {
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        let (Some(old), Some(cfg)) = (n.evpn.take(), n.evpn_cfg.clone()) else {
+            return;
+        };
+        let saved = old.snapshot();
+        let local = old.local_macs();
+        let mut ev = Evpn::new(&cfg);
+        ev.restore(&saved);
+        n.speaker.watch_evpn();
+        ev.start(now);
+        for (vni, mac, ips, sticky) in local {
+            let mut it = ips.into_iter();
+            ev.handle_learn(
+                now,
+                LearnEvent::Learned {
+                    vni,
+                    mac,
+                    ip: it.next(),
+                    sticky,
+                },
+            );
+            for ip in it {
+                ev.handle_learn(
+                    now,
+                    LearnEvent::Learned {
+                        vni,
+                        mac,
+                        ip: Some(ip),
+                        sticky,
+                    },
+                );
+            }
+        }
+        n.evpn = Some(ev);
+        self.settle();
+    }
+
+    /// Make node `i`'s dataplane hold exactly what its EVPN layer wants (startup reconcile).
+    pub fn reconcile(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        if let Some(ev) = &n.evpn {
+            n.dp.reconcile(&ev.desired());
+        }
     }
 
     /// Configure node `i` to peer with node `j` (call for both sides). `f` adjusts the config.
@@ -124,7 +228,22 @@ impl Net {
     }
 
     fn collect(&mut self) {
+        let now = self.now;
         for (i, n) in self.nodes.iter_mut().enumerate() {
+            if let Some(ev) = &mut n.evpn {
+                let mut outs = Vec::new();
+                evpn::glue::pump(&mut n.speaker, ev, now, &mut outs);
+                for o in outs {
+                    match o {
+                        evpn::Output::Dataplane(b) => {
+                            n.dp.apply_now(&b.ops);
+                            ev.handle_applied(now, b.id);
+                        }
+                        evpn::Output::Event(e) => n.evpn_events.push(e),
+                        _ => {}
+                    }
+                }
+            }
             while let Some(o) = n.speaker.poll_output() {
                 if let Output::Event(e) = o {
                     n.events.push(e);
@@ -231,7 +350,10 @@ impl Net {
             let next = self
                 .nodes
                 .iter()
-                .filter_map(|n| n.speaker.poll_timeout())
+                .flat_map(|n| {
+                    let e = n.evpn.as_ref().and_then(|e| e.poll_timeout());
+                    n.speaker.poll_timeout().into_iter().chain(e)
+                })
                 .min();
             match next {
                 Some(t) if t <= end => {
@@ -240,6 +362,11 @@ impl Net {
                     for n in &mut self.nodes {
                         if n.speaker.poll_timeout().is_some_and(|t| t <= now) {
                             n.speaker.handle_timeout(now);
+                        }
+                        if let Some(e) = &mut n.evpn
+                            && e.poll_timeout().is_some_and(|t| t <= now)
+                        {
+                            e.handle_timeout(now);
                         }
                     }
                     self.settle();

@@ -183,7 +183,8 @@ fn interface_example_parses_to_expected_values() {
         MobilityCfg {
             dad_max_moves: 5,
             dad_window_secs: 180,
-            dad_freeze_secs: 0
+            dad_freeze_secs: 0,
+            state_file: vmmi::config::DEFAULT_STATE_FILE.to_string(),
         }
     );
     let l = &c.lisp;

@@ -149,6 +149,10 @@ pub(super) fn feed_changes(sp: &mut Speaker) {
     let changes: Vec<crate::rib::Change> = sp.rib.drain_changes().collect();
     // only tables an ADD-PATH send peer reads record these (empty otherwise: no allocation)
     let path_changes: Vec<crate::rib::PathChange> = sp.rib.drain_path_changes().collect();
+    if let Some(w) = &mut sp.watched {
+        let evpn = changes.iter().filter(|c| c.family == Family::L2VPN_EVPN);
+        w.extend(evpn.map(|c| c.key.clone()));
+    }
     if sp.defer_until.is_some() {
         return; // the full sync at the end of deferral covers them
     }

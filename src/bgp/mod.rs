@@ -259,6 +259,9 @@ pub struct Speaker {
     /// established peer's End-of-RIB, nothing is advertised.
     defer_until: Option<Instant>,
     scratch: Vec<u8>,
+    /// EVPN keys whose best path changed, for the EVPN layer (`watch_evpn`); `None`: nobody
+    /// watches and nothing is recorded.
+    watched: Option<Vec<RouteKey>>,
 }
 
 impl Speaker {
@@ -276,6 +279,21 @@ impl Speaker {
             out: VecDeque::new(),
             defer_until,
             scratch: Vec::with_capacity(64),
+            watched: None,
+        }
+    }
+
+    /// Record the EVPN keys whose best path changes, for `drain_watched` (the EVPN layer's
+    /// import feed). Local routes are recorded too.
+    pub fn watch_evpn(&mut self) {
+        self.watched.get_or_insert_with(Vec::new);
+    }
+
+    /// The EVPN keys whose best path changed since the last call (possibly repeated).
+    pub fn drain_watched(&mut self) -> Vec<RouteKey> {
+        match &mut self.watched {
+            Some(v) => std::mem::take(v),
+            None => Vec::new(),
         }
     }
 

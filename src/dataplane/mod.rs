@@ -37,13 +37,29 @@ pub enum DataplaneOp {
         sticky: bool,
     },
     /// No remote entry for the MAC any more.
-    FdbDel { vni: u32, mac: MacAddr },
+    FdbDel {
+        vni: u32,
+        mac: MacAddr,
+    },
     /// `vtep` is in the flood list of `vni` (EVPN type 3, ingress replication).
-    Flood { vni: u32, vtep: IpAddr },
-    FloodDel { vni: u32, vtep: IpAddr },
+    Flood {
+        vni: u32,
+        vtep: IpAddr,
+    },
+    FloodDel {
+        vni: u32,
+        vtep: IpAddr,
+    },
     /// ARP/ND suppression entry of L2 VNI `vni`: `ip` is at `mac` (replace).
-    Neigh { vni: u32, ip: IpAddr, mac: MacAddr },
-    NeighDel { vni: u32, ip: IpAddr },
+    Neigh {
+        vni: u32,
+        ip: IpAddr,
+        mac: MacAddr,
+    },
+    NeighDel {
+        vni: u32,
+        ip: IpAddr,
+    },
     /// A route in the IP-VRF of L3 VNI `vni` (symmetric IRB host route or type 5 prefix):
     /// VXLAN to `vtep` with inner destination MAC `rmac` (RFC 9135 §4.1).
     Route {
@@ -52,7 +68,10 @@ pub enum DataplaneOp {
         vtep: IpAddr,
         rmac: Option<MacAddr>,
     },
-    RouteDel { vni: u32, prefix: IpNet },
+    RouteDel {
+        vni: u32,
+        prefix: IpNet,
+    },
 }
 
 impl DataplaneOp {

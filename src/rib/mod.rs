@@ -17,6 +17,7 @@
 pub mod attrs;
 pub mod best;
 pub mod key;
+pub mod mac_mobility;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
