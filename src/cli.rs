@@ -113,8 +113,16 @@ pub fn show(
                 format!("/v1/routes?{}", q.join("&"))
             }
         }
+        "macs" => match vni {
+            Some(v) => format!("/v1/macs?vni={v}"),
+            None => "/v1/macs".into(),
+        },
+        "vnis" => "/v1/vnis".into(),
+        "moves" => "/v1/moves".into(),
         other => {
-            eprintln!("vmmi show: {other:?} is not available yet (neighbors, routes)");
+            eprintln!(
+                "vmmi show: {other:?}: expected neighbors, routes, macs, vnis or moves (lisp: not built yet)"
+            );
             return ExitCode::from(2);
         }
     };
@@ -154,6 +162,90 @@ pub fn show(
                     s(&n["msgs_in"]),
                     s(&n["msgs_out"]),
                     s(&n["last_error"])
+                );
+            }
+        }
+        "macs" => {
+            println!(
+                "{:>8} {:<17} {:<24} {:>10} {:<6} {:<4} {:<28}  reason",
+                "vni", "mac", "location", "seq", "static", "dup", "ips"
+            );
+            for m in v.as_array().into_iter().flatten() {
+                let loc = match m["location"]["at"].as_str() {
+                    Some("remote") => format!("remote {}", s(&m["location"]["vtep"])),
+                    Some(l) => l.to_string(),
+                    None => "-".into(),
+                };
+                let ips: Vec<String> = m["ips"].as_array().into_iter().flatten().map(s).collect();
+                println!(
+                    "{:>8} {:<17} {:<24} {:>10} {:<6} {:<4} {:<28}  {}",
+                    s(&m["vni"]),
+                    s(&m["mac"]),
+                    loc,
+                    s(&m["seq"]),
+                    if m["sticky"] == true { "yes" } else { "no" },
+                    if m["duplicate"] == true { "DUP" } else { "" },
+                    ips.join(","),
+                    s(&m["reason"])
+                );
+            }
+        }
+        "vnis" => {
+            println!(
+                "{:>8} {:<4} {:<20} {:<16} {:<16} {:>6} {:>6}  flood list",
+                "vni", "kind", "rd", "import", "export", "local", "remote"
+            );
+            for x in v.as_array().into_iter().flatten() {
+                let join = |k: &str| {
+                    x[k].as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(s)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                println!(
+                    "{:>8} {:<4} {:<20} {:<16} {:<16} {:>6} {:>6}  {}",
+                    s(&x["vni"]),
+                    s(&x["kind"]),
+                    s(&x["rd"]),
+                    join("import_rt"),
+                    join("export_rt"),
+                    s(&x["local_macs"]),
+                    s(&x["remote_macs"]),
+                    join("flood_list")
+                );
+            }
+        }
+        "moves" => {
+            println!(
+                "{:>6} {:>8} {:<17} {:<22} {:<22} {:>10}  steps (ms after the start)",
+                "id", "vni", "mac", "from", "to", "seq"
+            );
+            let loc = |l: &serde_json::Value| match l["at"].as_str() {
+                Some("remote") => s(&l["vtep"]),
+                Some(x) => x.to_string(),
+                None => "-".into(),
+            };
+            for m in v.as_array().into_iter().flatten() {
+                let steps: Vec<String> = m["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|st| {
+                        let us = st["after_us"].as_u64().unwrap_or(0);
+                        format!("{} {:.3}", s(&st["step"]), us as f64 / 1000.0)
+                    })
+                    .collect();
+                println!(
+                    "{:>6} {:>8} {:<17} {:<22} {:<22} {:>10}  {}",
+                    s(&m["id"]),
+                    s(&m["vni"]),
+                    s(&m["mac"]),
+                    loc(&m["from"]),
+                    loc(&m["to"]),
+                    s(&m["seq"]),
+                    steps.join(" → ")
                 );
             }
         }
@@ -198,6 +290,139 @@ pub fn refresh(neighbor: &str, family: &str, api: SocketAddr) -> ExitCode {
         &format!("/v1/neighbors/{neighbor}/refresh?family={family}"),
         None,
     ) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(c) => c,
+    }
+}
+
+pub fn explain_mac(mac: &str, vni: u32, json: bool, api: SocketAddr) -> ExitCode {
+    if mac.parse::<vmmi::wire::types::MacAddr>().is_err() {
+        eprintln!("vmmi explain mac: {mac:?} is not a MAC address");
+        return ExitCode::from(2);
+    }
+    let v = match call(api, "GET", &format!("/v1/explain/mac/{vni}/{mac}"), None) {
+        Ok(v) => v,
+        Err(c) => return c,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        o => o.to_string(),
+    };
+    println!(
+        "{} in vni {}: {}",
+        s(&v["mac"]),
+        s(&v["vni"]),
+        s(&v["summary"])
+    );
+    println!("claims:");
+    for c in v["claims"].as_array().into_iter().flatten() {
+        let at = match c["at"]["at"].as_str() {
+            Some("remote") => format!("VTEP {}", s(&c["at"]["vtep"])),
+            _ => "local".into(),
+        };
+        println!(
+            "  {} {:<22} seq {:>10}{}  {}",
+            if c["winner"] == true { "*" } else { " " },
+            at,
+            s(&c["seq"]),
+            if c["sticky"] == true { " static" } else { "" },
+            c["routes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(s)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    println!("decided by: {}", s(&v["decided_by"]));
+    println!(
+        "advertised by us: {}",
+        match &v["advertised"] {
+            serde_json::Value::Null => "nothing".to_string(),
+            a => format!(
+                "seq {}{}",
+                s(&a["seq"]),
+                if a["sticky"] == true { " static" } else { "" }
+            ),
+        }
+    );
+    println!(
+        "sequences: last advertised here {}, highest seen {}",
+        s(&v["last_local_seq"]),
+        s(&v["highest_seq_seen"])
+    );
+    println!(
+        "duplicate detection: {} ({} moves in the window, {} since the last clear)",
+        if v["duplicate"] == true {
+            "FROZEN"
+        } else {
+            "ok"
+        },
+        s(&v["moves_in_window"]),
+        s(&v["moves_total"])
+    );
+    println!(
+        "dataplane: {}",
+        match &v["dataplane"] {
+            serde_json::Value::Null => "no remote entry".to_string(),
+            d => format!("FDB -> VTEP {}", s(d)),
+        }
+    );
+    let loc = |l: &serde_json::Value| match l["at"].as_str() {
+        Some("remote") => format!("VTEP {}", s(&l["vtep"])),
+        Some(x) => x.to_string(),
+        None => "-".into(),
+    };
+    for m in v["recent_moves"].as_array().into_iter().flatten() {
+        println!(
+            "  move {}: {} -> {} seq {} ({} µs ago)",
+            s(&m["id"]),
+            loc(&m["from"]),
+            loc(&m["to"]),
+            s(&m["seq"]),
+            s(&m["age_us"])
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn vm(
+    action: &str,
+    vni: u32,
+    mac: &str,
+    ip: Option<std::net::IpAddr>,
+    sticky: bool,
+    api: SocketAddr,
+) -> ExitCode {
+    if mac.parse::<vmmi::wire::types::MacAddr>().is_err() {
+        eprintln!("vmmi vm {action}: --mac {mac:?} is not a MAC address");
+        return ExitCode::from(2);
+    }
+    let body = serde_json::json!({ "vni": vni, "mac": mac, "ip": ip, "sticky": sticky });
+    match call(
+        api,
+        "POST",
+        &format!("/v1/vm/{action}"),
+        Some(&body.to_string()),
+    ) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(c) => c,
+    }
+}
+
+pub fn dad_clear(vni: u32, mac: &str, api: SocketAddr) -> ExitCode {
+    if mac.parse::<vmmi::wire::types::MacAddr>().is_err() {
+        eprintln!("vmmi dad clear: --mac {mac:?} is not a MAC address");
+        return ExitCode::from(2);
+    }
+    let body = serde_json::json!({ "vni": vni, "mac": mac });
+    match call(api, "POST", "/v1/dad/clear", Some(&body.to_string())) {
         Ok(_) => ExitCode::SUCCESS,
         Err(c) => c,
     }

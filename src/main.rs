@@ -41,9 +41,9 @@ enum Cmd {
         #[arg(long)]
         graceful_restart: bool,
     },
-    /// State of a running daemon: neighbors or routes.
+    /// State of a running daemon: neighbors, routes, macs, vnis or moves.
     Show {
-        /// neighbors | routes
+        /// neighbors | routes | macs | vnis | moves
         what: String,
         #[arg(long)]
         json: bool,
@@ -52,9 +52,49 @@ enum Cmd {
         /// routes: evpn | ipv4 | ipv6
         #[arg(long)]
         family: Option<String>,
-        /// routes: only this VNI
+        /// routes, macs: only this VNI
         #[arg(long)]
         vni: Option<u32>,
+    },
+    /// Why a MAC is where it is: claims, sequences, the deciding rule, DAD state, dataplane.
+    Explain {
+        /// mac
+        what: String,
+        mac: String,
+        #[arg(long)]
+        vni: u32,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "127.0.0.1:50179")]
+        api: std::net::SocketAddr,
+    },
+    /// Orchestrator hook: a VM appears on (attach) or leaves (detach) this VTEP — the same
+    /// path as a MAC the dataplane learns.
+    Vm {
+        /// attach | detach
+        action: String,
+        #[arg(long)]
+        vni: u32,
+        #[arg(long)]
+        mac: String,
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// attach: a static MAC that never moves by learning (RFC 7432 §15.2)
+        #[arg(long)]
+        sticky: bool,
+        #[arg(long, default_value = "127.0.0.1:50179")]
+        api: std::net::SocketAddr,
+    },
+    /// Duplicate-address detection: `dad clear` lifts a freeze.
+    Dad {
+        /// clear
+        action: String,
+        #[arg(long)]
+        vni: u32,
+        #[arg(long)]
+        mac: String,
+        #[arg(long, default_value = "127.0.0.1:50179")]
+        api: std::net::SocketAddr,
     },
     /// Announce or withdraw a route by hand (like `gobgp global rib add`). SPEC is JSON, e.g.
     /// '{"type":"macip","rd":"192.0.2.1:100","mac":"52:54:00:00:00:01","ip":"10.1.0.5","vni":100,"rt":["65001:100"],"seq":1,"next_hop":"192.0.2.1"}'
@@ -178,6 +218,45 @@ fn main() -> ExitCode {
             family,
             vni,
         } => cli::show(&what, json, api, family.as_deref(), vni),
+        Cmd::Explain {
+            what,
+            mac,
+            vni,
+            json,
+            api,
+        } => match what.as_str() {
+            "mac" => cli::explain_mac(&mac, vni, json, api),
+            other => {
+                eprintln!("vmmi explain: {other:?}: expected mac");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Vm {
+            action,
+            vni,
+            mac,
+            ip,
+            sticky,
+            api,
+        } => match action.as_str() {
+            "attach" | "detach" => cli::vm(&action, vni, &mac, ip, sticky, api),
+            other => {
+                eprintln!("vmmi vm: {other:?}: expected attach or detach");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Dad {
+            action,
+            vni,
+            mac,
+            api,
+        } => match action.as_str() {
+            "clear" => cli::dad_clear(vni, &mac, api),
+            other => {
+                eprintln!("vmmi dad: {other:?}: expected clear");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Route { action, spec, api } => match action.as_str() {
             "announce" | "withdraw" => cli::route(&action, &spec, api),
             other => {

@@ -19,8 +19,11 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::ApiReq;
+use super::vtep::EvpnReq;
 use crate::bgp::spec::RouteSpec;
+use crate::dataplane::LearnEvent;
 use crate::wire::bgp::afi::Family;
+use crate::wire::types::MacAddr;
 
 type Send = Arc<dyn Fn(ApiReq) -> bool + std::marker::Send + Sync>;
 
@@ -32,6 +35,13 @@ pub fn router(send: impl Fn(ApiReq) -> bool + std::marker::Send + Sync + 'static
         .route("/v1/routes", get(routes))
         .route("/v1/routes/announce", post(announce))
         .route("/v1/routes/withdraw", post(withdraw))
+        .route("/v1/macs", get(macs))
+        .route("/v1/vnis", get(vnis))
+        .route("/v1/moves", get(moves))
+        .route("/v1/explain/mac/{vni}/{mac}", get(explain))
+        .route("/v1/vm/attach", post(vm_attach))
+        .route("/v1/vm/detach", post(vm_detach))
+        .route("/v1/dad/clear", post(dad_clear))
         .fallback(|| async {
             err(
                 StatusCode::NOT_FOUND,
@@ -203,6 +213,154 @@ async fn refresh(
             "route refresh not sent",
             serde_json::json!(e),
         ),
+        Err(r) => r,
+    }
+}
+
+// ------------------------------------------------------------------ EVPN
+
+fn bad(msg: &str, detail: impl serde::Serialize) -> Response {
+    err(StatusCode::BAD_REQUEST, msg, serde_json::json!(detail))
+}
+
+#[derive(Deserialize)]
+struct VniQ {
+    vni: Option<u32>,
+}
+
+async fn macs(
+    State(s): State<Send>,
+    q: Result<Query<VniQ>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return bad("bad query: vni=N", serde_json::Value::Null);
+    };
+    match ask(&s, |reply| {
+        ApiReq::Evpn(EvpnReq::Macs { vni: q.vni, reply })
+    })
+    .await
+    {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn vnis(State(s): State<Send>) -> Response {
+    match ask(&s, |r| ApiReq::Evpn(EvpnReq::Vnis(r))).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct MovesQ {
+    limit: Option<usize>,
+}
+
+async fn moves(
+    State(s): State<Send>,
+    q: Result<Query<MovesQ>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return bad("bad query: limit=N", serde_json::Value::Null);
+    };
+    let limit = q.limit.unwrap_or(100);
+    match ask(&s, |reply| ApiReq::Evpn(EvpnReq::Moves { limit, reply })).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn explain(State(s): State<Send>, Path((vni, mac)): Path<(String, String)>) -> Response {
+    let Ok(vni) = vni.parse::<u32>() else {
+        return bad("vni must be a number", vni);
+    };
+    let Ok(mac) = mac.parse::<MacAddr>() else {
+        return bad("bad MAC address", mac);
+    };
+    match ask(&s, |reply| {
+        ApiReq::Evpn(EvpnReq::Explain { vni, mac, reply })
+    })
+    .await
+    {
+        Ok(Ok(x)) => Json(x).into_response(),
+        Ok(Err(e)) => err(StatusCode::NOT_FOUND, "unknown MAC", serde_json::json!(e)),
+        Err(r) => r,
+    }
+}
+
+/// `POST /v1/vm/attach|detach` body; `POST /v1/dad/clear` takes `vni` and `mac` only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VmBody {
+    vni: u32,
+    mac: MacAddr,
+    #[serde(default)]
+    ip: Option<std::net::IpAddr>,
+    /// A static MAC (RFC 7432 §15.2): it never moves by learning.
+    #[serde(default)]
+    sticky: bool,
+}
+
+type VmJson = Result<Json<VmBody>, axum::extract::rejection::JsonRejection>;
+
+async fn vm_attach(State(s): State<Send>, body: VmJson) -> Response {
+    vm(s, body, true).await
+}
+
+async fn vm_detach(State(s): State<Send>, body: VmJson) -> Response {
+    vm(s, body, false).await
+}
+
+async fn vm(s: Send, body: VmJson, attach: bool) -> Response {
+    let b = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return bad("bad body: {vni, mac, ip?, sticky?}", e.body_text()),
+    };
+    let event = if attach {
+        LearnEvent::Learned {
+            vni: b.vni,
+            mac: b.mac,
+            ip: b.ip,
+            sticky: b.sticky,
+        }
+    } else {
+        LearnEvent::Left {
+            vni: b.vni,
+            mac: b.mac,
+            ip: b.ip,
+        }
+    };
+    match ask(&s, |reply| ApiReq::Evpn(EvpnReq::Vm { event, reply })).await {
+        Ok(Ok(())) => Json(serde_json::json!({"ok": true})).into_response(),
+        Ok(Err(e)) => err(StatusCode::NOT_FOUND, "no such vni", serde_json::json!(e)),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DadBody {
+    vni: u32,
+    mac: MacAddr,
+}
+
+async fn dad_clear(
+    State(s): State<Send>,
+    body: Result<Json<DadBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let b = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return bad("bad body: {vni, mac}", e.body_text()),
+    };
+    let (vni, mac) = (b.vni, b.mac);
+    match ask(&s, |reply| {
+        ApiReq::Evpn(EvpnReq::DadClear { vni, mac, reply })
+    })
+    .await
+    {
+        Ok(Ok(())) => Json(serde_json::json!({"ok": true})).into_response(),
+        Ok(Err(e)) => err(StatusCode::CONFLICT, "not cleared", serde_json::json!(e)),
         Err(r) => r,
     }
 }

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod client;
 pub mod sockopt;
+pub mod vtep;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -66,6 +67,8 @@ pub enum ApiReq {
         family: Family,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// MACs, VNIs, moves, the VM hook, DAD (`None` reply when no `[[vni]]` is configured).
+    Evpn(vtep::EvpnReq),
 }
 
 enum Ev {
@@ -195,12 +198,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     if !cfg.lisp.roles.is_empty() {
         warn!(roles = ?cfg.lisp.roles, "[lisp] is configured, but the LISP control plane is not built yet: ignored");
     }
-    if !cfg.vni.is_empty() {
-        warn!(
-            vnis = cfg.vni.len(),
-            "[[vni]] is configured, but the EVPN service layer is not built yet: no VNI routes are originated (use `vmmi route announce`)"
-        );
-    }
+    let mut vtep = vtep::Vtep::new(&cfg, &mut speaker, base.into_std())?;
     // listeners
     let mut listeners = Vec::new();
     for addr in &cfg.global.listen {
@@ -280,9 +278,16 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     let mut shutting_down: Option<Instant> = None;
 
     loop {
+        if let Some(v) = &mut vtep {
+            v.pump(&mut speaker, Instant::now().into_std());
+        }
         flush(&mut speaker, &mut conns, &chans);
+        let evpn_deadline = vtep.as_ref().and_then(|v| v.deadline());
         let deadline = speaker
             .poll_timeout()
+            .into_iter()
+            .chain(evpn_deadline)
+            .min()
             .map(Instant::from_std)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         let deadline = match shutting_down {
@@ -300,7 +305,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             }
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
-                let mut ctx = Ctx { conns: &mut conns, chans: &chans, configured: &mut configured, cfg: &cfg, listeners: &listeners };
+                let mut ctx = Ctx { conns: &mut conns, chans: &chans, configured: &mut configured, cfg: &cfg, listeners: &listeners, vtep: &mut vtep };
                 handle(&mut speaker, &mut ctx, ev);
                 while let Ok(ev) = ev_rx.try_recv() {
                     handle(&mut speaker, &mut ctx, ev);
@@ -308,7 +313,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             }
             ev = frame_rx.recv() => {
                 let Some(ev) = ev else { break };
-                let mut ctx = Ctx { conns: &mut conns, chans: &chans, configured: &mut configured, cfg: &cfg, listeners: &listeners };
+                let mut ctx = Ctx { conns: &mut conns, chans: &chans, configured: &mut configured, cfg: &cfg, listeners: &listeners, vtep: &mut vtep };
                 handle(&mut speaker, &mut ctx, ev);
                 // take what else is ready (bounded) so UPDATE packing sees it all at once, but
                 // let write confirmations in between
@@ -323,7 +328,11 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
                 if shutting_down.is_some_and(|t| Instant::now() >= t) {
                     break;
                 }
-                speaker.handle_timeout(Instant::now().into_std());
+                let now = Instant::now().into_std();
+                speaker.handle_timeout(now);
+                if let Some(v) = &mut vtep {
+                    v.handle_timeout(now);
+                }
             }
             _ = sigterm.recv(), if shutting_down.is_none() => {
                 info!("SIGTERM: closing sessions so that peers keep our routes (graceful restart), dataplane left in place");
@@ -355,6 +364,9 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             flush(&mut speaker, &mut conns, &chans);
             break;
         }
+    }
+    if let Some(v) = &mut vtep {
+        v.save(Instant::now().into_std());
     }
     // let writers finish their NOTIFICATIONs
     for (_, h) in conns.drain() {
@@ -498,6 +510,7 @@ struct Ctx<'a> {
     configured: &'a mut Vec<Configured>,
     cfg: &'a Config,
     listeners: &'a [tokio::net::TcpListener],
+    vtep: &'a mut Option<vtep::Vtep>,
 }
 
 fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
@@ -539,6 +552,10 @@ fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
             conns.remove(&conn);
             sp.handle_closed(now, conn, &why);
         }
+        Ev::Api(ApiReq::Evpn(req)) => match cx.vtep {
+            Some(v) => v.api(now, req),
+            None => vtep::no_evpn(req),
+        },
         Ev::Api(req) => api_req(sp, now, req),
         Ev::Resolved(i, name, ip) => {
             // the configured entry may have changed with a reload: match by index and name
@@ -604,6 +621,7 @@ fn api_req(sp: &mut Speaker, now: std::time::Instant, req: ApiReq) {
                 .map(|b| sp.withdraw_local(now, b.family, &b.nlri));
             let _ = reply.send(r);
         }
+        ApiReq::Evpn(r) => vtep::no_evpn(r),
         ApiReq::Refresh {
             neighbor,
             family,
