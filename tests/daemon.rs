@@ -448,3 +448,109 @@ fn a_neighbor_given_by_dns_name_is_resolved_and_peers() {
     assert_eq!(n["name"], "localhost");
     assert_eq!(n["address"], "127.0.0.1:11189");
 }
+
+fn vtep_cfg(id: &str, peer: &str, api: &str, state: &std::path::Path) -> String {
+    format!(
+        r#"[global]
+asn = 65000
+router_id = "{id}"
+listen = ["{id}:11279"]
+[[neighbor]]
+address = "{peer}"
+remote_asn = 65000
+port = 11279
+families = ["l2vpn-evpn"]
+connect_retry = 2
+hold_time = 9
+[[vni]]
+vni = 100
+[mobility]
+state_file = "{state}"
+[api]
+listen = "{api}"
+[dataplane]
+kind = "memory"
+"#,
+        state = state.display()
+    )
+}
+
+fn mac_at(d: &Daemon, mac: &str) -> Option<Value> {
+    cli(d, &["show", "macs", "--json", "--vni", "100"])?
+        .as_array()?
+        .iter()
+        .find(|m| m["mac"] == mac)
+        .cloned()
+}
+
+#[test]
+fn vm_hook_moves_a_mac_between_daemons_and_the_sequence_survives_a_restart() {
+    let st_a = dir().join("a-mobility.json");
+    let st_b = dir().join("b-mobility.json");
+    let a_cfg = vtep_cfg("127.0.2.1", "127.0.2.2", "127.0.0.1:51281", &st_a);
+    let b_cfg = vtep_cfg("127.0.2.2", "127.0.2.1", "127.0.0.1:51282", &st_b);
+    let mut a = start("va", &a_cfg, "127.0.0.1:51281");
+    let b = start("vb", &b_cfg, "127.0.0.1:51282");
+    assert!(wait(Duration::from_secs(15), || state(&a) == "Established"
+        && state(&b) == "Established"));
+    const M: &str = "02:00:00:00:02:02";
+    let attach = |d: &Daemon| {
+        cli(
+            d,
+            &[
+                "vm", "attach", "--vni", "100", "--mac", M, "--ip", "10.1.0.5",
+            ],
+        )
+        .expect("vm attach")
+    };
+    let remote_at = |d: &Daemon, vtep: &str, seq: u64| {
+        wait(Duration::from_secs(5), || {
+            mac_at(d, M).is_some_and(|m| {
+                m["location"]["vtep"] == vtep && m["seq"] == seq && m["fdb"] == vtep
+            })
+        })
+    };
+    attach(&a);
+    assert!(remote_at(&b, "127.0.2.1", 0), "{:?}", mac_at(&b, M));
+    // the VM moves to b: seq 1 (RFC 7432 §15.1), a withdraws and points at b
+    attach(&b);
+    assert!(remote_at(&a, "127.0.2.2", 1), "{:?}", mac_at(&a, M));
+    attach(&a);
+    assert!(remote_at(&b, "127.0.2.1", 2), "{:?}", mac_at(&b, M));
+    // an unknown VNI is refused with the reason
+    assert!(cli(&a, &["vm", "attach", "--vni", "7", "--mac", M]).is_none());
+    // the move log and explain
+    let moves = cli(&b, &["show", "moves", "--json"]).unwrap();
+    assert!(moves.as_array().is_some_and(|v| v.len() >= 2), "{moves}");
+
+    // a stops (SIGTERM writes the state file) and comes back: the kernel reports the VM
+    // again (here: the hook) and a advertises 2 again, never 0
+    let pid = a.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(wait(Duration::from_secs(5), || a
+        .child
+        .try_wait()
+        .ok()
+        .flatten()
+        .is_some()));
+    let saved = std::fs::read_to_string(&st_a).unwrap();
+    assert!(saved.contains(r#""last":2"#), "{saved}");
+    drop(a);
+    a = start("va", &a_cfg, "127.0.0.1:51281");
+    assert!(wait(Duration::from_secs(15), || state(&a) == "Established"));
+    attach(&a);
+    assert!(remote_at(&b, "127.0.2.1", 2), "{:?}", mac_at(&b, M));
+    let routes = cli(&b, &["show", "routes", "--json", "--family", "evpn"]).unwrap();
+    let seqs: Vec<&Value> = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["prefix"].as_str().is_some_and(|p| p.contains(M)))
+        .map(|r| &r["paths"][0]["mac_mobility_seq"])
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![&Value::from(2), &Value::from(2)],
+        "MAC and MAC+IP share 2"
+    );
+}
