@@ -1233,3 +1233,44 @@ fn check_bad_file_prints_every_error() {
     assert_eq!(code, 1);
     assert!(out.starts_with(&format!("{f}: cannot read: ")), "{out}");
 }
+
+#[test]
+fn vni_gateway_and_router_macs() {
+    valid(&format!(
+        "{VNI}gateway_ip = \"10.1.0.1/24\"\ngateway_mac = \"00:00:5e:00:01:01\"\n[[vni]]\nvni = 5000\nkind = \"l3\"\nrouter_mac = \"02:aa:00:00:00:01\"\n"
+    ));
+    only_error(
+        &format!("{VNI}gateway_mac = \"02:00:00:00:00:01\"\n"),
+        "vni[0].gateway_mac",
+        "needs gateway_ip",
+    );
+    only_error(
+        &format!("{VNI}gateway_ip = \"10.1.0.1/24\"\ngateway_mac = \"01:00:5e:00:00:01\"\n"),
+        "vni[0].gateway_mac",
+        "multicast",
+    );
+    only_error(
+        &format!("{VNI}router_mac = \"02:00:00:00:00:01\"\n"),
+        "vni[0].router_mac",
+        "only for kind \"l3\"",
+    );
+    only_error(
+        "[[vni]]\nvni = 5000\nkind = \"l3\"\ngateway_mac = \"02:00:00:00:00:01\"\n",
+        "vni[0].gateway_mac",
+        "only for kind \"l2\"",
+    );
+    only_error(
+        "[[vni]]\nvni = 5000\nkind = \"l3\"\nrouter_mac = \"00:00:00:00:00:00\"\n",
+        "vni[0].router_mac",
+        "not a usable MAC",
+    );
+    // a MAC that does not parse names the key
+    let errs = errors(&format!(
+        "{VNI}gateway_ip = \"10.1.0.1/24\"\ngateway_mac = \"zz\"\n"
+    ));
+    assert!(
+        errs.iter()
+            .any(|(k, r)| k.contains("gateway_mac") && r.contains("MAC")),
+        "{errs:?}"
+    );
+}

@@ -226,6 +226,17 @@ fn vnis(c: &Config, e: &mut Errors) {
                 if !v.prefixes.is_empty() {
                     fail!(e, k("prefixes") => "only for kind \"l3\" (type-5 routes, RFC 9136)");
                 }
+                if v.router_mac.is_some() {
+                    fail!(e, k("router_mac") => "only for kind \"l3\" (the IP-VRF's Router's MAC, RFC 9135 §8.1)");
+                }
+                if let Some(m) = v.gateway_mac {
+                    if v.gateway_ip.is_none() {
+                        fail!(e, k("gateway_mac") => "needs gateway_ip (the anycast gateway's address)");
+                    }
+                    if let Err(r) = unicast_mac(m) {
+                        e.add(k("gateway_mac"), r);
+                    }
+                }
             }
             VniKind::L3 => {
                 if v.gateway_ip.is_some() {
@@ -233,6 +244,14 @@ fn vnis(c: &Config, e: &mut Errors) {
                 }
                 if v.l3_vni.is_some() {
                     fail!(e, k("l3_vni") => "only for kind \"l2\" (names a MAC-VRF's IP-VRF)");
+                }
+                if v.gateway_mac.is_some() {
+                    fail!(e, k("gateway_mac") => "only for kind \"l2\" (a MAC-VRF's gateway)");
+                }
+                if let Some(m) = v.router_mac
+                    && let Err(r) = unicast_mac(m)
+                {
+                    e.add(k("router_mac"), r);
                 }
                 for (p, prefix) in v.prefixes.iter().enumerate() {
                     if let Err(r) = canonical(*prefix) {
@@ -242,6 +261,17 @@ fn vnis(c: &Config, e: &mut Errors) {
             }
         }
     }
+}
+
+/// A MAC a VTEP may own: not zero, not group (I/G bit).
+fn unicast_mac(m: crate::wire::MacAddr) -> Result<(), String> {
+    if m == crate::wire::MacAddr::ZERO {
+        return Err("00:00:00:00:00:00 is not a usable MAC".into());
+    }
+    if m.0[0] & 1 != 0 {
+        return Err(format!("{m} is a multicast/broadcast MAC (I/G bit set)"));
+    }
+    Ok(())
 }
 
 fn lisp(c: &Config, e: &mut Errors) {
