@@ -264,3 +264,64 @@ fn a_remote_only_type5_prefix_is_installed_and_removed() {
     net.run(Duration::from_secs(400));
     assert_eq!(net.nodes[1].dp.routes.get(&(5000, p)), None);
 }
+
+/// Found by the `evpn_layer` fuzz target (fuzz/regressions/evpn_layer-neigh-owner.bin): an IP
+/// address claimed by two MACs (a VM replaced under the same address). The suppression entry
+/// is per address; the MAC that gives it up must not delete the other MAC's entry.
+#[test]
+fn an_address_moving_between_macs_keeps_its_suppression_entry() {
+    let mut net = Net::new();
+    for _ in 0..3 {
+        net.add(65000);
+    }
+    for i in 0..3 {
+        for j in 0..3 {
+            if i != j {
+                net.peer(i, j, &[Family::L2VPN_EVPN], |_| {});
+            }
+        }
+    }
+    for i in 0..3 {
+        net.enable_evpn(i, |c| c.vnis = vec![l2(100, None)]);
+    }
+    net.run(Duration::from_secs(10));
+    let other = MacAddr([0x02, 0, 0, 0, 0x06, 0x06]);
+    learn(&mut net, 0, 100, Some("10.1.0.9"));
+    net.learn(
+        1,
+        LearnEvent::Learned {
+            vni: 100,
+            mac: other,
+            ip: Some(ip("10.1.0.9")),
+            sticky: false,
+        },
+    );
+    let key = (100, ip("10.1.0.9"));
+    assert_eq!(
+        net.nodes[2].dp.neigh.get(&key),
+        Some(&other),
+        "latest claim holds it"
+    );
+    // the new VM leaves: the address goes back to the MAC that still claims it
+    net.learn(
+        1,
+        LearnEvent::Left {
+            vni: 100,
+            mac: other,
+            ip: None,
+        },
+    );
+    assert_eq!(net.nodes[2].dp.neigh.get(&key), Some(&M));
+    // and when that one leaves too, the entry is gone
+    net.learn(
+        0,
+        LearnEvent::Left {
+            vni: 100,
+            mac: M,
+            ip: None,
+        },
+    );
+    assert_eq!(net.nodes[2].dp.neigh.get(&key), None);
+    net.reconcile(2);
+    assert!(net.nodes[2].dp.neigh.is_empty());
+}

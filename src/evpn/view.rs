@@ -411,7 +411,9 @@ impl Evpn {
                         sticky,
                     });
                 }
-                for &ip in &st.neighs {
+            }
+            for (&ip, macs) in &t.neigh {
+                if let Some(&mac) = macs.last() {
                     ops.push(DataplaneOp::Neigh { vni, ip, mac });
                 }
             }
