@@ -141,11 +141,13 @@ fn family(ip: IpAddr) -> AddressFamily {
 }
 
 /// State and flags of a remote MAC entry: `self extern_learn` (what FRR writes: the kernel
-/// never ages an extern_learn VXLAN entry); sticky adds `static` (NUD_NOARP) and `sticky`.
+/// never ages an extern_learn VXLAN entry); sticky adds `static` (NUD_NOARP, with
+/// NUD_REACHABLE: the VXLAN driver refuses a state without PERMANENT or REACHABLE) and
+/// `sticky`.
 pub(super) fn fdb_kind(sticky: bool) -> (u16, NeighbourFlags) {
     if sticky {
         (
-            NUD_NOARP,
+            NUD_NOARP | NUD_REACHABLE,
             NeighbourFlags::Own | NeighbourFlags::ExtLearned | NeighbourFlags::Sticky,
         )
     } else {
@@ -380,7 +382,7 @@ mod tests {
         assert!(f.contains(NeighbourFlags::Own | NeighbourFlags::ExtLearned));
         assert!(!f.contains(NeighbourFlags::Sticky));
         let (s, f) = fdb_kind(true);
-        assert_eq!(s, NUD_NOARP);
+        assert_eq!(s, NUD_NOARP | NUD_REACHABLE);
         assert!(f.contains(NeighbourFlags::Sticky | NeighbourFlags::ExtLearned));
         let r = flood_append(7, "vxlan100", "10.0.0.2".parse().unwrap());
         assert_eq!(r.flags & NLM_F_APPEND, NLM_F_APPEND);
