@@ -11,10 +11,14 @@
 //! - `{"cmd":"reconcile","desired":[...]}` → `{"report":{"adopted":..,...}}`
 //! - `{"cmd":"events","min":N,"timeout_ms":T}` → `{"events":[...]}` once N events arrived or
 //!   T ms passed.
+//!
+//! Every answer also carries `elapsed_ms` (wall time of the command, for rough measurements).
+
+#![allow(clippy::disallowed_methods)] // Instant::now: a driver that times the backend
 
 use std::io::BufRead;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use vmmi::dataplane::linux::Linux;
@@ -131,12 +135,14 @@ async fn main() -> anyhow::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let answer = match serde_json::from_str::<Value>(&line) {
+        let t0 = Instant::now();
+        let mut answer = match serde_json::from_str::<Value>(&line) {
             Ok(cmd) => handle(&mut dp, &cmd)
                 .await
                 .unwrap_or_else(|e| json!({ "error": e })),
             Err(e) => json!({ "error": format!("bad json: {e}") }),
         };
+        answer["elapsed_ms"] = json!(t0.elapsed().as_secs_f64() * 1e3);
         println!("{answer}");
     }
     Ok(())

