@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::{Batch, Dataplane, DataplaneOp, LearnEvent, OpError};
+use super::{Batch, Dataplane, DataplaneOp, LearnEvent, OpError, ReconcileReport};
 use crate::wire::types::MacAddr;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -129,6 +129,49 @@ impl Memory {
         self.events.push_back(e);
     }
 
+    /// Make the tables hold exactly the adds in `desired` (everything in memory is owned).
+    pub fn reconcile_now(&mut self, desired: &[DataplaneOp]) -> ReconcileReport {
+        let mut want = Memory::new();
+        for op in desired {
+            if matches!(
+                op,
+                DataplaneOp::Fdb { .. }
+                    | DataplaneOp::Flood { .. }
+                    | DataplaneOp::Neigh { .. }
+                    | DataplaneOp::Route { .. }
+            ) {
+                want.apply_op(op);
+            }
+        }
+        let mut r = ReconcileReport::default();
+        fn diff<K: Ord, V: PartialEq>(
+            r: &mut ReconcileReport,
+            have: &BTreeMap<K, V>,
+            want: &BTreeMap<K, V>,
+        ) {
+            for (k, v) in want {
+                match have.get(k) {
+                    Some(h) if h == v => r.adopted += 1,
+                    Some(_) => r.fixed += 1,
+                    None => r.added += 1,
+                }
+            }
+            r.removed += have.keys().filter(|k| !want.contains_key(k)).count();
+        }
+        diff(&mut r, &self.fdb, &want.fdb);
+        diff(&mut r, &self.neigh, &want.neigh);
+        diff(&mut r, &self.routes, &want.routes);
+        r.adopted += self.flood.intersection(&want.flood).count();
+        r.added += want.flood.difference(&self.flood).count();
+        r.removed += self.flood.difference(&want.flood).count();
+        self.applied += (r.fixed + r.added + r.removed) as u64;
+        self.fdb = want.fdb;
+        self.flood = want.flood;
+        self.neigh = want.neigh;
+        self.routes = want.routes;
+        r
+    }
+
     /// Where the FDB points `mac` of `vni`.
     pub fn vtep_of(&self, vni: u32, mac: MacAddr) -> Option<IpAddr> {
         self.fdb.get(&(vni, mac)).map(|e| e.0)
@@ -143,6 +186,21 @@ impl Dataplane for Memory {
 
     fn drain_events(&mut self) -> Vec<LearnEvent> {
         self.events.drain(..).collect()
+    }
+
+    async fn reconcile(&mut self, desired: &[DataplaneOp]) -> ReconcileReport {
+        self.reconcile_now(desired)
+    }
+
+    /// Ready at once when events are queued; otherwise never (only `inject` queues them, and
+    /// the caller that injects also drains).
+    fn events_ready(&self) -> impl std::future::Future<Output = ()> + Send {
+        let ready = !self.events.is_empty();
+        async move {
+            if !ready {
+                std::future::pending::<()>().await
+            }
+        }
     }
 }
 
@@ -195,5 +253,67 @@ mod tests {
             vec![&(100, ip("10.0.0.2"))]
         );
         assert_eq!(m.applied, 8);
+    }
+
+    #[test]
+    fn reconcile_makes_the_tables_exactly_desired() {
+        let mac = |b| MacAddr([2, 0, 0, 0, 0, b]);
+        let mut m = Memory::new();
+        m.apply_now(&[
+            DataplaneOp::Fdb {
+                vni: 1,
+                mac: mac(1),
+                vtep: ip("10.0.0.1"),
+                sticky: false,
+            },
+            DataplaneOp::Fdb {
+                vni: 1,
+                mac: mac(2),
+                vtep: ip("10.0.0.1"),
+                sticky: false,
+            },
+            DataplaneOp::Fdb {
+                vni: 1,
+                mac: mac(3),
+                vtep: ip("10.0.0.1"),
+                sticky: false,
+            },
+            DataplaneOp::Flood {
+                vni: 1,
+                vtep: ip("10.0.0.1"),
+            },
+        ]);
+        let r = m.reconcile_now(&[
+            DataplaneOp::Fdb {
+                vni: 1,
+                mac: mac(1),
+                vtep: ip("10.0.0.1"),
+                sticky: false,
+            },
+            DataplaneOp::Fdb {
+                vni: 1,
+                mac: mac(2),
+                vtep: ip("10.0.0.2"),
+                sticky: false,
+            },
+            DataplaneOp::Fdb {
+                vni: 1,
+                mac: mac(4),
+                vtep: ip("10.0.0.2"),
+                sticky: false,
+            },
+            DataplaneOp::Flood {
+                vni: 1,
+                vtep: ip("10.0.0.2"),
+            },
+            DataplaneOp::FdbDel {
+                vni: 1,
+                mac: mac(1),
+            },
+        ]);
+        assert_eq!((r.adopted, r.fixed, r.added, r.removed), (1, 1, 2, 2));
+        assert_eq!(m.vtep_of(1, mac(2)), Some(ip("10.0.0.2")));
+        assert_eq!(m.vtep_of(1, mac(3)), None);
+        assert_eq!(m.flood.len(), 1);
     }
 }

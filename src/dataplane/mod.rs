@@ -2,8 +2,9 @@
 //! reports back (local learning).
 //!
 //! Owns: `DataplaneOp` (idempotent operations, applied in batches, one result per op),
-//! `LearnEvent` (a MAC appeared on or left a local port), the `Dataplane` trait, and the
-//! in-memory backend (`memory`). The Linux backend (netlink) lives in `linux/` (issue 4).
+//! `LearnEvent` (a MAC appeared on or left a local port), `VniDev` (the devices a VNI needs),
+//! `ReconcileReport`, the `Dataplane` trait, the in-memory backend (`memory`) and the Linux
+//! kernel backend (`linux`, netlink; issue 4).
 //! Must not: know about BGP, the RIB or LISP. The EVPN layer describes ops; the runtime
 //! performs them.
 //!
@@ -14,13 +15,15 @@
 //!   RFC 8365 §5.1.3); other VTEPs of the list are untouched.
 //! - Deleting what is not there succeeds; adding what is there already succeeds.
 
+#[cfg(target_os = "linux")]
+pub mod linux;
 pub mod memory;
 
 use std::future::Future;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::wire::types::MacAddr;
 
@@ -123,9 +126,102 @@ pub enum LearnEvent {
     },
 }
 
+/// The devices one VNI needs in a kernel dataplane: a VXLAN device (id = `vni`, local VTEP
+/// `local`, UDP 4789, no data-plane learning) that is a port of `bridge`; for an L3 VNI the
+/// bridge is enslaved to a VRF device with its own routing table (symmetric IRB, RFC 9135).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VniDev {
+    pub vni: u32,
+    pub kind: VniDevKind,
+    /// Default `br<vni>`.
+    pub bridge: String,
+    /// Default `vxlan<vni>`.
+    pub vxlan: String,
+    /// Local VTEP address (the VXLAN source).
+    pub local: IpAddr,
+    /// ARP/ND suppression on the VXLAN bridge port (`neigh_suppress`).
+    pub neigh_suppress: bool,
+}
+
+/// What a `VniDev` is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum VniDevKind {
+    /// A MAC-VRF: bridge + VXLAN port.
+    L2,
+    /// An IP-VRF: the bridge is enslaved to VRF device `vrf` using routing table `table`.
+    L3 { vrf: String, table: u32 },
+}
+
+impl VniDev {
+    /// An L2 VNI with the default device names and suppression off.
+    pub fn l2(vni: u32, local: IpAddr) -> VniDev {
+        VniDev {
+            vni,
+            kind: VniDevKind::L2,
+            bridge: format!("br{vni}"),
+            vxlan: format!("vxlan{vni}"),
+            local,
+            neigh_suppress: false,
+        }
+    }
+}
+
+/// What `Dataplane::reconcile` found and did, entry by entry (FDB unicast, flood list,
+/// neighbour): already right, rewritten, written because absent, deleted because vmmi owns it
+/// and nothing wants it any more.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub adopted: usize,
+    pub fixed: usize,
+    pub added: usize,
+    pub removed: usize,
+    /// Writes or deletes that failed (the same retry rules as `apply`).
+    pub errors: Vec<OpError>,
+}
+
 /// A forwarding backend. Ops are applied in order; each batch returns the ops that failed.
+///
+/// Start-up order for the runtime: `configure` (devices), then — once the EVPN layer knows
+/// its full desired state (after End-of-RIB / the graceful-restart stale sweep, never with an
+/// empty table at boot) — `reconcile`, then `apply` for every later batch. Learn events are
+/// read with `drain_events` whenever `events_ready` completes.
 pub trait Dataplane: Send {
     fn apply(&mut self, batch: &Batch) -> impl Future<Output = Vec<OpError>> + Send;
     /// Local learn events that happened since the last call (non-blocking).
     fn drain_events(&mut self) -> Vec<LearnEvent>;
+
+    /// Create or adopt the devices of `vnis` (the whole configured set). An error names each
+    /// device that is present but wrong and why; such devices are left untouched.
+    fn configure(&mut self, vnis: &[VniDev]) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = vnis;
+        async { Ok(()) }
+    }
+
+    /// Make the dataplane hold exactly `desired` (adds only: `Fdb`, `Flood`, `Neigh`, `Route`)
+    /// among the entries this daemon owns; entries it does not own are never touched.
+    /// The default applies `desired` (adds are idempotent) and removes nothing.
+    fn reconcile(
+        &mut self,
+        desired: &[DataplaneOp],
+    ) -> impl Future<Output = ReconcileReport> + Send {
+        let batch = Batch {
+            id: 0,
+            ops: desired.to_vec(),
+        };
+        async move {
+            let errors = self.apply(&batch).await;
+            ReconcileReport {
+                added: batch.ops.len() - errors.len(),
+                errors,
+                ..ReconcileReport::default()
+            }
+        }
+    }
+
+    /// Completes when `drain_events` has something to return (select on it in the event
+    /// loop). The default never completes: such a backend is polled.
+    fn events_ready(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }

@@ -1,0 +1,478 @@
+//! Start-up reconcile of the Linux backend (ARCHITECTURE rule 4, BIRD's bridge sync): dump
+//! what the kernel holds on the configured devices, compare it with what the EVPN layer
+//! wants, adopt what is right, fix what is wrong, and remove only what vmmi owns and nobody
+//! wants — never a flush.
+//!
+//! Ownership (what may be removed): on a configured VXLAN device, unicast `self` entries
+//! marked `extern_learn` and every flood-list entry (00:00:00:00:00:00 `self`); on a
+//! configured bridge, neighbour entries marked `extern_learn`. Everything else (entries an
+//! operator added, the kernel's own) is never removed; a desired MAC that an operator's entry
+//! holds is rewritten as vmmi's.
+//!
+//! Owns: `Snapshot` (the dump, keyed by VNI) and `plan` (pure: snapshot + desired → steps).
+//! Must not: send anything (`mod.rs` lowers and runs the steps).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use netlink_packet_route::neighbour::NeighbourFlags;
+
+use super::nl::{NUD_NOARP, NeighView, fdb_kind};
+use crate::dataplane::{DataplaneOp, OpError};
+use crate::wire::types::MacAddr;
+
+/// One remote of a VXLAN FDB entry as dumped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Remote {
+    pub dst: Option<IpAddr>,
+    pub state: u16,
+    pub flags: NeighbourFlags,
+    /// NDA_VNI / NDA_PORT differing from the device's.
+    pub odd: bool,
+}
+
+impl Remote {
+    fn ours(&self) -> bool {
+        self.flags.contains(NeighbourFlags::ExtLearned)
+    }
+
+    /// Exactly what `nl::fdb_replace(.., sticky)` writes (state, extern_learn, sticky bit).
+    fn kind_is(&self, sticky: bool) -> bool {
+        let (state, flags) = fdb_kind(sticky);
+        self.state == state
+            && self.ours()
+            && self.flags.contains(NeighbourFlags::Sticky) == flags.contains(NeighbourFlags::Sticky)
+            && !self.odd
+    }
+}
+
+/// A neighbour entry on a configured bridge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Neigh {
+    pub mac: Option<MacAddr>,
+    pub state: u16,
+    pub ours: bool,
+}
+
+/// What the kernel holds on the configured devices, by VNI.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Snapshot {
+    pub fdb: BTreeMap<(u32, MacAddr), Vec<Remote>>,
+    pub flood: BTreeSet<(u32, IpAddr)>,
+    pub neigh: BTreeMap<(u32, IpAddr), Neigh>,
+}
+
+impl Snapshot {
+    /// From dumps: `bridge_fdb` (AF_BRIDGE) and `ip_neigh` (AF_INET + AF_INET6);
+    /// `vxlan`/`bridge`: ifindex → VNI of the configured devices.
+    pub fn build(
+        bridge_fdb: &[NeighView],
+        ip_neigh: &[NeighView],
+        vxlan: &HashMap<u32, u32>,
+        bridge: &HashMap<u32, u32>,
+    ) -> Snapshot {
+        let mut s = Snapshot::default();
+        for v in bridge_fdb {
+            let (Some(&vni), Some(mac)) = (vxlan.get(&v.ifindex), v.mac) else {
+                continue;
+            };
+            if !v.bridge_family || !v.flags.contains(NeighbourFlags::Own) || v.master.is_some() {
+                continue;
+            }
+            if mac == MacAddr::ZERO {
+                if let Some(dst) = v.dst {
+                    s.flood.insert((vni, dst));
+                }
+            } else {
+                s.fdb.entry((vni, mac)).or_default().push(Remote {
+                    dst: v.dst,
+                    state: v.state,
+                    flags: v.flags,
+                    odd: v.vni.is_some() || v.port.is_some(),
+                });
+            }
+        }
+        for v in ip_neigh {
+            let (Some(&vni), Some(ip)) = (bridge.get(&v.ifindex), v.dst) else {
+                continue;
+            };
+            s.neigh.insert(
+                (vni, ip),
+                Neigh {
+                    mac: v.mac,
+                    state: v.state,
+                    ours: v.flags.contains(NeighbourFlags::ExtLearned),
+                },
+            );
+        }
+        s
+    }
+}
+
+/// How a step is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum How {
+    /// The op as `apply` writes it.
+    Normal,
+    /// Delete the whole FDB entry, then write it (an entry whose state or flags a replace
+    /// would keep: the kernel's VXLAN replace changes only the remote).
+    Fresh,
+}
+
+/// Why a step is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Class {
+    Fixed,
+    Added,
+    Removed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Step {
+    pub op: DataplaneOp,
+    pub how: How,
+    pub class: Class,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Plan {
+    pub steps: Vec<Step>,
+    pub adopted: usize,
+    /// Desired ops that cannot be reconciled (VNI not configured, L3 routes).
+    pub errors: Vec<OpError>,
+}
+
+/// Compare; `configured`: the VNIs whose devices exist. Deletes in `desired` are ignored
+/// (desired state is a set of entries); a later add of the same key wins.
+pub(super) fn plan(desired: &[DataplaneOp], snap: &Snapshot, configured: &BTreeSet<u32>) -> Plan {
+    let mut p = Plan::default();
+    let mut fdb: BTreeMap<(u32, MacAddr), (IpAddr, bool)> = BTreeMap::new();
+    let mut flood: BTreeSet<(u32, IpAddr)> = BTreeSet::new();
+    let mut neigh: BTreeMap<(u32, IpAddr), MacAddr> = BTreeMap::new();
+    for op in desired {
+        if !configured.contains(&op.vni()) {
+            p.errors.push(OpError {
+                op: op.clone(),
+                reason: super::not_configured(op.vni()),
+            });
+            continue;
+        }
+        match *op {
+            DataplaneOp::Fdb {
+                vni,
+                mac,
+                vtep,
+                sticky,
+            } => {
+                fdb.insert((vni, mac), (vtep, sticky));
+            }
+            DataplaneOp::Flood { vni, vtep } => {
+                flood.insert((vni, vtep));
+            }
+            DataplaneOp::Neigh { vni, ip, mac } => {
+                neigh.insert((vni, ip), mac);
+            }
+            DataplaneOp::Route { .. } => p.errors.push(OpError {
+                op: op.clone(),
+                reason: super::L3_UNSUPPORTED.into(),
+            }),
+            _ => {}
+        }
+    }
+    let step = |op, how, class| Step { op, how, class };
+
+    for (&(vni, mac), &(vtep, sticky)) in &fdb {
+        let op = DataplaneOp::Fdb {
+            vni,
+            mac,
+            vtep,
+            sticky,
+        };
+        match snap.fdb.get(&(vni, mac)).map(Vec::as_slice) {
+            None | Some([]) => p.steps.push(step(op, How::Normal, Class::Added)),
+            Some([r]) if r.kind_is(sticky) && r.dst == Some(vtep) => p.adopted += 1,
+            // one remote with the right kind: a replace moves it without a gap
+            Some([r]) if r.kind_is(sticky) => p.steps.push(step(op, How::Normal, Class::Fixed)),
+            Some(_) => p.steps.push(step(op, How::Fresh, Class::Fixed)),
+        }
+    }
+    for (&(vni, mac), remotes) in &snap.fdb {
+        if !fdb.contains_key(&(vni, mac))
+            && configured.contains(&vni)
+            && remotes.iter().any(Remote::ours)
+        {
+            p.steps.push(step(
+                DataplaneOp::FdbDel { vni, mac },
+                How::Normal,
+                Class::Removed,
+            ));
+        }
+    }
+
+    for &(vni, vtep) in &flood {
+        if snap.flood.contains(&(vni, vtep)) {
+            p.adopted += 1;
+        } else {
+            p.steps.push(step(
+                DataplaneOp::Flood { vni, vtep },
+                How::Normal,
+                Class::Added,
+            ));
+        }
+    }
+    for &(vni, vtep) in &snap.flood {
+        if !flood.contains(&(vni, vtep)) && configured.contains(&vni) {
+            p.steps.push(step(
+                DataplaneOp::FloodDel { vni, vtep },
+                How::Normal,
+                Class::Removed,
+            ));
+        }
+    }
+
+    for (&(vni, ip), &mac) in &neigh {
+        let op = DataplaneOp::Neigh { vni, ip, mac };
+        match snap.neigh.get(&(vni, ip)) {
+            None => p.steps.push(step(op, How::Normal, Class::Added)),
+            Some(n) if n.ours && n.mac == Some(mac) && n.state == NUD_NOARP => p.adopted += 1,
+            Some(_) => p.steps.push(step(op, How::Normal, Class::Fixed)),
+        }
+    }
+    for (&(vni, ip), n) in &snap.neigh {
+        if n.ours && !neigh.contains_key(&(vni, ip)) && configured.contains(&vni) {
+            p.steps.push(step(
+                DataplaneOp::NeighDel { vni, ip },
+                How::Normal,
+                Class::Removed,
+            ));
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::nl::{NUD_PERMANENT, NUD_REACHABLE};
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+    fn mac(b: u8) -> MacAddr {
+        MacAddr([2, 0, 0, 0, 0, b])
+    }
+    fn remote(dst: &str, state: u16, flags: NeighbourFlags) -> Remote {
+        Remote {
+            dst: Some(ip(dst)),
+            state,
+            flags,
+            odd: false,
+        }
+    }
+    const OURS: NeighbourFlags = NeighbourFlags::Own.union(NeighbourFlags::ExtLearned);
+
+    fn classes(p: &Plan) -> Vec<(DataplaneOp, How, Class)> {
+        p.steps
+            .iter()
+            .map(|s| (s.op.clone(), s.how.clone(), s.class))
+            .collect()
+    }
+
+    #[test]
+    fn adopts_right_entries_fixes_wrong_ones_and_removes_only_owned_stale_ones() {
+        let mut s = Snapshot::default();
+        s.fdb
+            .insert((100, mac(1)), vec![remote("10.0.0.2", NUD_REACHABLE, OURS)]); // right
+        s.fdb
+            .insert((100, mac(2)), vec![remote("10.0.0.9", NUD_REACHABLE, OURS)]); // moved
+        s.fdb.insert(
+            (100, mac(3)),
+            vec![remote("10.0.0.2", NUD_PERMANENT, NeighbourFlags::Own)],
+        ); // operator's, desired
+        s.fdb
+            .insert((100, mac(4)), vec![remote("10.0.0.9", NUD_REACHABLE, OURS)]); // stale, ours
+        s.fdb.insert(
+            (100, mac(5)),
+            vec![remote("10.0.0.8", NUD_PERMANENT, NeighbourFlags::Own)],
+        ); // operator's
+        s.fdb
+            .insert((200, mac(6)), vec![remote("10.0.0.8", NUD_REACHABLE, OURS)]); // vni not configured
+        s.flood.insert((100, ip("10.0.0.2")));
+        s.flood.insert((100, ip("10.0.0.7")));
+        s.neigh.insert(
+            (100, ip("192.0.2.1")),
+            Neigh {
+                mac: Some(mac(1)),
+                state: NUD_NOARP,
+                ours: true,
+            },
+        );
+        s.neigh.insert(
+            (100, ip("192.0.2.2")),
+            Neigh {
+                mac: Some(mac(1)),
+                state: NUD_NOARP,
+                ours: true,
+            },
+        );
+        s.neigh.insert(
+            (100, ip("192.0.2.3")),
+            Neigh {
+                mac: Some(mac(9)),
+                state: NUD_REACHABLE,
+                ours: false,
+            },
+        );
+        let fdb = |m, v: &str| DataplaneOp::Fdb {
+            vni: 100,
+            mac: mac(m),
+            vtep: ip(v),
+            sticky: false,
+        };
+        let desired = vec![
+            fdb(1, "10.0.0.2"),
+            fdb(2, "10.0.0.3"),
+            fdb(3, "10.0.0.2"),
+            fdb(7, "10.0.0.4"),
+            DataplaneOp::Flood {
+                vni: 100,
+                vtep: ip("10.0.0.2"),
+            },
+            DataplaneOp::Flood {
+                vni: 100,
+                vtep: ip("10.0.0.5"),
+            },
+            DataplaneOp::Neigh {
+                vni: 100,
+                ip: ip("192.0.2.1"),
+                mac: mac(1),
+            },
+            DataplaneOp::Route {
+                vni: 100,
+                prefix: "10.1.0.0/16".parse().unwrap(),
+                vtep: ip("10.0.0.2"),
+                rmac: None,
+            },
+            DataplaneOp::Flood {
+                vni: 300,
+                vtep: ip("10.0.0.2"),
+            },
+        ];
+        let p = plan(&desired, &s, &[100].into_iter().collect());
+        assert_eq!(p.adopted, 3); // mac 1, flood 10.0.0.2, neighbour 192.0.2.1
+        assert_eq!(
+            classes(&p),
+            vec![
+                (fdb(2, "10.0.0.3"), How::Normal, Class::Fixed),
+                (fdb(3, "10.0.0.2"), How::Fresh, Class::Fixed),
+                (fdb(7, "10.0.0.4"), How::Normal, Class::Added),
+                (
+                    DataplaneOp::FdbDel {
+                        vni: 100,
+                        mac: mac(4)
+                    },
+                    How::Normal,
+                    Class::Removed
+                ),
+                (
+                    DataplaneOp::Flood {
+                        vni: 100,
+                        vtep: ip("10.0.0.5")
+                    },
+                    How::Normal,
+                    Class::Added
+                ),
+                (
+                    DataplaneOp::FloodDel {
+                        vni: 100,
+                        vtep: ip("10.0.0.7")
+                    },
+                    How::Normal,
+                    Class::Removed
+                ),
+                (
+                    DataplaneOp::NeighDel {
+                        vni: 100,
+                        ip: ip("192.0.2.2")
+                    },
+                    How::Normal,
+                    Class::Removed
+                ),
+            ]
+        );
+        assert_eq!(p.errors.len(), 2);
+        assert_eq!(p.errors[0].reason, super::super::L3_UNSUPPORTED);
+        assert!(p.errors[1].reason.contains("vni 300"));
+    }
+
+    #[test]
+    fn sticky_changes_and_extra_remotes_need_a_fresh_entry() {
+        let mut s = Snapshot::default();
+        s.fdb
+            .insert((1, mac(1)), vec![remote("10.0.0.2", NUD_REACHABLE, OURS)]);
+        s.fdb.insert(
+            (1, mac(2)),
+            vec![
+                remote("10.0.0.2", NUD_REACHABLE, OURS),
+                remote("10.0.0.3", NUD_REACHABLE, OURS),
+            ],
+        );
+        let sticky = DataplaneOp::Fdb {
+            vni: 1,
+            mac: mac(1),
+            vtep: ip("10.0.0.2"),
+            sticky: true,
+        };
+        let two = DataplaneOp::Fdb {
+            vni: 1,
+            mac: mac(2),
+            vtep: ip("10.0.0.2"),
+            sticky: false,
+        };
+        let p = plan(
+            &[sticky.clone(), two.clone()],
+            &s,
+            &[1].into_iter().collect(),
+        );
+        assert_eq!(
+            classes(&p),
+            vec![
+                (sticky, How::Fresh, Class::Fixed),
+                (two, How::Fresh, Class::Fixed)
+            ]
+        );
+    }
+
+    #[test]
+    fn snapshot_keeps_only_self_entries_of_configured_devices() {
+        let v = |ifindex, m: MacAddr, dst: &str, flags, master| NeighView {
+            bridge_family: true,
+            ifindex,
+            state: NUD_REACHABLE,
+            flags,
+            mac: Some(m),
+            dst: Some(ip(dst)),
+            master,
+            vni: None,
+            port: None,
+        };
+        let fdb = [
+            v(3, mac(1), "10.0.0.2", OURS, None),
+            v(3, MacAddr::ZERO, "10.0.0.2", NeighbourFlags::Own, None),
+            v(3, mac(2), "10.0.0.2", NeighbourFlags::ExtLearned, Some(2)), // bridge side
+            v(9, mac(3), "10.0.0.2", OURS, None),                          // another device
+        ];
+        let s = Snapshot::build(
+            &fdb,
+            &[],
+            &[(3, 100)].into_iter().collect(),
+            &HashMap::new(),
+        );
+        assert_eq!(s.fdb.len(), 1);
+        assert!(s.fdb.contains_key(&(100, mac(1))));
+        assert_eq!(
+            s.flood.iter().collect::<Vec<_>>(),
+            vec![&(100, ip("10.0.0.2"))]
+        );
+    }
+}
