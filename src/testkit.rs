@@ -193,7 +193,7 @@ impl Net {
     pub fn reconcile(&mut self, i: usize) {
         let n = &mut self.nodes[i];
         if let Some(ev) = &n.evpn {
-            n.dp.reconcile(&ev.desired());
+            n.dp.reconcile_now(&ev.desired());
         }
     }
 

@@ -310,7 +310,7 @@ fuzz_target!(|data: &[u8]| {
                 w.drain();
                 // startup reconcile: adopt, fix, remove
                 let desired = w.ev.desired();
-                w.mem.reconcile(&desired);
+                w.mem.reconcile_now(&desired);
             }
         }
         w.drain();

@@ -78,52 +78,6 @@ impl Memory {
         }
     }
 
-    /// Hold exactly `desired` (what a startup reconcile does: adopt what is right, fix what is
-    /// wrong, remove what is no longer wanted). Returns (kept, changed, removed).
-    pub fn reconcile(&mut self, desired: &[DataplaneOp]) -> (usize, usize, usize) {
-        let mut want = Memory::new();
-        want.apply_now(desired);
-        let count = |m: &Memory| m.fdb.len() + m.flood.len() + m.neigh.len() + m.routes.len();
-        let kept = self
-            .fdb
-            .iter()
-            .filter(|(k, v)| want.fdb.get(k) == Some(v))
-            .count()
-            + self.flood.intersection(&want.flood).count()
-            + self
-                .neigh
-                .iter()
-                .filter(|(k, v)| want.neigh.get(k) == Some(v))
-                .count()
-            + self
-                .routes
-                .iter()
-                .filter(|(k, v)| want.routes.get(k) == Some(v))
-                .count();
-        let removed = self
-            .fdb
-            .keys()
-            .filter(|k| !want.fdb.contains_key(k))
-            .count()
-            + self.flood.difference(&want.flood).count()
-            + self
-                .neigh
-                .keys()
-                .filter(|k| !want.neigh.contains_key(k))
-                .count()
-            + self
-                .routes
-                .keys()
-                .filter(|k| !want.routes.contains_key(k))
-                .count();
-        let changed = count(&want) - kept;
-        self.fdb = want.fdb;
-        self.flood = want.flood;
-        self.neigh = want.neigh;
-        self.routes = want.routes;
-        (kept, changed, removed)
-    }
-
     /// Queue a learn event, as a kernel bridge would report one.
     pub fn inject(&mut self, e: LearnEvent) {
         self.events.push_back(e);

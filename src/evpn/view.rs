@@ -431,3 +431,62 @@ impl Evpn {
         ops
     }
 }
+
+impl Evpn {
+    /// What the layer wants now for the entry `op` is about (the add, or the delete when it
+    /// wants nothing there): a failed op is retried as this, never as its stale self.
+    pub fn current(&self, op: &crate::dataplane::DataplaneOp) -> crate::dataplane::DataplaneOp {
+        use crate::dataplane::DataplaneOp as O;
+        match *op {
+            O::Fdb { vni, mac, .. } | O::FdbDel { vni, mac } => {
+                match self
+                    .l2
+                    .get(&vni)
+                    .and_then(|t| t.macs.get(&mac))
+                    .and_then(|s| s.fdb)
+                {
+                    Some((vtep, sticky)) => O::Fdb {
+                        vni,
+                        mac,
+                        vtep,
+                        sticky,
+                    },
+                    None => O::FdbDel { vni, mac },
+                }
+            }
+            O::Flood { vni, vtep } | O::FloodDel { vni, vtep } => {
+                if self
+                    .l2
+                    .get(&vni)
+                    .is_some_and(|t| t.floods.contains_key(&vtep))
+                {
+                    O::Flood { vni, vtep }
+                } else {
+                    O::FloodDel { vni, vtep }
+                }
+            }
+            O::Neigh { vni, ip, .. } | O::NeighDel { vni, ip } => {
+                match self
+                    .l2
+                    .get(&vni)
+                    .and_then(|t| t.neigh.get(&ip))
+                    .and_then(|m| m.last())
+                {
+                    Some(&mac) => O::Neigh { vni, ip, mac },
+                    None => O::NeighDel { vni, ip },
+                }
+            }
+            O::Route { vni, prefix, .. } | O::RouteDel { vni, prefix } => {
+                match self.l3.get(&vni).and_then(|t| t.installed.get(&prefix)) {
+                    Some(&(vtep, rmac)) => O::Route {
+                        vni,
+                        prefix,
+                        vtep,
+                        rmac,
+                    },
+                    None => O::RouteDel { vni, prefix },
+                }
+            }
+        }
+    }
+}

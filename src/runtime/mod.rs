@@ -81,6 +81,8 @@ enum Ev {
     Api(ApiReq),
     /// A neighbor name (index into the configured list, the name) resolved to this address.
     Resolved(usize, String, IpAddr),
+    /// The dataplane task: batch results, learn events.
+    Dataplane(vtep::DpEv),
 }
 
 /// The loop's inputs, by priority: write confirmations first (they release flow control), then
@@ -198,7 +200,11 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     if !cfg.lisp.roles.is_empty() {
         warn!(roles = ?cfg.lisp.roles, "[lisp] is configured, but the LISP control plane is not built yet: ignored");
     }
-    let mut vtep = vtep::Vtep::new(&cfg, &mut speaker, base.into_std())?;
+    let dp_tx = ev_tx.clone();
+    let mut vtep = vtep::Vtep::new(&cfg, &mut speaker, base.into_std(), move |e| {
+        dp_tx.send(Ev::Dataplane(e)).is_ok()
+    })
+    .await?;
     // listeners
     let mut listeners = Vec::new();
     for addr in &cfg.global.listen {
@@ -281,7 +287,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
         if let Some(v) = &mut vtep {
             v.pump(&mut speaker, Instant::now().into_std());
         }
-        flush(&mut speaker, &mut conns, &chans);
+        flush(&mut speaker, &mut conns, &chans, &mut vtep);
         let evpn_deadline = vtep.as_ref().and_then(|v| v.deadline());
         let deadline = speaker
             .poll_timeout()
@@ -361,7 +367,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             }
         }
         if shutting_down.is_some() && conns.is_empty() {
-            flush(&mut speaker, &mut conns, &chans);
+            flush(&mut speaker, &mut conns, &chans, &mut vtep);
             break;
         }
     }
@@ -551,6 +557,11 @@ fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
         Ev::Closed(conn, why) => {
             conns.remove(&conn);
             sp.handle_closed(now, conn, &why);
+        }
+        Ev::Dataplane(e) => {
+            if let Some(v) = cx.vtep.as_mut() {
+                v.dataplane_event(now, e);
+            }
         }
         Ev::Api(ApiReq::Evpn(req)) => match cx.vtep {
             Some(v) => v.api(now, req),
@@ -804,7 +815,12 @@ fn log_event(e: &Event) {
 }
 
 /// Carry out everything the speaker asks for.
-fn flush(sp: &mut Speaker, conns: &mut HashMap<ConnId, ConnHandle>, chans: &Chans) {
+fn flush(
+    sp: &mut Speaker,
+    conns: &mut HashMap<ConnId, ConnHandle>,
+    chans: &Chans,
+    vtep: &mut Option<vtep::Vtep>,
+) {
     while let Some(o) = sp.poll_output() {
         match o {
             Output::Send { conn, data } => {
@@ -855,7 +871,12 @@ fn flush(sp: &mut Speaker, conns: &mut HashMap<ConnId, ConnHandle>, chans: &Chan
                     }
                 });
             }
-            Output::Event(e) => log_event(&e),
+            Output::Event(e) => {
+                if let Some(v) = vtep.as_mut() {
+                    v.speaker_event(&e, Instant::now().into_std());
+                }
+                log_event(&e)
+            }
         }
     }
 }

@@ -15,13 +15,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
-use crate::bgp::Speaker;
-use crate::config::{Config, DataplaneKind};
-use crate::dataplane::LearnEvent;
+use crate::bgp::{Event, Speaker};
+use crate::config::{Config, DataplaneKind, FamilyCfg, VniKind};
+use crate::dataplane::linux::{L3_UNSUPPORTED, Linux};
 use crate::dataplane::memory::Memory;
+use crate::dataplane::{
+    Batch, Dataplane, DataplaneOp, LearnEvent, OpError, ReconcileReport, VniDev,
+};
 use crate::evpn::view::{Explain, MacView, MoveView, VniView};
 use crate::evpn::{self, Evpn, EvpnCfg, EvpnEvent, Output};
 use crate::rib::mac_mobility::DadCfg;
+use crate::wire::bgp::afi::Family;
 use crate::wire::types::MacAddr;
 
 /// How often the state file is written at most.
@@ -55,17 +59,77 @@ pub enum EvpnReq {
     },
 }
 
+/// The first retry of a failed dataplane op, doubled per attempt up to `RETRY_MAX`.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// What the dataplane task reports to the loop.
+#[derive(Debug)]
+pub enum DpEv {
+    Applied(u64, Vec<OpError>),
+    Reconciled(ReconcileReport),
+    Learn(Vec<LearnEvent>),
+    /// The task ended (the backend failed).
+    Gone(String),
+}
+
+enum DpCmd {
+    Apply(Batch),
+    Reconcile(Vec<DataplaneOp>),
+}
+
 /// The dataplane backends this build runs.
 enum Dp {
     Memory(Memory),
+    /// The kernel backend, owned by its own task (netlink round trips never stall the loop).
+    Linux(tokio::sync::mpsc::UnboundedSender<DpCmd>),
     /// `[dataplane] kind = "none"`: nothing is programmed (a route server / DC GW without
     /// forwarding).
     None,
 }
 
+/// The Linux backend's task: apply batches in order, reconcile on request, forward learn
+/// events.
+async fn linux_task(
+    mut lx: Linux,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<DpCmd>,
+    back: impl Fn(DpEv) -> bool + Send + 'static,
+) {
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(DpCmd::Apply(b)) => {
+                    let errs = lx.apply(&b).await;
+                    if !back(DpEv::Applied(b.id, errs)) { return }
+                }
+                Some(DpCmd::Reconcile(d)) => {
+                    let r = lx.reconcile(&d).await;
+                    if !back(DpEv::Reconciled(r)) { return }
+                }
+                None => return,
+            },
+            _ = lx.events_ready() => {
+                let ev = lx.drain_events();
+                if !ev.is_empty() && !back(DpEv::Learn(ev)) { return }
+            }
+        }
+    }
+}
+
 pub struct Vtep {
     pub evpn: Evpn,
     dp: Dp,
+    /// Failed ops waiting for their retry: (due, attempt, op).
+    retry: Vec<(Instant, u32, DataplaneOp)>,
+    /// Attempts so far of an entry being retried (by entry key).
+    attempts: std::collections::HashMap<String, u32>,
+    pub dp_failures: u64,
+    /// Start-up reconcile (Linux): done, or waiting for every EVPN neighbor's End-of-RIB (or
+    /// `reconcile_at`).
+    reconciled: bool,
+    reconcile_at: Instant,
+    evpn_neighbors: usize,
+    eor: std::collections::BTreeSet<String>,
     state_file: Option<PathBuf>,
     state_due: Option<Instant>,
     state_written: Option<Instant>,
@@ -106,16 +170,49 @@ pub fn evpn_cfg(c: &Config) -> EvpnCfg {
 
 impl Vtep {
     /// `None` when no `[[vni]]` is configured (a plain BGP speaker / route reflector).
-    pub fn new(c: &Config, sp: &mut Speaker, now: Instant) -> anyhow::Result<Option<Vtep>> {
+    pub async fn new(
+        c: &Config,
+        sp: &mut Speaker,
+        now: Instant,
+        back: impl Fn(DpEv) -> bool + Send + 'static,
+    ) -> anyhow::Result<Option<Vtep>> {
         if c.vni.is_empty() {
             return Ok(None);
         }
         let dp = match c.dataplane.kind {
             DataplaneKind::Memory => Dp::Memory(Memory::new()),
             DataplaneKind::None => Dp::None,
-            DataplaneKind::Linux => anyhow::bail!(
-                "dataplane.kind: \"linux\" is not available in this build yet (the kernel VXLAN backend is issue 4); use \"memory\" or \"none\""
-            ),
+            DataplaneKind::Linux => {
+                let mut lx = Linux::new()
+                    .map_err(|e| anyhow::anyhow!("dataplane.kind = \"linux\": netlink: {e}"))?;
+                let devs: Vec<VniDev> = c
+                    .vni
+                    .iter()
+                    .filter(|v| v.kind == VniKind::L2)
+                    .map(|v| {
+                        let mut d = VniDev::l2(v.vni, c.global.vtep);
+                        if let Some(b) = &v.bridge {
+                            d.bridge = b.clone();
+                        }
+                        if let Some(x) = &v.vxlan {
+                            d.vxlan = x.clone();
+                        }
+                        d
+                    })
+                    .collect();
+                if c.vni.iter().any(|v| v.kind == VniKind::L3) {
+                    warn!(
+                        "l3 VNIs: {L3_UNSUPPORTED}; type 5 and symmetric IRB routes are kept in the EVPN layer only"
+                    );
+                }
+                lx.configure(&devs)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("dataplane: {e}"))?;
+                info!(vnis = devs.len(), "linux dataplane: devices ready");
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                tokio::spawn(linux_task(lx, rx, back));
+                Dp::Linux(tx)
+            }
         };
         let mut evpn = Evpn::new(&evpn_cfg(c));
         let state_file =
@@ -149,9 +246,22 @@ impl Vtep {
         for v in evpn.vnis() {
             info!(vni = v.vni, kind = if v.l3 { "l3" } else { "l2" }, rd = %v.rd, export = ?v.export.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "VNI configured");
         }
+        let evpn_neighbors = c
+            .neighbor
+            .iter()
+            .filter(|n| n.families.contains(&FamilyCfg::L2vpnEvpn))
+            .count();
         Ok(Some(Vtep {
             evpn,
             dp,
+            retry: Vec::new(),
+            attempts: Default::default(),
+            dp_failures: 0,
+            reconciled: !matches!(c.dataplane.kind, DataplaneKind::Linux),
+            reconcile_at: now
+                + Duration::from_secs(u64::from(c.global.graceful_restart_time.max(30))),
+            evpn_neighbors,
+            eor: Default::default(),
             state_file,
             state_due: None,
             state_written: None,
@@ -170,10 +280,17 @@ impl Vtep {
                         debug!(?op, "dataplane");
                     }
                     match &mut self.dp {
-                        Dp::Memory(m) => m.apply_now(&b.ops),
-                        Dp::None => {}
+                        Dp::Memory(m) => {
+                            m.apply_now(&b.ops);
+                            self.evpn.handle_applied(now, b.id);
+                        }
+                        Dp::Linux(tx) => {
+                            // before the start-up reconcile, batches still go out: entries
+                            // the kernel kept are replaced in place (idempotent)
+                            let _ = tx.send(DpCmd::Apply(b));
+                        }
+                        Dp::None => self.evpn.handle_applied(now, b.id),
                     }
-                    self.evpn.handle_applied(now, b.id);
                 }
                 Output::Event(e) => log_event(&e),
                 Output::Announce(_) | Output::Withdraw { .. } => {}
@@ -192,15 +309,104 @@ impl Vtep {
     }
 
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.evpn.poll_timeout(), self.state_due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let retry = self.retry.iter().map(|r| r.0).min();
+        let rec = (!self.reconciled).then_some(self.reconcile_at);
+        [self.evpn.poll_timeout(), self.state_due, retry, rec]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.evpn.poll_timeout().is_some_and(|t| t <= now) {
             self.evpn.handle_timeout(now);
+        }
+        self.maybe_reconcile(now);
+        // failed ops: retry what the layer wants *now* for the same entry (a newer op may
+        // have superseded the failed one)
+        let (due, later): (Vec<_>, Vec<_>) = self.retry.drain(..).partition(|r| r.0 <= now);
+        self.retry = later;
+        if let Dp::Linux(tx) = &self.dp {
+            let ops: Vec<DataplaneOp> =
+                due.iter().map(|(_, _, op)| self.evpn.current(op)).collect();
+            if !ops.is_empty() {
+                for (op, (_, n, _)) in ops.iter().zip(&due) {
+                    self.attempts.insert(key_of(op), *n);
+                }
+                let _ = tx.send(DpCmd::Apply(Batch { id: 0, ops }));
+            }
+        }
+    }
+
+    /// A speaker event: End-of-RIB of EVPN from a neighbor counts towards the reconcile.
+    pub fn speaker_event(&mut self, e: &Event, now: Instant) {
+        if let Event::EndOfRib { peer, family } = e
+            && *family == Family::L2VPN_EVPN
+        {
+            self.eor.insert(peer.clone());
+            self.maybe_reconcile(now);
+        }
+    }
+
+    /// RFC 4724 spirit for the dataplane: reconcile (remove what vmmi owns and no longer
+    /// wants) only once every EVPN neighbor has sent its End-of-RIB — the layer's desired
+    /// state is then complete — or at the Restart Time; never flush at boot.
+    fn maybe_reconcile(&mut self, now: Instant) {
+        if self.reconciled || (self.eor.len() < self.evpn_neighbors && now < self.reconcile_at) {
+            return;
+        }
+        self.reconciled = true;
+        if let Dp::Linux(tx) = &self.dp {
+            let d = self.evpn.desired();
+            info!(
+                entries = d.len(),
+                eor = self.eor.len(),
+                "linux dataplane: start-up reconcile"
+            );
+            let _ = tx.send(DpCmd::Reconcile(d));
+        }
+    }
+
+    /// What the dataplane task reported.
+    pub fn dataplane_event(&mut self, now: Instant, e: DpEv) {
+        match e {
+            DpEv::Applied(id, errs) => {
+                if id != 0 {
+                    self.evpn.handle_applied(now, id);
+                }
+                self.failed(now, errs);
+            }
+            DpEv::Reconciled(r) => {
+                info!(
+                    adopted = r.adopted,
+                    fixed = r.fixed,
+                    added = r.added,
+                    removed = r.removed,
+                    errors = r.errors.len(),
+                    "linux dataplane: reconciled"
+                );
+                self.failed(now, r.errors);
+            }
+            DpEv::Learn(v) => {
+                for e in v {
+                    self.evpn.handle_learn(now, e);
+                }
+            }
+            DpEv::Gone(why) => warn!(%why, "linux dataplane task ended"),
+        }
+    }
+
+    fn failed(&mut self, now: Instant, errs: Vec<OpError>) {
+        for e in errs {
+            self.dp_failures += 1;
+            if e.reason == L3_UNSUPPORTED {
+                debug!(op = ?e.op, "dataplane: not supported by this backend");
+                continue;
+            }
+            let n = self.attempts.remove(&key_of(&e.op)).unwrap_or(0) + 1;
+            let wait = RETRY_MIN.saturating_mul(1 << n.min(5)).min(RETRY_MAX);
+            warn!(op = ?e.op, reason = %e.reason, attempt = n, retry_in_ms = wait.as_millis() as u64, "dataplane op failed");
+            self.retry.push((now + wait, n, e.op));
         }
     }
 
@@ -246,7 +452,7 @@ impl Vtep {
     fn dp_entry(&self, vni: u32, mac: MacAddr) -> Option<IpAddr> {
         match &self.dp {
             Dp::Memory(m) => m.vtep_of(vni, mac),
-            Dp::None => None,
+            Dp::Linux(_) | Dp::None => None,
         }
     }
 
@@ -344,6 +550,24 @@ pub fn no_evpn(req: EvpnReq) {
         }
         EvpnReq::Vm { reply, .. } | EvpnReq::DadClear { reply, .. } => {
             let _ = reply.send(Err(WHY.into()));
+        }
+    }
+}
+
+/// The entry an op is about (for retry bookkeeping).
+fn key_of(op: &DataplaneOp) -> String {
+    match op {
+        DataplaneOp::Fdb { vni, mac, .. } | DataplaneOp::FdbDel { vni, mac } => {
+            format!("fdb {vni} {mac}")
+        }
+        DataplaneOp::Flood { vni, vtep } | DataplaneOp::FloodDel { vni, vtep } => {
+            format!("flood {vni} {vtep}")
+        }
+        DataplaneOp::Neigh { vni, ip, .. } | DataplaneOp::NeighDel { vni, ip } => {
+            format!("neigh {vni} {ip}")
+        }
+        DataplaneOp::Route { vni, prefix, .. } | DataplaneOp::RouteDel { vni, prefix } => {
+            format!("route {vni} {prefix}")
         }
     }
 }
