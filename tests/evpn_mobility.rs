@@ -463,3 +463,43 @@ fn a_frozen_mac_that_leaves_is_withdrawn() {
     assert_eq!(fdb(&net, 1), Some(addr(2)));
     assert!(dup(&net, 0) && dup(&net, 1), "still flagged until cleared");
 }
+
+#[test]
+fn each_move_record_holds_only_its_own_steps() {
+    // found by the FRR interop suite: steps of the next move landed on the previous record
+    let mut net = fabric(3, |_| {});
+    attach(&mut net, 0, None, false);
+    for k in 0..4 {
+        net.run(Duration::from_secs(1));
+        attach(&mut net, 1 + (k % 2), None, false);
+    }
+    net.run(Duration::from_secs(1));
+    use vmmi::evpn::Step;
+    for i in 0..3 {
+        let moves = net.evpn(i).move_views(net.now, 10);
+        assert_eq!(moves.len(), 4, "node {i}: {moves:?}");
+        for m in &moves {
+            for s in &m.steps {
+                assert!(
+                    s.after_us < 500_000,
+                    "node {i} move {} step {:?} at {} µs",
+                    m.id,
+                    s.step,
+                    s.after_us
+                );
+            }
+            let has = |x: Step| m.steps.iter().any(|s| s.step == x);
+            assert!(
+                has(Step::Dataplane),
+                "node {i} move {}: {:?}",
+                m.id,
+                m.steps
+            );
+            match (m.from, m.to) {
+                (_, Loc::Local) => assert!(has(Step::Learned) && has(Step::Advertised)),
+                (Loc::Local, _) => assert!(has(Step::RouteSeen) && has(Step::Withdrawn)),
+                _ => assert!(has(Step::RouteSeen) && has(Step::OldWithdrawn)),
+            }
+        }
+    }
+}

@@ -930,12 +930,6 @@ impl Evpn {
                 st.high_seq = Some(st.high_seq.map_or(a.seq, |h| seq_max(h, a.seq)));
                 st.moved_in = false;
             }
-            if let (Some(m), Some(_)) = (st.mv, &want) {
-                self.log.step(m, Step::Advertised, now);
-            }
-            if let (Some(m), None, Some(_)) = (st.mv, &want, &st.adv) {
-                self.log.step(m, Step::Withdrawn, now);
-            }
             st.adv = want;
         }
 
@@ -951,7 +945,9 @@ impl Evpn {
             return;
         }
 
-        // location, moves and duplicate detection
+        // location, moves and duplicate detection (steps are logged on the move this input
+        // starts, never on an earlier one)
+        let mut new_move = None;
         let new_loc = winner.map(|(w, _)| {
             if w.local {
                 Loc::Local
@@ -995,7 +991,7 @@ impl Evpn {
                 self.log.step(id, Step::OldWithdrawn, now);
             }
             st.mv = Some(id);
-            self.batch_moves.push(id);
+            new_move = Some(id);
             if counted && st.dad.record(now, &self.dad) {
                 self.counters.duplicates_detected += 1;
                 self.out
@@ -1015,6 +1011,7 @@ impl Evpn {
         }
 
         // forwarding: one replace op per change (RFC 7432 §15 moves never leave a gap)
+        let ops_before = self.ops.len();
         let want_fdb = match winner {
             Some((w, _)) if !w.local => Some((w.vtep, w.sticky)),
             _ => None,
@@ -1070,6 +1067,15 @@ impl Evpn {
             }
         }
         st.neighs = want_neigh;
+        // the move's dataplane step: when the batch with its ops is applied, or now when it
+        // needed none (forwarding was already right)
+        if let Some(id) = new_move {
+            if self.ops.len() > ops_before {
+                self.batch_moves.push(id);
+            } else {
+                self.log.step(id, Step::Dataplane, now);
+            }
+        }
 
         // forget a MAC nobody claims and nothing remembers
         if st.local.is_none()
