@@ -42,6 +42,7 @@ pub fn router(send: impl Fn(ApiReq) -> bool + std::marker::Send + Sync + 'static
         .route("/v1/vm/attach", post(vm_attach))
         .route("/v1/vm/detach", post(vm_detach))
         .route("/v1/dad/clear", post(dad_clear))
+        .route("/metrics", get(metrics))
         .fallback(|| async {
             err(
                 StatusCode::NOT_FOUND,
@@ -361,6 +362,20 @@ async fn dad_clear(
     {
         Ok(Ok(())) => Json(serde_json::json!({"ok": true})).into_response(),
         Ok(Err(e)) => err(StatusCode::CONFLICT, "not cleared", serde_json::json!(e)),
+        Err(r) => r,
+    }
+}
+
+async fn metrics(State(s): State<Send>) -> Response {
+    match ask(&s, ApiReq::Metrics).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
         Err(r) => r,
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod client;
+pub mod metrics;
 pub mod sockopt;
 pub mod vtep;
 
@@ -69,6 +70,8 @@ pub enum ApiReq {
     },
     /// MACs, VNIs, moves, the VM hook, DAD (`None` reply when no `[[vni]]` is configured).
     Evpn(vtep::EvpnReq),
+    /// `GET /metrics` (OpenMetrics text).
+    Metrics(oneshot::Sender<String>),
 }
 
 enum Ev {
@@ -563,6 +566,9 @@ fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
                 v.dataplane_event(now, e);
             }
         }
+        Ev::Api(ApiReq::Metrics(reply)) => {
+            let _ = reply.send(metrics::render(sp, cx.vtep.as_ref(), now));
+        }
         Ev::Api(ApiReq::Evpn(req)) => match cx.vtep {
             Some(v) => v.api(now, req),
             None => vtep::no_evpn(req),
@@ -633,6 +639,9 @@ fn api_req(sp: &mut Speaker, now: std::time::Instant, req: ApiReq) {
             let _ = reply.send(r);
         }
         ApiReq::Evpn(r) => vtep::no_evpn(r),
+        ApiReq::Metrics(reply) => {
+            let _ = reply.send(metrics::render(sp, None, now));
+        }
         ApiReq::Refresh {
             neighbor,
             family,
