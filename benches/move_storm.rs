@@ -161,17 +161,8 @@ fn assert_moved(net: &Net, n: usize, moved_away_before: u64) {
 /// CPU time this thread has run: unlike the wall clock, it leaves out the time the thread
 /// waited for a CPU on a busy machine. `CLOCK_THREAD_CPUTIME_ID` is exact at every read (the
 /// `/proc` counters only move at scheduler ticks, 4 ms here — as long as a 1k-move storm).
-#[allow(unsafe_code)] // one libc call: std has no thread CPU clock
 fn cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec that outlives the call.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if r != 0 {
-        return Duration::ZERO;
-    }
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     Duration::new(
         u64::try_from(ts.tv_sec).unwrap_or(0),
         u32::try_from(ts.tv_nsec).unwrap_or(0),
