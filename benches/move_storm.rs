@@ -10,12 +10,12 @@
 //! Setup: three VTEPs from `vmmi::testkit` (A = 10.0.0.1, B = 10.0.0.2, C = 10.0.0.3), iBGP
 //! full mesh, L2VPN EVPN, VNI 100, each with the EVPN layer over the in-memory dataplane. N
 //! MACs are learned on A and settled (B and C point them at A). Then the storm: N local-learn
-//! events on B in one step (`evpn_mut(B).handle_learn` N times), and everything settles.
+//! events on B in one step (`evpn_mut(B).handle_learns` with all N, as a dataplane burst arrives), and everything settles.
 //! Asserted after every storm: C and A point every MAC at B, A no longer has any of them as
 //! local nor advertises them (N moved-away), B advertises each with sequence 1.
 //!
 //! Two measurements per N, each on fresh fabrics:
-//! - settled: wall (and this thread's CPU) time of the N `handle_learn` calls plus
+//! - settled: wall (and this thread's CPU) time of the `handle_learns` call plus
 //!   `Net::settle()` — until every daemon is quiet, which includes C's FDB pointing every MAC
 //!   at B and A's withdrawals having reached B and C;
 //! - stepped: the same storm driven step by step by `Stepper` below (the testkit's own
@@ -102,9 +102,7 @@ fn fabric_with_macs_on_a(n: usize) -> (Net, (Duration, Duration)) {
     let mut net = fabric();
     let w = Watch::start();
     let now = net.now;
-    for k in 0..n {
-        net.evpn_mut(A).handle_learn(now, learned(k));
-    }
+    net.evpn_mut(A).handle_learns(now, (0..n).map(learned));
     net.settle();
     let d = w.read();
     for k in 0..n {
@@ -406,9 +404,7 @@ impl Stepper {
         let w = Watch::start();
         let t0 = w.0;
         let now = net.now;
-        for k in 0..n {
-            net.evpn_mut(B).handle_learn(now, learned(k));
-        }
+        net.evpn_mut(B).handle_learns(now, (0..n).map(learned));
         marks.learns_fed = t0.elapsed();
         // the same bound as `Net::settle`
         for _ in 0..1_000_000u32 {
@@ -471,9 +467,7 @@ impl Row {
 #[inline(never)]
 fn storm_settle(net: &mut Net, n: usize) {
     let now = net.now;
-    for k in 0..n {
-        net.evpn_mut(B).handle_learn(now, learned(k));
-    }
+    net.evpn_mut(B).handle_learns(now, (0..n).map(learned));
     net.settle();
     // not a tail call: a profiler sees this function return
     std::hint::black_box(&net.now);
@@ -747,13 +741,13 @@ fn main() {
         );
     }
     println!(
-        "\nstorm_ms = wall time of the N handle_learn calls on B + Net::settle (C done, A \
+        "\nstorm_ms = wall time of the handle_learns call (N events) on B + Net::settle (C done, A \
          withdrawn, all quiet), best of R; cpu_ms = this thread's CPU\n\
          time for the same (CLOCK_THREAD_CPUTIME_ID; wall > cpu: the machine was busy); us/mv, cpu/mv = per \
          move; x1st = cpu/mv relative to the first N.\n\
          Stepped re-run (same storm, fresh fabric, driven like Net::settle with a probe \
          after every step; best of R by quiet; wall ms since the storm began):\n\
-         learns = N handle_learn calls on B returned; A_gvup = A's EVPN layer withdrew all N \
+         learns = the handle_learns call on B returned; A_gvup = A's EVPN layer withdrew all N \
          (moved away) and A's FDB points them at B;\n\
          C_done = C's FDB points all N at B; A_lstUP = A's last withdrawal UPDATE delivered; \
          quiet = nothing left to do. attach = N first learns\n\

@@ -32,7 +32,7 @@ pub mod origin;
 pub mod view;
 pub mod vni;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
@@ -56,6 +56,9 @@ use crate::wire::types::MacAddr;
 pub use moves::{Loc, MoveLog, MoveRecord, Step};
 use origin::MacRouteOpts;
 pub use vni::{ImportIndex, Vni};
+
+/// Hash maps of the layer: the RIB's hasher (foldhash, seeded per process).
+type HashMap<K, V> = std::collections::HashMap<K, V, crate::rib::Hasher>;
 
 /// What the EVPN layer is configured with.
 #[derive(Clone, Debug)]
@@ -264,8 +267,8 @@ impl Evpn {
     pub fn new(cfg: &EvpnCfg) -> Evpn {
         let vnis = vni::resolve(&cfg.vnis, cfg.asn, cfg.router_id, None);
         let index = ImportIndex::new(&vnis);
-        let mut l2 = HashMap::new();
-        let mut l3 = HashMap::new();
+        let mut l2 = HashMap::default();
+        let mut l3 = HashMap::default();
         for v in vnis.values() {
             if v.l3 {
                 l3.insert(v.vni, L3::default());
@@ -349,14 +352,21 @@ impl Evpn {
 
     /// Local learning (the dataplane's events and `vmmi vm attach/detach` both land here).
     pub fn handle_learn(&mut self, now: Instant, e: LearnEvent) {
-        match e {
-            LearnEvent::Learned {
-                vni,
-                mac,
-                ip,
-                sticky,
-            } => self.learn(now, vni, mac, ip, sticky),
-            LearnEvent::Left { vni, mac, ip } => self.leave(now, vni, mac, ip),
+        self.handle_learns(now, std::iter::once(e));
+    }
+
+    /// Many learn events as one input (a dataplane's burst): one dataplane batch for all.
+    pub fn handle_learns(&mut self, now: Instant, events: impl IntoIterator<Item = LearnEvent>) {
+        for e in events {
+            match e {
+                LearnEvent::Learned {
+                    vni,
+                    mac,
+                    ip,
+                    sticky,
+                } => self.learn(now, vni, mac, ip, sticky),
+                LearnEvent::Left { vni, mac, ip } => self.leave(now, vni, mac, ip),
+            }
         }
         self.flush(now);
     }
@@ -433,14 +443,31 @@ impl Evpn {
                 .best(Family::L2VPN_EVPN, key)
                 .filter(|p| p.peer != PeerId::LOCAL)
                 .and_then(|p| self.decode_import(key, p));
-            let old = self.imported.swap_remove(key);
-            if let Some(old) = old {
+            // one hash lookup per key: the slot is replaced in place
+            let idx = self.imported.get_index_of(key);
+            if let Some(old) = idx
+                .and_then(|i| self.imported.get_index(i))
+                .map(|e| e.1.clone())
+            {
                 self.unimport(key, &old);
             }
-            if let Some((imp, data)) = new {
-                self.import(key, &imp, data);
-                self.imported.insert(key.clone(), imp);
-                self.counters.routes_imported += 1;
+            match (idx, new) {
+                (Some(i), Some((imp, data))) => {
+                    self.import(key, &imp, data);
+                    if let Some((_, slot)) = self.imported.get_index_mut(i) {
+                        *slot = imp;
+                    }
+                    self.counters.routes_imported += 1;
+                }
+                (Some(i), None) => {
+                    self.imported.swap_remove_index(i);
+                }
+                (None, Some((imp, data))) => {
+                    self.import(key, &imp, data);
+                    self.imported.insert(key.clone(), imp);
+                    self.counters.routes_imported += 1;
+                }
+                (None, None) => {}
             }
         }
         self.flush(now);

@@ -387,11 +387,7 @@ impl Vtep {
                 );
                 self.failed(now, r.errors);
             }
-            DpEv::Learn(v) => {
-                for e in v {
-                    self.evpn.handle_learn(now, e);
-                }
-            }
+            DpEv::Learn(v) => self.evpn.handle_learns(now, v),
             DpEv::Gone(why) => warn!(%why, "linux dataplane task ended"),
         }
     }
