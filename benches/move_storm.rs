@@ -41,7 +41,6 @@ use vmmi::config::VniCfg;
 use vmmi::dataplane::{DataplaneOp, LearnEvent};
 use vmmi::evpn;
 use vmmi::testkit::{Net, addr};
-use vmmi::wire::bgp::afi::Family;
 use vmmi::wire::bgp::message::{BgpCtx, frame_len};
 use vmmi::wire::types::MacAddr;
 
@@ -74,27 +73,12 @@ fn learned(k: usize) -> LearnEvent {
 
 /// Three VTEPs, iBGP full mesh, VNI 100, sessions up (as `tests/evpn_mobility.rs` builds it).
 fn fabric() -> Net {
-    let mut net = Net::new();
-    for _ in 0..3 {
-        net.add(65000);
-    }
-    for i in 0..3 {
-        for j in 0..3 {
-            if i != j {
-                net.peer(i, j, &[Family::L2VPN_EVPN], |_| {});
-            }
-        }
-    }
-    for i in 0..3 {
-        net.enable_evpn(i, |c| {
-            c.vnis = vec![VniCfg {
-                vni: VNI,
-                ..VniCfg::default()
-            }];
-        });
-    }
-    net.run(Duration::from_secs(10));
-    net
+    Net::evpn_mesh(3, |c| {
+        c.vnis = vec![VniCfg {
+            vni: VNI,
+            ..VniCfg::default()
+        }];
+    })
 }
 
 /// N MACs learned on A, settled; returns the fabric and the (wall, CPU) time it took.

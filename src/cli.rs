@@ -90,6 +90,15 @@ fn call(
     }
 }
 
+/// A JSON value as a table cell: strings bare, null as `-`.
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        o => o.to_string(),
+    }
+}
+
 pub fn show(
     what: &str,
     json: bool,
@@ -134,11 +143,7 @@ pub fn show(
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
-    let s = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "-".into(),
-        o => o.to_string(),
-    };
+    let s = text;
     match what {
         "neighbors" => {
             println!(
@@ -308,11 +313,7 @@ pub fn explain_mac(mac: &str, vni: u32, json: bool, api: SocketAddr) -> ExitCode
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
-    let s = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "-".into(),
-        o => o.to_string(),
-    };
+    let s = text;
     println!(
         "{} in vni {}: {}",
         s(&v["mac"]),

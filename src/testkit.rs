@@ -105,6 +105,27 @@ impl Net {
         i
     }
 
+    /// `n` VTEPs in AS 65000, iBGP full mesh for L2VPN EVPN, each with the EVPN layer (`f`
+    /// sets its config: VNIs, DAD, ...), sessions up.
+    pub fn evpn_mesh(n: usize, f: impl Fn(&mut EvpnCfg)) -> Net {
+        let mut net = Net::new();
+        for _ in 0..n {
+            net.add(65000);
+        }
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    net.peer(i, j, &[Family::L2VPN_EVPN], |_| {});
+                }
+            }
+        }
+        for i in 0..n {
+            net.enable_evpn(i, &f);
+        }
+        net.run(Duration::from_secs(10));
+        net
+    }
+
     /// Give node `i` an EVPN layer over an in-memory dataplane; VTEP = its address.
     pub fn enable_evpn(&mut self, i: usize, f: impl FnOnce(&mut EvpnCfg)) {
         let n = &mut self.nodes[i];

@@ -23,28 +23,13 @@ const VNI: u32 = 100;
 const M: MacAddr = MacAddr([0x02, 0, 0, 0, 0x02, 0x02]);
 
 fn fabric(n: usize, f: impl Fn(&mut EvpnCfg)) -> Net {
-    let mut net = Net::new();
-    for _ in 0..n {
-        net.add(65000);
-    }
-    for i in 0..n {
-        for j in 0..n {
-            if i != j {
-                net.peer(i, j, &[Family::L2VPN_EVPN], |_| {});
-            }
-        }
-    }
-    for i in 0..n {
-        net.enable_evpn(i, |c| {
-            c.vnis = vec![VniCfg {
-                vni: VNI,
-                ..VniCfg::default()
-            }];
-            f(c);
-        });
-    }
-    net.run(Duration::from_secs(10));
-    net
+    Net::evpn_mesh(n, |c| {
+        c.vnis = vec![VniCfg {
+            vni: VNI,
+            ..VniCfg::default()
+        }];
+        f(c);
+    })
 }
 
 fn attach(net: &mut Net, i: usize, ip: Option<&str>, sticky: bool) {

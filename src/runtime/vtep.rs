@@ -377,14 +377,7 @@ impl Vtep {
                 self.failed(now, errs);
             }
             DpEv::Reconciled(r) => {
-                info!(
-                    adopted = r.adopted,
-                    fixed = r.fixed,
-                    added = r.added,
-                    removed = r.removed,
-                    errors = r.errors.len(),
-                    "linux dataplane: reconciled"
-                );
+                // the backend logged the counts
                 self.failed(now, r.errors);
             }
             DpEv::Learn(v) => self.evpn.handle_learns(now, v),
