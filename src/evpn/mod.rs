@@ -127,6 +127,16 @@ pub enum EvpnEvent {
         mac: MacAddr,
         by_timer: bool,
     },
+    /// A move reached its dataplane step: how long each part took (for latency metrics).
+    MoveApplied {
+        vni: u32,
+        mac: MacAddr,
+        id: u64,
+        /// Start → our UPDATE (advertised or withdrawn), when this speaker sent one.
+        update_us: Option<u64>,
+        /// Start → the dataplane change applied.
+        dataplane_us: u64,
+    },
     /// A learn the layer cannot use (unknown VNI, an L3 VNI, our gateway MAC).
     Ignored {
         vni: u32,
@@ -476,6 +486,26 @@ impl Evpn {
     /// The batch `id` (and every earlier one) is applied.
     pub fn handle_applied(&mut self, now: Instant, id: u64) {
         self.log.applied(id, now);
+        self.report_done();
+    }
+
+    /// `MoveApplied` for every move whose dataplane step was just reached.
+    fn report_done(&mut self) {
+        let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        for id in self.log.take_done() {
+            let Some(r) = self.log.get(id) else { continue };
+            let update = r.after(Step::Advertised).or(r.after(Step::Withdrawn));
+            let Some(dp) = r.after(Step::Dataplane) else {
+                continue;
+            };
+            self.out.push_back(Output::Event(EvpnEvent::MoveApplied {
+                vni: r.vni,
+                mac: r.mac,
+                id,
+                update_us: update.map(us),
+                dataplane_us: us(dp),
+            }));
+        }
     }
 
     /// `vmmi dad clear`: lift a duplicate freeze. Err when the MAC is not frozen.
@@ -806,6 +836,7 @@ impl Evpn {
             let ops = std::mem::take(&mut self.ops);
             self.out.push_back(Output::Dataplane(Batch { id, ops }));
         }
+        self.report_done();
     }
 
     fn settle(&mut self, now: Instant, vni: u32, mac: MacAddr) {

@@ -131,6 +131,16 @@ pub fn render(sp: &Speaker, vtep: Option<&Vtep>, now: Instant) -> String {
             "MACs frozen now by duplicate-address detection",
             dup,
         );
+        r.register(
+            "vmmi_evpn_move_to_update_seconds",
+            "Move start (learn or route seen) to our UPDATE (advertise or withdraw)",
+            v.latency.to_update.clone(),
+        );
+        r.register(
+            "vmmi_evpn_move_to_dataplane_seconds",
+            "Move start (learn or route seen) to the dataplane change applied",
+            v.latency.to_dataplane.clone(),
+        );
         // convergence of recent moves: start → dataplane applied
         let last: Family<Labels, Gauge> = Family::default();
         if let Some(m) = v.evpn.move_views(now, 1).first()

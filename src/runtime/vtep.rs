@@ -116,8 +116,37 @@ async fn linux_task(
     }
 }
 
+/// Move latency histograms (seconds), kept for `/metrics`.
+#[derive(Clone)]
+pub struct Latency {
+    pub to_update: prometheus_client::metrics::histogram::Histogram,
+    pub to_dataplane: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Latency {
+    fn new() -> Latency {
+        let b = || {
+            prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 18),
+            )
+        };
+        Latency {
+            to_update: b(),
+            to_dataplane: b(),
+        }
+    }
+
+    fn observe(&self, update_us: Option<u64>, dataplane_us: u64) {
+        if let Some(u) = update_us {
+            self.to_update.observe(u as f64 / 1e6);
+        }
+        self.to_dataplane.observe(dataplane_us as f64 / 1e6);
+    }
+}
+
 pub struct Vtep {
     pub evpn: Evpn,
+    pub latency: Latency,
     dp: Dp,
     /// Failed ops waiting for their retry: (due, attempt, op).
     retry: Vec<(Instant, u32, DataplaneOp)>,
@@ -253,6 +282,7 @@ impl Vtep {
             .count();
         Ok(Some(Vtep {
             evpn,
+            latency: Latency::new(),
             dp,
             retry: Vec::new(),
             attempts: Default::default(),
@@ -292,7 +322,17 @@ impl Vtep {
                         Dp::None => self.evpn.handle_applied(now, b.id),
                     }
                 }
-                Output::Event(e) => log_event(&e),
+                Output::Event(e) => {
+                    if let EvpnEvent::MoveApplied {
+                        update_us,
+                        dataplane_us,
+                        ..
+                    } = &e
+                    {
+                        self.latency.observe(*update_us, *dataplane_us);
+                    }
+                    log_event(&e)
+                }
                 Output::Announce(_) | Output::Withdraw { .. } => {}
             }
         }
@@ -518,6 +558,13 @@ fn log_event(e: &EvpnEvent) {
             info!(vni, %mac, by_timer, "duplicate MAC freeze lifted")
         }
         EvpnEvent::Ignored { vni, mac, reason } => warn!(vni, %mac, reason, "learn ignored"),
+        EvpnEvent::MoveApplied {
+            vni,
+            mac,
+            id,
+            update_us,
+            dataplane_us,
+        } => debug!(vni, %mac, id, ?update_us, dataplane_us, "move applied"),
     }
 }
 
