@@ -554,3 +554,115 @@ fn vm_hook_moves_a_mac_between_daemons_and_the_sequence_survives_a_restart() {
         "MAC and MAC+IP share 2"
     );
 }
+
+fn http(api: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let json = out
+        .split("\r\n\r\n")
+        .nth(1)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (code, json)
+}
+
+#[test]
+fn api_refuses_bad_input_with_the_reason_and_a_status_code() {
+    let st = dir().join("api-mobility.json");
+    let d = start(
+        "api",
+        &vtep_cfg("127.0.3.1", "127.0.3.2", "127.0.0.1:51381", &st),
+        "127.0.0.1:51381",
+    );
+    let api = "127.0.0.1:51381";
+    let cases: &[(&str, &str, &str, u16, &str)] = &[
+        (
+            "POST",
+            "/v1/vm/attach",
+            r#"{"vni":100,"mac":"zz"}"#,
+            400,
+            "bad body",
+        ),
+        ("POST", "/v1/vm/attach", r#"{"vni":100}"#, 400, "bad body"),
+        ("POST", "/v1/vm/attach", "not json", 400, "bad body"),
+        (
+            "POST",
+            "/v1/vm/attach",
+            r#"{"vni":7,"mac":"02:00:00:00:00:01"}"#,
+            404,
+            "no such vni",
+        ),
+        (
+            "POST",
+            "/v1/vm/attach",
+            r#"{"vni":100,"mac":"02:00:00:00:00:01","colour":1}"#,
+            400,
+            "bad body",
+        ),
+        ("GET", "/v1/explain/mac/100/zz", "", 400, "bad MAC address"),
+        (
+            "GET",
+            "/v1/explain/mac/x/02:00:00:00:00:01",
+            "",
+            400,
+            "vni must be a number",
+        ),
+        (
+            "GET",
+            "/v1/explain/mac/100/02:00:00:00:00:09",
+            "",
+            404,
+            "unknown MAC",
+        ),
+        (
+            "POST",
+            "/v1/dad/clear",
+            r#"{"vni":100,"mac":"02:00:00:00:00:09"}"#,
+            409,
+            "not cleared",
+        ),
+        ("GET", "/v1/macs?vni=abc", "", 400, "bad query"),
+        ("GET", "/v1/nothing-here", "", 404, "no such endpoint"),
+    ];
+    for (m, path, body, code, err) in cases {
+        let (c, v) = http(api, m, path, body);
+        assert_eq!(c, *code, "{m} {path} {body}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.starts_with(err)),
+            "{m} {path} {body}: {v}"
+        );
+    }
+    // and the daemon is still there, answering
+    let (c, v) = http(
+        api,
+        "POST",
+        "/v1/vm/attach",
+        r#"{"vni":100,"mac":"02:00:00:00:00:01"}"#,
+    );
+    assert_eq!((c, &v["ok"]), (200, &Value::Bool(true)));
+    let m = mac_at(&d, "02:00:00:00:00:01").expect("attached");
+    assert_eq!(m["location"]["at"], "local");
+    // the CLI turns a bad MAC into exit status 2 before asking the daemon
+    let out = Command::new(VMMI)
+        .args([
+            "vm", "attach", "--vni", "100", "--mac", "nope", "--api", api,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a MAC address"));
+}
