@@ -33,6 +33,8 @@ pub struct Node {
     pub evpn: Option<Evpn>,
     pub evpn_cfg: Option<EvpnCfg>,
     pub evpn_events: Vec<EvpnEvent>,
+    /// The EVPN layer's mapping feed (what LISP would be told), in order.
+    pub mappings: Vec<evpn::Mapping>,
     pub dp: Memory,
 }
 
@@ -100,6 +102,7 @@ impl Net {
             evpn: None,
             evpn_cfg: None,
             evpn_events: Vec::new(),
+            mappings: Vec::new(),
             dp: Memory::new(),
         });
         i
@@ -261,6 +264,7 @@ impl Net {
                             ev.handle_applied(now, b.id);
                         }
                         evpn::Output::Event(e) => n.evpn_events.push(e),
+                        evpn::Output::Mapping(m) => n.mappings.push(m),
                         _ => {}
                     }
                 }

@@ -488,3 +488,47 @@ fn each_move_record_holds_only_its_own_steps() {
         }
     }
 }
+
+#[test]
+fn every_location_change_feeds_the_mapping_system_with_the_sequence_as_version() {
+    use vmmi::evpn::Mapping;
+    let mut net = fabric(3, |_| {});
+    attach(&mut net, 0, Some("10.1.0.5"), false);
+    let m = |ip: Option<&str>, rloc: Option<IpAddr>, version: u32, local: bool| Mapping {
+        vni: VNI,
+        mac: M,
+        ip: ip.map(|s| s.parse().unwrap()),
+        rloc,
+        version,
+        local,
+    };
+    // the owner reports its own VTEP as the RLOC, the others the owner's
+    assert_eq!(
+        net.nodes[0].mappings,
+        vec![
+            m(None, Some(addr(0)), 0, true),
+            m(Some("10.1.0.5"), Some(addr(0)), 0, true)
+        ]
+    );
+    assert_eq!(
+        net.nodes[2].mappings.last(),
+        Some(&m(Some("10.1.0.5"), Some(addr(0)), 0, false))
+    );
+    // a move: MAC and address move together, Map-Version = MAC Mobility sequence
+    net.nodes[2].mappings.clear();
+    attach(&mut net, 1, Some("10.1.0.5"), false);
+    assert_eq!(
+        net.nodes[2].mappings,
+        vec![
+            m(None, Some(addr(1)), 1, false),
+            m(Some("10.1.0.5"), Some(addr(1)), 1, false)
+        ]
+    );
+    // gone: both withdrawn from the mapping
+    net.nodes[2].mappings.clear();
+    detach(&mut net, 1);
+    assert_eq!(
+        net.nodes[2].mappings,
+        vec![m(None, None, 0, false), m(Some("10.1.0.5"), None, 0, false)]
+    );
+}

@@ -85,6 +85,23 @@ pub enum Output {
     /// Make forwarding match.
     Dataplane(Batch),
     Event(EvpnEvent),
+    /// Where an EID (a MAC, or one of its addresses, in the VNI) is now — the feed for the
+    /// LISP mapping system (EID = Instance-ID VNI + MAC/IP, RLOC = the VTEP, Map-Version = the
+    /// MAC Mobility sequence). Emitted in the same input as the UPDATE of the move.
+    Mapping(Mapping),
+}
+
+/// One EID's location (`rloc` None: nobody has it any more).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Mapping {
+    pub vni: u32,
+    pub mac: MacAddr,
+    /// None: the MAC itself; Some: one of its addresses.
+    pub ip: Option<IpAddr>,
+    pub rloc: Option<IpAddr>,
+    pub version: u32,
+    /// The MAC is local to this VTEP.
+    pub local: bool,
 }
 
 /// Things an operator should see (logged and counted by the runtime).
@@ -196,7 +213,12 @@ struct MacState {
     dad: Dad,
     /// The open move record.
     mv: Option<u64>,
+    /// The location last fed to the mapping system: (RLOC, version, addresses).
+    mapped: Option<Box<Mapped>>,
 }
+
+/// What was last fed to the mapping system for a MAC: (RLOC, version, addresses).
+type Mapped = (IpAddr, u32, SmallVec<[IpAddr; 2]>);
 
 #[derive(Debug, Default)]
 struct L2 {
@@ -1068,6 +1090,59 @@ impl Evpn {
             st.loc = new_loc;
         }
 
+        // the mapping feed: the winner's VTEP (ours when local), its sequence, its addresses
+        let want_map = winner.map(|(w, _)| {
+            let ips: SmallVec<[IpAddr; 2]> = if w.local {
+                st.local.as_ref().map(|l| l.ips.clone()).unwrap_or_default()
+            } else {
+                let mut v: SmallVec<[IpAddr; 2]> = SmallVec::new();
+                for ip in st
+                    .remotes
+                    .iter()
+                    .filter(|r| r.vtep == w.vtep)
+                    .filter_map(|r| r.ip)
+                {
+                    if !v.contains(&ip) {
+                        v.push(ip);
+                    }
+                }
+                v
+            };
+            (if w.local { vtep } else { w.vtep }, w.seq, ips)
+        });
+        let have_map = st.mapped.as_deref();
+        if want_map.as_ref() != have_map {
+            let local = winner.is_some_and(|(w, _)| w.local);
+            let (rloc, version) = want_map.as_ref().map(|m| (m.0, m.1)).unzip();
+            let version = version.unwrap_or(0);
+            let empty: SmallVec<[IpAddr; 2]> = SmallVec::new();
+            let new_ips = want_map.as_ref().map_or(&empty, |m| &m.2);
+            let old_ips = have_map.map_or(&empty, |m| &m.2);
+            let moved = have_map.map(|m| (m.0, m.1)) != want_map.as_ref().map(|m| (m.0, m.1));
+            let mut feed = |ip: Option<IpAddr>, rloc: Option<IpAddr>| {
+                self.out.push_back(Output::Mapping(Mapping {
+                    vni,
+                    mac,
+                    ip,
+                    rloc,
+                    version,
+                    local,
+                }))
+            };
+            if moved {
+                feed(None, rloc);
+            }
+            for ip in new_ips {
+                if moved || !old_ips.contains(ip) {
+                    feed(Some(*ip), rloc);
+                }
+            }
+            for ip in old_ips.iter().filter(|i| !new_ips.contains(i)) {
+                feed(Some(*ip), None);
+            }
+            st.mapped = want_map.map(Box::new);
+        }
+
         // forwarding: one replace op per change (RFC 7432 §15 moves never leave a gap)
         let ops_before = self.ops.len();
         let want_fdb = match winner {
@@ -1144,6 +1219,7 @@ impl Evpn {
             && st.high_seq.is_none()
             && st.last_local == 0
             && st.dad.total == 0
+            && st.mapped.is_none()
         {
             t.macs.swap_remove(&mac);
         }

@@ -333,6 +333,8 @@ impl Vtep {
                     }
                     log_event(&e)
                 }
+                // the LISP control plane (issue 3) consumes these once it is built
+                Output::Mapping(m) => debug!(?m, "mapping"),
                 Output::Announce(_) | Output::Withdraw { .. } => {}
             }
         }
