@@ -43,6 +43,7 @@ pub fn run(config: Option<PathBuf>, log_json: bool, restarting: bool) -> ExitCod
         RunOpts {
             config_path: config,
             restarting,
+            stop: None,
         },
     )) {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,6 +51,9 @@ pub struct RunOpts {
     /// This start follows a restart (like FRR's `bgpd -K`): advertise the RFC 4724 R bit and
     /// defer our advertisements until the peers' End-of-RIB (or the Restart Time).
     pub restarting: bool,
+    /// Stop when this turns true (as on SIGINT) — for running daemons inside another program
+    /// (`vmmi demo`, tests). `None`: signals only.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Requests from the API to the loop.
@@ -285,6 +288,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
     let mut cfg = cfg;
     let mut shutting_down: Option<Instant> = None;
+    let mut stop = opts.stop.clone();
 
     loop {
         if let Some(v) = &mut vtep {
@@ -348,6 +352,11 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
                 speaker.shutdown_for_restart(Instant::now().into_std());
                 shutting_down = Some(Instant::now() + SHUTDOWN_GRACE);
             }
+            _ = stopped(&mut stop), if shutting_down.is_none() && stop.is_some() => {
+                info!("stop requested: shutting down");
+                speaker.shutdown_all(Instant::now().into_std());
+                shutting_down = Some(Instant::now() + SHUTDOWN_GRACE);
+            }
             _ = tokio::signal::ctrl_c(), if shutting_down.is_none() => {
                 info!("SIGINT: shutting down");
                 speaker.shutdown_all(Instant::now().into_std());
@@ -385,6 +394,16 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Completes when `stop` turns true (never when there is none, or its sender is gone).
+async fn stopped(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    let Some(rx) = stop else {
+        return std::future::pending().await;
+    };
+    if rx.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Resolve every configured name, again when its record's TTL ends (clamped to 5 s … 1 h),
