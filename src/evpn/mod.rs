@@ -537,7 +537,7 @@ impl Evpn {
             .get_mut(&vni)
             .and_then(|t| t.macs.get_mut(&mac))
             .ok_or_else(|| format!("no MAC {mac} in vni {vni}"))?;
-        let Some(at) = st.dad.frozen_at else {
+        let Some(at) = st.dad.frozen_at() else {
             return Err(format!("MAC {mac} in vni {vni} is not frozen"));
         };
         if let Some(d) = self.dad.freeze {
@@ -1218,7 +1218,7 @@ impl Evpn {
             && st.neighs.is_empty()
             && st.high_seq.is_none()
             && st.last_local == 0
-            && st.dad.total == 0
+            && st.dad.total() == 0
             && st.mapped.is_none()
         {
             t.macs.swap_remove(&mac);

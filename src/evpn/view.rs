@@ -336,7 +336,7 @@ impl Evpn {
             highest_seq_seen: super::high(st),
             duplicate: frozen,
             moves_in_window: st.dad.recent(now, &self.dad),
-            moves_total: st.dad.total,
+            moves_total: st.dad.total(),
             dataplane: st.fdb.map(|f| f.0),
             suppression: st.neighs.to_vec(),
             recent_moves: self
