@@ -10,6 +10,7 @@ pub mod config;
 pub mod dataplane;
 pub mod decode;
 pub mod evpn;
+pub mod lisp;
 pub mod pcap;
 pub mod rib;
 pub mod runtime;
