@@ -149,7 +149,7 @@ impl EidPrefix {
         self.family
     }
 
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -322,10 +322,10 @@ impl Lens {
         let i = usize::from(len);
         if let Some(c) = self.count.get_mut(i) {
             *c = c.saturating_sub(1);
-            if *c == 0 {
-                if let Some(w) = self.present.get_mut(i / 64) {
-                    *w &= !(1 << (i % 64));
-                }
+            if *c == 0
+                && let Some(w) = self.present.get_mut(i / 64)
+            {
+                *w &= !(1 << (i % 64));
             }
         }
         self.present == [0; 3]

@@ -124,7 +124,7 @@ impl Mapping {
                 }
             }
         }
-        all.sort_by(|a, b| locator_key(&a.addr).cmp(&locator_key(&b.addr)));
+        all.sort_by_key(|a| locator_key(&a.addr));
         self.locators = all;
         self.version = self.contribs.last().map(|c| c.version).unwrap_or(0);
         self.reply_record = None;
@@ -355,17 +355,17 @@ impl Lisp {
                 // RFC 9301 §8.2: "A Map-Server that receives a Map-Register with this flag set
                 // will respond with a Map-Notify message ... sent to UDP destination port
                 // 4342, not to the source port specified in the original Map-Register".
-                if m.want_map_notify {
-                    if let Some(n) = self.solicited_notify(site, bytes, &m) {
-                        let to = control(from.ip());
-                        self.counters.map_notifies_tx += 1;
-                        self.send(to, n);
-                        self.event(LispEvent::MapNotifySent {
-                            to,
-                            nonce: m.nonce,
-                            kind: NotifyKind::Solicited,
-                        });
-                    }
+                if m.want_map_notify
+                    && let Some(n) = self.solicited_notify(site, bytes, &m)
+                {
+                    let to = control(from.ip());
+                    self.counters.map_notifies_tx += 1;
+                    self.send(to, n);
+                    self.event(LispEvent::MapNotifySent {
+                        to,
+                        nonce: m.nonce,
+                        kind: NotifyKind::Solicited,
+                    });
                 }
                 let reg = match m.xtr {
                     Some(x) => RegId::Xtr {
@@ -920,12 +920,12 @@ impl Lisp {
         for s in &self.cfg.sites {
             for p in &s.eids {
                 if p.iid() == q.iid() && p.family() == q.family() {
-                    let shared = q.common_len(p).min(p.len());
+                    let shared = q.common_len(p).min(p.prefix_len());
                     n = n.max(shared.saturating_add(1));
                 }
             }
         }
-        q.truncate(n.min(q.len()))
+        q.truncate(n.min(q.prefix_len()))
     }
 
     /// Registrations, sorted by EID (the API's `/v1/lisp/registrations`).
@@ -970,7 +970,7 @@ impl Lisp {
                     .collect(),
             })
             .collect();
-        v.sort_by(|a, b| a.eid.cmp(&b.eid));
+        v.sort_by_key(|a| a.eid);
         v
     }
 }

@@ -208,13 +208,13 @@ impl Lisp {
             .get(&key)
             .map(|s| s.nonce)
             .or_else(|| self.ps.tombstones.get(&key).copied());
-        if let Some(last) = last {
-            if req.nonce <= last {
-                return SubOutcome::Drop(DropReason::Replay {
-                    nonce: req.nonce,
-                    last,
-                });
-            }
+        if let Some(last) = last
+            && req.nonce <= last
+        {
+            return SubOutcome::Drop(DropReason::Replay {
+                nonce: req.nonce,
+                last,
+            });
         }
         // Unsubscribe: "a valid Map-Request with the N-bit set to 1 only has one ITR-RLOC with
         // AFI = 0 ... the Map-Server MUST remove the subscription state ... MUST send a
@@ -632,15 +632,14 @@ impl Lisp {
             nonce: p.nonce,
             kind: p.kind,
         });
-        if let Purpose::Subscription { xtr_id, eid } = p.purpose {
-            if let Some(s) = self.ps.subs.get_mut(&(xtr_id, eid)) {
-                if s.pending == Some(id) {
-                    s.pending = None;
-                    s.initial = false;
-                    s.changed.clear();
-                    s.confirmed = true;
-                }
-            }
+        if let Purpose::Subscription { xtr_id, eid } = p.purpose
+            && let Some(s) = self.ps.subs.get_mut(&(xtr_id, eid))
+            && s.pending == Some(id)
+        {
+            s.pending = None;
+            s.initial = false;
+            s.changed.clear();
+            s.confirmed = true;
         }
         Ok(())
     }
@@ -762,7 +761,7 @@ impl Lisp {
                 since_secs: now.saturating_duration_since(s.since).as_secs(),
             })
             .collect();
-        v.sort_by(|a, b| (a.eid, a.xtr_id).cmp(&(b.eid, b.xtr_id)));
+        v.sort_by_key(|a| (a.eid, a.xtr_id));
         v
     }
 

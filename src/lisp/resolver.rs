@@ -169,22 +169,22 @@ impl Lisp {
             };
             any = true;
             let mac_afi = afi.unwrap_or(self.cfg.mac_afi);
-            if rr.notify {
-                if let Some(xtr) = req.xtr {
-                    match self.subscribe(now, from, &req, xtr, eid, mac_afi) {
-                        SubOutcome::Notified => {}
-                        SubOutcome::Negative(rec) => {
-                            rec.encode(&mut records);
-                            count = count.saturating_add(1);
-                            negatives += 1;
-                        }
-                        SubOutcome::Drop(reason) => {
-                            let l = self.local_addr();
-                            self.dropped(from, l, reason);
-                        }
+            if rr.notify
+                && let Some(xtr) = req.xtr
+            {
+                match self.subscribe(now, from, &req, xtr, eid, mac_afi) {
+                    SubOutcome::Notified => {}
+                    SubOutcome::Negative(rec) => {
+                        rec.encode(&mut records);
+                        count = count.saturating_add(1);
+                        negatives += 1;
                     }
-                    continue;
+                    SubOutcome::Drop(reason) => {
+                        let l = self.local_addr();
+                        self.dropped(from, l, reason);
+                    }
                 }
+                continue;
             }
             let Some(itr) = reply_to else { continue };
             match self.ms.db.lpm(&eid) {
@@ -216,10 +216,8 @@ impl Lisp {
                 }
             }
         }
-        if !any {
-            if let Some(error) = first_err {
-                return Err(DropReason::BadEid { error });
-            }
+        if !any && let Some(error) = first_err {
+            return Err(DropReason::BadEid { error });
         }
         if let Some((etr, eid)) = forward {
             self.forward_to_etr(etr, &req, ecm.as_ref(), reply_to, port, &eid);
@@ -259,11 +257,9 @@ impl Lisp {
         let Some(m) = self.ms.db.get_mut(p) else {
             return;
         };
-        if default {
-            if let Some(b) = &m.reply_record {
-                out.extend_from_slice(b);
-                return;
-            }
+        if default && let Some(b) = &m.reply_record {
+            out.extend_from_slice(b);
+            return;
         }
         let mut b = Vec::new();
         m.record(p, mac_afi).encode(&mut b);

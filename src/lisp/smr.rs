@@ -78,14 +78,14 @@ impl Lisp {
         let expires = now + Duration::from_secs(u64::from(ttl_minutes).saturating_mul(60));
         let per_eid = self.cfg.limits.max_requesters_per_eid.max(1);
         let s = &mut self.smr;
-        if let Some(v) = s.requesters.get_mut(&eid) {
-            if let Some(r) = v.iter_mut().find(|r| r.rloc == rloc) {
-                r.expires = r.expires.max(expires);
-                if src_eid.is_some() {
-                    r.src_eid = src_eid;
-                }
-                return;
+        if let Some(v) = s.requesters.get_mut(&eid)
+            && let Some(r) = v.iter_mut().find(|r| r.rloc == rloc)
+        {
+            r.expires = r.expires.max(expires);
+            if src_eid.is_some() {
+                r.src_eid = src_eid;
             }
+            return;
         }
         if s.total >= self.cfg.limits.max_requesters {
             // Full: drop expired requesters, at most once a second.

@@ -444,6 +444,53 @@ impl Lisp {
                     error: "Map-Notify from no configured map-server".to_string(),
                 })?,
         };
+        // RFC 9437 §5: the Map-Server dropped our subscription: "a single Map-Notify with the
+        // same nonce but with Loc-Count = 0 ... and ACT bits set to 5". Same nonce as the
+        // last publication, so `>=`. "xTR implementations can use this signal to try to
+        // reinstall their subscription state".
+        let drop_signal = !m.records.is_empty()
+            && m.records
+                .iter()
+                .all(|r| r.locators.is_empty() && r.act == Act::DROP_AUTH_FAILURE);
+        if drop_signal {
+            for rec in &m.records {
+                let Ok((eid, _)) = EidPrefix::from_wire(rec.mask_len, &rec.eid) else { continue };
+                let hit = self.xtr.subs.covering(&eid).into_iter().find(|p| {
+                    self.xtr
+                        .subs
+                        .get(p)
+                        .is_some_and(|s| s.phase != Phase::Inactive && m.nonce >= s.last)
+                });
+                if let Some(p) = hit {
+                    if let Some(s) = self.xtr.subs.get_mut(&p) {
+                        s.phase = Phase::Inactive;
+                        s.last = m.nonce;
+                    }
+                    self.event(LispEvent::SubscriptionLost { eid: p });
+                    self.request(now, p, true);
+                }
+            }
+            return Ok(());
+        }
+        // A retransmission of the last Map-Notify we accepted (our Map-Notify-Ack was lost):
+        // acknowledged again, not processed again.
+        let repeat = m.records.iter().all(|rec| {
+            EidPrefix::from_wire(rec.mask_len, &rec.eid).is_ok_and(|(eid, _)| {
+                self.xtr.subs.covering(&eid).iter().any(|p| {
+                    self.xtr
+                        .subs
+                        .get(p)
+                        .is_some_and(|s| s.phase != Phase::Pending && s.last == m.nonce)
+                })
+            })
+        });
+        if repeat && !m.records.is_empty() {
+            if let Some(ack) = self.ack_bytes(ms, bytes) {
+                self.counters.map_notify_acks_tx += 1;
+                self.send(control(from.ip()), ack);
+            }
+            return Ok(());
+        }
         // Every record must fall under one of our subscriptions with a smaller last nonce.
         let mut targets: Vec<(EidPrefix, EidRecord)> = Vec::new();
         let mut subs: Vec<EidPrefix> = Vec::new();
@@ -462,13 +509,13 @@ impl Lisp {
                     message: "Map-Notify for an EID-prefix we did not subscribe to",
                 });
             };
-            if let Some(s) = self.xtr.subs.get(&p) {
-                if m.nonce <= s.last {
-                    return Err(DropReason::Replay {
-                        nonce: m.nonce,
-                        last: s.last,
-                    });
-                }
+            if let Some(s) = self.xtr.subs.get(&p)
+                && m.nonce <= s.last
+            {
+                return Err(DropReason::Replay {
+                    nonce: m.nonce,
+                    last: s.last,
+                });
             }
             if !subs.contains(&p) {
                 subs.push(p);
@@ -498,7 +545,6 @@ impl Lisp {
                 self.timers.cancel(r.timer);
                 self.xtr.by_nonce.remove(&r.nonce);
             }
-            let _ = phase;
         }
         for (eid, rec) in targets {
             let unsub = subs.iter().any(|p| {
@@ -509,18 +555,6 @@ impl Lisp {
                         .get(p)
                         .is_some_and(|s| s.phase == Phase::Inactive)
             });
-            if rec.locators.is_empty() && rec.act == Act::DROP_AUTH_FAILURE {
-                // RFC 9437 §5: the Map-Server dropped our subscription; "xTR implementations
-                // can use this signal to try to reinstall their subscription state".
-                if let Some(p) = subs.iter().find(|p| p.contains(&eid)).copied() {
-                    if let Some(s) = self.xtr.subs.get_mut(&p) {
-                        s.phase = Phase::Inactive;
-                    }
-                    self.event(LispEvent::SubscriptionLost { eid: p });
-                    self.request(now, p, true);
-                }
-                continue;
-            }
             if !unsub {
                 self.install(now, eid, &rec, CacheSource::Publication);
             }
@@ -825,10 +859,10 @@ impl Lisp {
             let kind = r.kind;
             self.xtr.requests.remove(&eid);
             self.xtr.by_nonce.remove(&nonce);
-            if kind == Kind::Subscribe {
-                if let Some(s) = self.xtr.subs.get_mut(&eid) {
-                    s.phase = Phase::Inactive;
-                }
+            if kind == Kind::Subscribe
+                && let Some(s) = self.xtr.subs.get_mut(&eid)
+            {
+                s.phase = Phase::Inactive;
             }
             self.event(LispEvent::RequestGaveUp { eid });
             return;
@@ -925,7 +959,7 @@ impl Lisp {
                 }),
             })
             .collect();
-        v.sort_by(|a, b| a.eid.cmp(&b.eid));
+        v.sort_by_key(|a| a.eid);
         v
     }
 
