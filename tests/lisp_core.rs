@@ -133,7 +133,10 @@ fn registration_lives_three_minutes_and_refresh_extends_it() {
     net.at(180.0);
     assert!(rlocs_of(&net, ms, e).is_none());
     let ev = net.events_since(ms, 0);
-    assert!(ev.iter().any(|e2| matches!(e2, LispEvent::RegistrationExpired { eid, .. } if *eid == e)));
+    assert!(
+        ev.iter()
+            .any(|e2| matches!(e2, LispEvent::RegistrationExpired { eid, .. } if *eid == e))
+    );
     assert!(ev.iter().any(|e2| matches!(e2,
         LispEvent::MappingChanged { eid, rlocs, cause: ChangeCause::Expiry, .. } if *eid == e && rlocs.is_empty())));
     assert_eq!(net.nodes[ms].lisp.counters().registrations_expired, 1);
@@ -190,7 +193,10 @@ fn every_authentication_failure_is_rejected_and_counted() {
     r.key = b"wrong".to_vec();
     net.inject(from, ms, &r.bytes());
     // unknown site: a key no site has and an EID no site covers
-    let mut r = Reg::new(vec![record(host(300, "10.3.0.1"), 10, 0, &["192.0.2.10"])], 11);
+    let mut r = Reg::new(
+        vec![record(host(300, "10.3.0.1"), 10, 0, &["192.0.2.10"])],
+        11,
+    );
     r.key = b"nobody".to_vec();
     net.inject(from, ms, &r.bytes());
     // EID outside the site: dc-a's key, an EID of dc-b
@@ -218,7 +224,9 @@ fn every_authentication_failure_is_rejected_and_counted() {
     assert_eq!(
         rejections(&net, ms),
         vec![
-            RejectReason::WrongKey { site: "dc-a".into() },
+            RejectReason::WrongKey {
+                site: "dc-a".into()
+            },
             RejectReason::UnknownSite,
             RejectReason::EidOutsideSite {
                 site: "dc-a".into(),
@@ -284,7 +292,10 @@ fn nonce_replay_is_refused() {
     assert_eq!(net.nodes[ms].lisp.counters().registrations_accepted, 2);
 
     // Without an xTR-ID (OOR sends random nonces): only a repeat is refused.
-    let mut o = Reg::new(vec![record(host(100, "10.1.0.8"), 10, 0, &["192.0.2.11"])], 500);
+    let mut o = Reg::new(
+        vec![record(host(100, "10.1.0.8"), 10, 0, &["192.0.2.11"])],
+        500,
+    );
     let b = o.bytes();
     net.inject(sa("192.0.2.11"), ms, &b);
     net.inject(sa("192.0.2.11"), ms, &b);
@@ -300,7 +311,7 @@ fn nonce_replay_is_refused() {
             last: 500
         }
     );
-    assert_eq!(net.nodes[ms].lisp.counters().registrations_accepted, 3);
+    assert_eq!(net.nodes[ms].lisp.counters().registrations_accepted, 4);
 }
 
 /// OOR 1.3.0's real Map-Register (lab/oor/README.md step 3): 16-bit Key ID 1, 20-byte
@@ -357,7 +368,11 @@ fn oor_register_needs_the_interop_knobs_and_gets_a_byte_exact_map_notify() {
     assert_eq!(n.len(), 76);
     assert_eq!(&n[..4], &[0x40, 0, 0, 1]);
     assert_eq!(&n[4..12], &reg[4..12], "nonce copied");
-    assert_eq!(&n[12..16], &[0x00, 0x01, 0x00, 0x14], "Key ID/Alg/length copied");
+    assert_eq!(
+        &n[12..16],
+        &[0x00, 0x01, 0x00, 0x14],
+        "Key ID/Alg/length copied"
+    );
     assert_eq!(&n[36..], &reg[36..], "record copied byte for byte");
     let mut zeroed = n.clone();
     zeroed[16..36].fill(0);
@@ -408,7 +423,10 @@ fn solicited_map_notify_for_an_xtr_id_register_verifies_and_has_no_trailer() {
     let n = &sent[0].bytes;
     // header, nonce, Key ID 0 / Alg 2 / 16 bytes, HMAC, the record (register minus 24-byte trailer)
     assert_eq!(n.len(), reg.len() - 24);
-    assert_eq!(&n[..16], &[0x40, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x11, 0x22, 0, 2, 0, 16]);
+    assert_eq!(
+        &n[..16],
+        &[0x40, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x11, 0x22, 0, 2, 0, 16]
+    );
     assert_eq!(&n[32..], &reg[32..reg.len() - 24]);
     assert!(verify(n, KEY, &sha256_trunc()).is_ok());
     let m = notify(&sent[0]);
@@ -429,17 +447,40 @@ fn hkdf_sites_authenticate_with_per_message_keys() {
         ..site("hk", &[pfx(100, "10.1.0.0/16")])
     };
     let ms = net.add(ms_cfg(MS, vec![s]));
-    let mut r = Reg::new(vec![record(host(100, "10.1.0.5"), 10, 0, &["192.0.2.10"])], 1);
+    let mut r = Reg::new(
+        vec![record(host(100, "10.1.0.5"), 10, 0, &["192.0.2.10"])],
+        1,
+    );
     r.params.alg_id = 3;
     r.want_notify = true;
     let mark = net.wire.len();
     net.inject(sa("192.0.2.10"), ms, &r.bytes());
     let n = &net.since(mark)[0].bytes;
-    assert!(verify(n, KEY, &AuthParams { alg_id: 3, ..sha256_trunc() }).is_ok());
+    assert!(
+        verify(
+            n,
+            KEY,
+            &AuthParams {
+                alg_id: 3,
+                ..sha256_trunc()
+            }
+        )
+        .is_ok()
+    );
     // the HKDF key differs per message type: verifying as a Map-Register's MAC fails
     let mut as_reg = n.clone();
     as_reg[0] = 0x30;
-    assert!(verify(&as_reg, KEY, &AuthParams { alg_id: 3, ..sha256_trunc() }).is_err());
+    assert!(
+        verify(
+            &as_reg,
+            KEY,
+            &AuthParams {
+                alg_id: 3,
+                ..sha256_trunc()
+            }
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -465,8 +506,14 @@ fn a_move_notifies_the_previous_registrant_until_it_acks() {
     assert_eq!(rec.map_version.get(), 2);
     assert!(!rec.authoritative);
     assert_eq!(rec.locators.len(), 1);
-    assert_eq!(rec.locators[0].addr, LispAddr::Ipv4("192.0.2.20".parse().unwrap()));
-    assert!(!rec.locators[0].local, "L bit cleared in what the Map-Server sends");
+    assert_eq!(
+        rec.locators[0].addr,
+        LispAddr::Ipv4("192.0.2.20".parse().unwrap())
+    );
+    assert!(
+        !rec.locators[0].local,
+        "L bit cleared in what the Map-Server sends"
+    );
     assert!(verify(&sent[0].bytes, KEY, &sha256_trunc()).is_ok());
 
     // Unacknowledged: retransmitted at +3 s, byte-identical.
@@ -476,13 +523,26 @@ fn a_move_notifies_the_previous_registrant_until_it_acks() {
     assert_eq!(again[1].bytes, sent[0].bytes);
     assert_eq!(again[1].at, Duration::from_secs(3));
     // The Ack stops it.
-    net.inject(sa("192.0.2.10"), ms, &ack_for(&sent[0].bytes, KEY, &sha256_trunc()));
+    net.inject(
+        sa("192.0.2.10"),
+        ms,
+        &ack_for(&sent[0].bytes, KEY, &sha256_trunc()),
+    );
     net.advance(Duration::from_secs(120));
-    let after: Vec<_> = net.since(mark).into_iter().filter(|p| is_type(p, 4)).collect();
+    let after: Vec<_> = net
+        .since(mark)
+        .into_iter()
+        .filter(|p| is_type(p, 4))
+        .collect();
     assert_eq!(after.len(), 2);
     assert_eq!(net.nodes[ms].lisp.pending_notifies(), 0);
-    assert!(net.events_since(ms, 0).iter().any(|e| matches!(e,
-        LispEvent::MapNotifyAcked { kind: NotifyKind::PreviousRegistrant, .. })));
+    assert!(net.events_since(ms, 0).iter().any(|e| matches!(
+        e,
+        LispEvent::MapNotifyAcked {
+            kind: NotifyKind::PreviousRegistrant,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -493,12 +553,23 @@ fn an_ack_with_a_bad_hmac_is_dropped() {
     a.xtr = Some((0xa, 1));
     net.inject(sa("192.0.2.10"), ms, &a.bytes());
     let mark = net.wire.len();
-    net.with(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.30")), 5));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.30")), 5)
+    });
     let n = net.since(mark)[0].bytes.clone();
-    net.inject(sa("192.0.2.10"), ms, &ack_for(&n, b"wrong", &sha256_trunc()));
+    net.inject(
+        sa("192.0.2.10"),
+        ms,
+        &ack_for(&n, b"wrong", &sha256_trunc()),
+    );
     assert_eq!(net.nodes[ms].lisp.pending_notifies(), 1);
-    assert!(net.events_since(ms, 0).iter().any(|e| matches!(e,
-        LispEvent::Dropped { reason: DropReason::AuthFailed { .. }, .. })));
+    assert!(net.events_since(ms, 0).iter().any(|e| matches!(
+        e,
+        LispEvent::Dropped {
+            reason: DropReason::AuthFailed { .. },
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -521,13 +592,21 @@ fn merge_unions_rloc_sets_and_a_plain_register_replaces_them() {
     );
     // a expires at 180 s, b lives until 240 s
     net.at(180.0);
-    assert_eq!(rlocs_of(&net, ms, e), Some(vec![ip("192.0.2.10"), ip("2001:db8::1")]));
+    assert_eq!(
+        rlocs_of(&net, ms, e),
+        Some(vec![ip("192.0.2.10"), ip("2001:db8::1")])
+    );
     // a plain (non-merge) registration by a third xTR replaces the set
     let mut c = Reg::new(vec![record(e, 10, 0, &["192.0.2.30"])], 1);
     c.xtr = Some((0xc, 1));
     net.inject(sa("192.0.2.30"), ms, &c.bytes());
     assert_eq!(rlocs_of(&net, ms, e), Some(vec![ip("192.0.2.30")]));
-    assert_eq!(net.nodes[ms].lisp.registrations(net.now)[0].registrants.len(), 1);
+    assert_eq!(
+        net.nodes[ms].lisp.registrations(net.now)[0]
+            .registrants
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -561,7 +640,12 @@ fn registered(proxy: bool) -> (Net, usize, EidPrefix) {
 fn proxy_reply_to_an_ecm_map_request_goes_to_the_itr_rloc_and_inner_port() {
     let (mut net, ms, e) = registered(true);
     let req = request(e, "192.0.2.50", 0xfeed);
-    let bytes = ecm(&req, Ipv4Addr::new(192, 0, 2, 50), Ipv4Addr::new(10, 1, 0, 5), 61000);
+    let bytes = ecm(
+        &req,
+        Ipv4Addr::new(192, 0, 2, 50),
+        Ipv4Addr::new(10, 1, 0, 5),
+        61000,
+    );
     let mark = net.wire.len();
     net.inject(sa("192.0.2.50"), ms, &bytes);
     let sent = net.since(mark);
@@ -600,7 +684,12 @@ fn proxy_reply_to_an_ecm_map_request_goes_to_the_itr_rloc_and_inner_port() {
 fn without_proxy_the_ecm_is_forwarded_to_the_etr_verbatim() {
     let (mut net, ms, e) = registered(false);
     let req = request(e, "192.0.2.50", 7);
-    let bytes = ecm(&req, Ipv4Addr::new(192, 0, 2, 50), Ipv4Addr::new(10, 1, 0, 5), 61000);
+    let bytes = ecm(
+        &req,
+        Ipv4Addr::new(192, 0, 2, 50),
+        Ipv4Addr::new(10, 1, 0, 5),
+        61000,
+    );
     let mark = net.wire.len();
     net.inject(sa("192.0.2.50"), ms, &bytes);
     let sent = net.since(mark);
@@ -610,11 +699,17 @@ fn without_proxy_the_ecm_is_forwarded_to_the_etr_verbatim() {
 
     // A plain Map-Request is encapsulated: inner 192.0.2.50 → EID, inner sport = its port.
     let mark = net.wire.len();
-    net.inject(SocketAddr::new(ip("192.0.2.50"), 50000), ms, &bytes_of(&req));
+    net.inject(
+        SocketAddr::new(ip("192.0.2.50"), 50000),
+        ms,
+        &bytes_of(&req),
+    );
     let sent = net.since(mark);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].to, sa("192.0.2.10"));
-    let LispMsg::Ecm(x) = sent[0].msg() else { panic!("not an ECM") };
+    let LispMsg::Ecm(x) = sent[0].msg() else {
+        panic!("not an ECM")
+    };
     assert_eq!(x.udp.src_port, 50000);
     assert_eq!(x.udp.dst_port, 4342);
     assert_ne!(x.udp.checksum, 0);
@@ -631,7 +726,11 @@ fn without_proxy_the_ecm_is_forwarded_to_the_etr_verbatim() {
 
 fn negative(net: &mut Net, ms: usize, eid: EidPrefix) -> EidRecord {
     let mark = net.wire.len();
-    net.inject(sa("192.0.2.50"), ms, &bytes_of(&request(eid, "192.0.2.50", 3)));
+    net.inject(
+        sa("192.0.2.50"),
+        ms,
+        &bytes_of(&request(eid, "192.0.2.50", 3)),
+    );
     let sent = net.since(mark);
     assert_eq!(sent.len(), 1, "{sent:?}");
     let r = reply(&sent[0]);
@@ -652,7 +751,10 @@ fn negative_replies_carry_the_rfc_ttl_act_and_least_specific_prefix() {
     assert!(r.locators.is_empty());
     assert!(!r.authoritative);
     assert_eq!(r.mask_len, 9);
-    assert_eq!(r.eid, pfx(100, "10.128.0.0/9").to_wire(Default::default()).0);
+    assert_eq!(
+        r.eid,
+        pfx(100, "10.128.0.0/9").to_wire(Default::default()).0
+    );
     // 10.0.0.1: shares 15 bits with 10.1.0.0 → /16 10.0.0.0
     let r = negative(&mut net, ms, host(100, "10.0.0.1"));
     assert_eq!((r.mask_len, r.ttl), (16, 15));
@@ -667,7 +769,11 @@ fn negative_replies_carry_the_rfc_ttl_act_and_least_specific_prefix() {
     let m = EidPrefix::mac(100, MacAddr([2, 0, 0, 0, 0, 9]));
     let r = negative(&mut net, ms, m);
     assert_eq!((r.mask_len, r.ttl), (48, 1));
-    let r = negative(&mut net, ms, EidPrefix::mac(200, MacAddr([2, 0, 0, 0, 0, 9])));
+    let r = negative(
+        &mut net,
+        ms,
+        EidPrefix::mac(200, MacAddr([2, 0, 0, 0, 0, 9])),
+    );
     assert_eq!((r.mask_len, r.ttl), (0, 15));
     assert_eq!(net.nodes[ms].lisp.counters().negative_replies_tx, 6);
 }
@@ -676,13 +782,18 @@ fn negative_replies_carry_the_rfc_ttl_act_and_least_specific_prefix() {
 fn a_mac_request_with_afi_16389_gets_a_16389_reply() {
     let (mut net, ms) = ms_net();
     let m = EidPrefix::mac(100, MacAddr([2, 0, 0, 0xaa, 0xbb, 0xcc]));
-    net.with(ms, |l, now| l.set_mapping(now, m, Some(ip("192.0.2.10")), 1));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, m, Some(ip("192.0.2.10")), 1)
+    });
     let mut req = request(m, "192.0.2.50", 1);
     req.records[0].eid = m.to_wire(vmmi::wire::lisp::MacAfi::Mac48).0;
     let mark = net.wire.len();
     net.inject(sa("192.0.2.50"), ms, &bytes_of(&req));
     let r = reply(&net.since(mark)[0]);
-    assert_eq!(r.records[0].eid, m.to_wire(vmmi::wire::lisp::MacAfi::Mac48).0);
+    assert_eq!(
+        r.records[0].eid,
+        m.to_wire(vmmi::wire::lisp::MacAfi::Mac48).0
+    );
     assert_eq!(r.records[0].mask_len, 48);
 }
 
@@ -729,14 +840,24 @@ fn map_replies_are_rate_limited_per_rloc() {
     c.limits.map_replies_per_rloc = Some(2);
     let ms = net.add(c);
     let e = host(100, "10.1.0.5");
-    net.with(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.10")), 1));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.10")), 1)
+    });
     let mark = net.wire.len();
     for n in 0..4 {
-        net.inject(sa("192.0.2.50"), ms, &bytes_of(&request(e, "192.0.2.50", n)));
+        net.inject(
+            sa("192.0.2.50"),
+            ms,
+            &bytes_of(&request(e, "192.0.2.50", n)),
+        );
     }
     assert_eq!(net.since(mark).len(), 2);
     net.advance(Duration::from_millis(500));
-    net.inject(sa("192.0.2.50"), ms, &bytes_of(&request(e, "192.0.2.50", 9)));
+    net.inject(
+        sa("192.0.2.50"),
+        ms,
+        &bytes_of(&request(e, "192.0.2.50", 9)),
+    );
     assert_eq!(net.since(mark).len(), 3);
     assert_eq!(net.nodes[ms].lisp.counters().replies_rate_limited, 2);
 }
@@ -752,9 +873,13 @@ fn pubsub_net() -> (Net, usize, usize, EidPrefix) {
     let mut net = Net::new();
     let ms = net.add(ms_cfg(MS, vec![dc_a()]));
     let x = net.add(xtr_cfg(XTR, MS));
-    net.with(x, |l, now| l.set_mapping(now, host(100, "10.1.0.30"), Some(ip(XTR)), 0));
+    net.with(x, |l, now| {
+        l.set_mapping(now, host(100, "10.1.0.30"), Some(ip(XTR)), 0)
+    });
     let e = host(100, "10.1.0.5");
-    net.with(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.10")), 1));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.10")), 1)
+    });
     (net, ms, x, e)
 }
 
@@ -788,11 +913,16 @@ fn subscription_handshake() {
     let n = notify(&sent[1]);
     assert_eq!(n.nonce, req.nonce);
     assert!(verify(&sent[1].bytes, KEY, &sha256_trunc()).is_ok());
-    assert_eq!(n.records[0].locators[0].addr, LispAddr::Ipv4("192.0.2.10".parse().unwrap()));
+    assert_eq!(
+        n.records[0].locators[0].addr,
+        LispAddr::Ipv4("192.0.2.10".parse().unwrap())
+    );
     // xTR → MS: Map-Notify-Ack, same nonce, re-signed with the Map-Notify-Ack salt.
     assert!(is_type(&sent[2], 5));
     assert_eq!(sent[2].to, sa(MS));
-    let LispMsg::MapNotifyAck(a) = sent[2].msg() else { panic!() };
+    let LispMsg::MapNotifyAck(a) = sent[2].msg() else {
+        panic!()
+    };
     assert_eq!(a.nonce, req.nonce);
     assert_eq!(a.records, n.records);
     assert!(verify(&sent[2].bytes, KEY, &sha256_trunc()).is_ok());
@@ -806,41 +936,66 @@ fn subscription_handshake() {
     assert_eq!(cache.len(), 1);
     assert_eq!(cache[0].rlocs, vec![ip("192.0.2.10")]);
     assert!(cache[0].subscribed);
-    assert!(net.events_since(x, 0).contains(&LispEvent::SubscriptionConfirmed { eid: e }));
+    assert!(
+        net.events_since(x, 0)
+            .contains(&LispEvent::SubscriptionConfirmed { eid: e })
+    );
     assert_eq!(net.nodes[ms].lisp.pending_notifies(), 0);
 }
 
 #[test]
 fn set_mapping_publishes_with_nonce_plus_one_in_the_same_call() {
     let (mut net, ms, x, e, n0) = subscribed();
-    let (_, sent) = net.call(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.20")), 2));
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.20")), 2)
+    });
     let notifies: Vec<_> = sent.iter().filter(|p| is_type(p, 4)).collect();
-    assert_eq!(notifies.len(), 1, "the publication leaves in the set_mapping call");
+    assert_eq!(
+        notifies.len(),
+        1,
+        "the publication leaves in the set_mapping call"
+    );
     assert_eq!(notifies[0].to, sa(XTR));
     let n = notify(notifies[0]);
     assert_eq!(n.nonce, n0 + 1);
     assert_eq!(n.records[0].map_version.get(), 2);
-    assert_eq!(n.records[0].locators[0].addr, LispAddr::Ipv4("192.0.2.20".parse().unwrap()));
-    assert_eq!(net.nodes[x].lisp.map_cache(net.now)[0].rlocs, vec![ip("192.0.2.20")]);
+    assert_eq!(
+        n.records[0].locators[0].addr,
+        LispAddr::Ipv4("192.0.2.20".parse().unwrap())
+    );
+    assert_eq!(
+        net.nodes[x].lisp.map_cache(net.now)[0].rlocs,
+        vec![ip("192.0.2.20")]
+    );
     // next change: nonce + 2
-    let (_, sent) = net.call(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.21")), 3));
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.21")), 3)
+    });
     assert_eq!(notify(&sent[0]).nonce, n0 + 2);
     assert_eq!(net.nodes[ms].lisp.counters().publications_tx, 2);
-    assert_eq!(net.nodes[ms].lisp.pending_notifies(), 0, "both acknowledged");
+    assert_eq!(
+        net.nodes[ms].lisp.pending_notifies(),
+        0,
+        "both acknowledged"
+    );
 }
 
 #[test]
 fn publication_retransmits_three_times_three_seconds_then_backs_off_then_drops() {
     let (mut net, ms, x, e, n0) = subscribed();
-    net.lose = Some(Box::new(|p: &Pkt| p.bytes.first().is_some_and(|b| b >> 4 == 5)));
+    net.lose = Some(Box::new(|p: &Pkt| {
+        p.bytes.first().is_some_and(|b| b >> 4 == 5)
+    }));
     let t0 = net.t();
     let mark = net.wire.len();
-    net.with(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.20")), 2));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.20")), 2)
+    });
     net.advance(Duration::from_secs(99));
     let from_ms: Vec<Pkt> = net
         .since(mark)
         .into_iter()
-        .filter(|p| is_type(p, 4) && p.from == sa(MS))
+        .filter(|p| is_type(p, 4) && p.from == sa(MS) && notify(p).nonce == n0 + 1)
         .collect();
     let times: Vec<u64> = from_ms.iter().map(|p| (p.at - t0).as_secs()).collect();
     // RFC 9301 §5.7: 3 retransmissions 3 s apart, then 3 with the interval doubled; given
@@ -858,9 +1013,19 @@ fn publication_retransmits_three_times_three_seconds_then_backs_off_then_drops()
         LispEvent::SubscriberRemoved { eid, why: SubscriptionEnd::NoAck, .. } if *eid == e)));
     // The xTR re-acked every retransmission (all lost) and, told it was dropped, subscribes
     // again with nonce + 2.
-    let acks = net.since(mark).into_iter().filter(|p| is_type(p, 5)).count();
+    let acks = net
+        .since(mark)
+        .into_iter()
+        .filter(|p| match p.msg() {
+            LispMsg::MapNotifyAck(a) => a.nonce == n0 + 1,
+            _ => false,
+        })
+        .count();
     assert_eq!(acks, 7);
-    assert!(net.events_since(x, 0).contains(&LispEvent::SubscriptionLost { eid: e }));
+    assert!(
+        net.events_since(x, 0)
+            .contains(&LispEvent::SubscriptionLost { eid: e })
+    );
     let resub: Vec<Pkt> = net
         .since(mark)
         .into_iter()
@@ -874,11 +1039,17 @@ fn publication_retransmits_three_times_three_seconds_then_backs_off_then_drops()
 #[test]
 fn a_superseding_change_carries_nonce_plus_two() {
     let (mut net, ms, _x, e, n0) = subscribed();
-    net.lose = Some(Box::new(|p: &Pkt| p.bytes.first().is_some_and(|b| b >> 4 == 5)));
+    net.lose = Some(Box::new(|p: &Pkt| {
+        p.bytes.first().is_some_and(|b| b >> 4 == 5)
+    }));
     let mark = net.wire.len();
-    net.with(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.20")), 2));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.20")), 2)
+    });
     net.advance(Duration::from_secs(1));
-    net.with(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.21")), 3));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.21")), 3)
+    });
     net.advance(Duration::from_secs(3));
     let n: Vec<(Duration, u64)> = net
         .since(mark)
@@ -889,7 +1060,11 @@ fn a_superseding_change_carries_nonce_plus_two() {
     let t = n[0].0;
     assert_eq!(
         n,
-        vec![(t, n0 + 1), (t + Duration::from_secs(1), n0 + 2), (t + Duration::from_secs(4), n0 + 2)]
+        vec![
+            (t, n0 + 1),
+            (t + Duration::from_secs(1), n0 + 2),
+            (t + Duration::from_secs(4), n0 + 2)
+        ]
     );
     assert_eq!(net.nodes[ms].lisp.pending_notifies(), 1);
 }
@@ -909,17 +1084,29 @@ fn unsubscribe_removes_the_state_and_replays_are_dropped() {
     assert_eq!(n.to, sa(XTR));
     assert_eq!(notify(n).nonce, req.nonce);
     assert!(net.nodes[ms].lisp.subscribers(net.now).is_empty());
-    assert!(net.events_since(ms, 0).iter().any(|e2| matches!(e2,
-        LispEvent::SubscriberRemoved { why: SubscriptionEnd::Unsubscribed, .. })));
+    assert!(net.events_since(ms, 0).iter().any(|e2| matches!(
+        e2,
+        LispEvent::SubscriberRemoved {
+            why: SubscriptionEnd::Unsubscribed,
+            ..
+        }
+    )));
     // A change is not published any more.
-    let (_, sent) = net.call(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.20")), 2));
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.20")), 2)
+    });
     assert!(sent.iter().all(|p| !is_type(p, 4)));
     // The original subscribe, replayed: silently dropped (RFC 9437 §5), no state.
     let mark = net.nodes[ms].events.len();
     net.inject(sa(XTR), ms, &n0.0);
     assert!(net.nodes[ms].lisp.subscribers(net.now).is_empty());
-    assert!(net.events_since(ms, mark).iter().any(|e2| matches!(e2,
-        LispEvent::Dropped { reason: DropReason::Replay { .. }, .. })));
+    assert!(net.events_since(ms, mark).iter().any(|e2| matches!(
+        e2,
+        LispEvent::Dropped {
+            reason: DropReason::Replay { .. },
+            ..
+        }
+    )));
 }
 
 /// `subscribed()` plus the bytes of the subscribe request.
@@ -941,20 +1128,33 @@ fn removal_publishes_ttl_zero_and_the_xtr_drops_its_entry() {
     assert_eq!(n.records[0].ttl, 0);
     assert!(n.records[0].locators.is_empty());
     assert!(net.nodes[x].lisp.map_cache(net.now).is_empty());
-    assert!(net.events_since(x, 0).contains(&LispEvent::MapCacheRemoved { eid: e }));
+    assert!(
+        net.events_since(x, 0)
+            .contains(&LispEvent::MapCacheRemoved { eid: e })
+    );
 }
 
 #[test]
 fn subscribers_of_a_covering_prefix_get_the_more_specific_change() {
     let (mut net, ms, x, _e) = pubsub_net();
     let cover = pfx(100, "10.1.0.0/24");
-    net.with(ms, |l, now| l.set_mapping(now, cover, Some(ip("192.0.2.9")), 0));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, cover, Some(ip("192.0.2.9")), 0)
+    });
     net.with(x, |l, now| l.request(now, cover, true));
     let inner = host(100, "10.1.0.77");
-    let (_, sent) = net.call(ms, |l, now| l.set_mapping(now, inner, Some(ip("192.0.2.40")), 1));
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, inner, Some(ip("192.0.2.40")), 1)
+    });
     let n = notify(sent.iter().find(|p| is_type(p, 4)).unwrap());
     assert_eq!(n.records[0].eid, inner.to_wire(Default::default()).0);
-    assert!(net.nodes[x].lisp.map_cache(net.now).iter().any(|c| c.eid == inner));
+    assert!(
+        net.nodes[x]
+            .lisp
+            .map_cache(net.now)
+            .iter()
+            .any(|c| c.eid == inner)
+    );
 }
 
 #[test]
@@ -984,7 +1184,9 @@ fn a_temporary_subscription_to_an_unregistered_eid_ends_after_15_minutes() {
     assert!(subs[0].temporary && subs[0].confirmed);
     // it appears: published
     net.advance(Duration::from_secs(60));
-    let (_, sent) = net.call(ms, |l, now| l.set_mapping(now, future, Some(ip("192.0.2.44")), 1));
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, future, Some(ip("192.0.2.44")), 1)
+    });
     assert!(sent.iter().any(|p| is_type(p, 4)));
     net.advance(Duration::from_secs(14 * 60));
     assert!(net.nodes[ms].lisp.subscribers(net.now).is_empty());
@@ -998,7 +1200,9 @@ fn smr_fans_out_to_every_recent_requester_in_the_same_call() {
     let mut net = Net::new();
     let ms = net.add(ms_cfg(MS, vec![dc_a()]));
     let e = host(100, "10.1.0.5");
-    net.with(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.10")), 1));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.10")), 1)
+    });
     let itrs = ["192.0.2.51", "192.0.2.52", "192.0.2.53"];
     for (i, itr) in itrs.iter().enumerate() {
         let mut r = request(e, itr, i as u64);
@@ -1007,7 +1211,9 @@ fn smr_fans_out_to_every_recent_requester_in_the_same_call() {
         }
         net.inject(sa(itr), ms, &bytes_of(&r));
     }
-    let (_, sent) = net.call(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.20")), 2));
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.20")), 2)
+    });
     let smrs: Vec<&Pkt> = sent.iter().filter(|p| is_type(p, 1)).collect();
     assert_eq!(smrs.len(), 3);
     for (p, itr) in smrs.iter().zip(itrs) {
@@ -1020,13 +1226,18 @@ fn smr_fans_out_to_every_recent_requester_in_the_same_call() {
     }
     // the first ITR sent a Source-EID: the SMR's record is it (OOR acts only on its own EID)
     let m0 = map_request(smrs[0]);
-    assert_eq!(m0.records[0].eid, host(100, "10.1.7.1").to_wire(Default::default()).0);
+    assert_eq!(
+        m0.records[0].eid,
+        host(100, "10.1.7.1").to_wire(Default::default()).0
+    );
     assert_eq!(m0.records[0].mask_len, 32);
     let m1 = map_request(smrs[1]);
     assert_eq!(m1.records[0].eid, e.to_wire(Default::default()).0);
     assert_eq!(net.nodes[ms].lisp.counters().smr_tx, 3);
     // Solicited requesters are forgotten: a second change solicits no one.
-    let (_, sent) = net.call(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.21")), 3));
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.21")), 3)
+    });
     assert!(sent.iter().all(|p| !is_type(p, 1)));
     assert_eq!(net.nodes[ms].lisp.smr_requesters(), 0);
 }
@@ -1037,13 +1248,21 @@ fn smr_is_rate_limited_to_one_per_three_seconds_per_rloc() {
     let ms = net.add(ms_cfg(MS, vec![dc_a()]));
     let eids: Vec<EidPrefix> = (1..=3).map(|i| host(100, &format!("10.1.0.{i}"))).collect();
     for (i, e) in eids.iter().enumerate() {
-        net.with(ms, |l, now| l.set_mapping(now, *e, Some(ip("192.0.2.10")), 1));
-        net.inject(sa("192.0.2.51"), ms, &bytes_of(&request(*e, "192.0.2.51", i as u64)));
+        net.with(ms, |l, now| {
+            l.set_mapping(now, *e, Some(ip("192.0.2.10")), 1)
+        });
+        net.inject(
+            sa("192.0.2.51"),
+            ms,
+            &bytes_of(&request(*e, "192.0.2.51", i as u64)),
+        );
     }
     let t0 = net.t();
     let mark = net.wire.len();
     for e in &eids {
-        net.with(ms, |l, now| l.set_mapping(now, *e, Some(ip("192.0.2.20")), 2));
+        net.with(ms, |l, now| {
+            l.set_mapping(now, *e, Some(ip("192.0.2.20")), 2)
+        });
     }
     net.advance(Duration::from_secs(10));
     let smrs: Vec<(u64, EidPrefix)> = net
@@ -1066,12 +1285,19 @@ fn smr_invoked_map_request_goes_through_the_mapping_system_and_updates_the_cache
     let ms = net.add(ms_cfg(MS, vec![dc_a()]));
     let x = net.add(xtr_cfg(XTR, MS));
     let e = host(100, "10.1.0.5");
-    net.with(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.10")), 1));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.10")), 1)
+    });
     net.with(x, |l, now| l.request(now, e, false));
-    assert_eq!(net.nodes[x].lisp.map_cache(net.now)[0].rlocs, vec![ip("192.0.2.10")]);
+    assert_eq!(
+        net.nodes[x].lisp.map_cache(net.now)[0].rlocs,
+        vec![ip("192.0.2.10")]
+    );
 
     let mark = net.wire.len();
-    net.with(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.20")), 2));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.20")), 2)
+    });
     let sent = net.since(mark);
     // MS → xTR SMR; xTR → MS (the Map-Resolver) ECM Map-Request with the s bit, new nonce;
     // MS → xTR Map-Reply with the new RLOC. All in the same instant.
@@ -1114,7 +1340,9 @@ fn subscribers_get_a_publication_instead_of_an_smr() {
     let (mut net, ms, _x, e, _) = subscribed();
     // the xTR also resolved it with a plain request before: it is a requester too
     net.inject(sa(XTR), ms, &bytes_of(&request(e, XTR, 77)));
-    let (_, sent) = net.call(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.20")), 2));
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.20")), 2)
+    });
     assert!(sent.iter().any(|p| is_type(p, 4)));
     assert!(sent.iter().all(|p| !is_type(p, 1)));
 }
@@ -1130,7 +1358,9 @@ fn xtr_registers_at_once_then_quickly_for_five_minutes_then_every_minute() {
     let e = host(100, "10.1.0.30");
     let (_, sent) = net.call(x, |l, now| l.set_mapping(now, e, Some(ip(XTR)), 3));
     assert_eq!(sent.len(), 1);
-    let LispMsg::MapRegister(r) = sent[0].msg() else { panic!() };
+    let LispMsg::MapRegister(r) = sent[0].msg() else {
+        panic!()
+    };
     assert!(r.proxy_reply && r.want_map_notify && !r.merge && !r.ttl_timeout);
     assert_eq!(r.nonce, (1 << 32) + 1);
     assert_eq!(r.xtr.unwrap().xtr_id, vmmi::lisp::xtr_id_from(ip(XTR)));
@@ -1166,13 +1396,18 @@ fn xtr_registers_at_once_then_quickly_for_five_minutes_then_every_minute() {
             _ => 0,
         })
         .collect();
-    assert!(nonces.windows(2).all(|w| w[1] == w[0] + 1), "increasing nonces");
+    assert!(
+        nonces.windows(2).all(|w| w[1] == w[0] + 1),
+        "increasing nonces"
+    );
     assert_eq!(net.nodes[ms].lisp.counters().registrations_rejected, 0);
     assert_eq!(net.nodes[x].lisp.counters().map_register_retransmits, 0);
 
     // The EID moves away: deregistered (Record TTL 0) at once.
     let (_, sent) = net.call(x, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.99")), 4));
-    let LispMsg::MapRegister(d) = sent[0].msg() else { panic!() };
+    let LispMsg::MapRegister(d) = sent[0].msg() else {
+        panic!()
+    };
     assert_eq!(d.records[0].ttl, 0);
     assert!(rlocs_of(&net, ms, e).is_none());
 }
@@ -1182,8 +1417,12 @@ fn xtr_retransmits_an_unconfirmed_register_with_backoff() {
     let mut net = Net::new();
     let ms = net.add(ms_cfg(MS, vec![dc_a()]));
     let x = net.add(xtr_cfg(XTR, MS));
-    net.lose = Some(Box::new(|p: &Pkt| p.bytes.first().is_some_and(|b| b >> 4 == 4)));
-    net.with(x, |l, now| l.set_mapping(now, host(100, "10.1.0.30"), Some(ip(XTR)), 0));
+    net.lose = Some(Box::new(|p: &Pkt| {
+        p.bytes.first().is_some_and(|b| b >> 4 == 4)
+    }));
+    net.with(x, |l, now| {
+        l.set_mapping(now, host(100, "10.1.0.30"), Some(ip(XTR)), 0)
+    });
     net.at(41.0);
     let times: Vec<u64> = net
         .wire
@@ -1193,7 +1432,11 @@ fn xtr_retransmits_an_unconfirmed_register_with_backoff() {
         .collect();
     // RFC 9301 §5.7: 1 s, doubling; the periodic registration at 20 s supersedes.
     assert_eq!(times, vec![0, 1, 3, 7, 15, 20, 21, 23, 27, 35, 40, 41]);
-    assert_eq!(net.nodes[ms].lisp.counters().nonce_replays, 0, "each retransmission has a new nonce");
+    assert_eq!(
+        net.nodes[ms].lisp.counters().nonce_replays,
+        0,
+        "each retransmission has a new nonce"
+    );
 }
 
 #[test]
@@ -1202,9 +1445,14 @@ fn map_cache_entries_expire_with_their_ttl() {
     let ms = net.add(ms_cfg(MS, vec![dc_a()]));
     let x = net.add(xtr_cfg(XTR, MS));
     let e = host(100, "10.1.0.5");
-    net.with(ms, |l, now| l.set_mapping(now, e, Some(ip("192.0.2.10")), 1));
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.10")), 1)
+    });
     net.with(x, |l, now| l.request(now, e, false));
-    assert_eq!(net.nodes[x].lisp.map_cache(net.now)[0].expires_in_secs, 15 * 60);
+    assert_eq!(
+        net.nodes[x].lisp.map_cache(net.now)[0].expires_in_secs,
+        15 * 60
+    );
     net.advance(Duration::from_secs(15 * 60));
     assert!(net.nodes[x].lisp.map_cache(net.now).is_empty());
     // a request nobody answers: 3 tries a second apart, then given up
@@ -1226,7 +1474,12 @@ fn decoded_bytes_of_everything_sent_are_valid() {
     let (mut net, ms, x, e, _) = subscribed();
     for i in 0..5u32 {
         net.with(ms, |l, now| {
-            l.set_mapping(now, e, Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + i as u8))), i + 2)
+            l.set_mapping(
+                now,
+                e,
+                Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + i as u8))),
+                i + 2,
+            )
         });
         net.advance(Duration::from_secs(7));
     }
@@ -1234,7 +1487,10 @@ fn decoded_bytes_of_everything_sent_are_valid() {
     net.advance(Duration::from_secs(300));
     for p in &net.wire {
         let m = decode(&p.bytes).unwrap();
-        if matches!(m, LispMsg::MapRegister(_) | LispMsg::MapNotify(_) | LispMsg::MapNotifyAck(_)) {
+        if matches!(
+            m,
+            LispMsg::MapRegister(_) | LispMsg::MapNotify(_) | LispMsg::MapNotifyAck(_)
+        ) {
             assert!(verify(&p.bytes, KEY, &sha256_trunc()).is_ok(), "{m:?}");
         }
     }

@@ -454,7 +454,9 @@ impl Lisp {
                 .all(|r| r.locators.is_empty() && r.act == Act::DROP_AUTH_FAILURE);
         if drop_signal {
             for rec in &m.records {
-                let Ok((eid, _)) = EidPrefix::from_wire(rec.mask_len, &rec.eid) else { continue };
+                let Ok((eid, _)) = EidPrefix::from_wire(rec.mask_len, &rec.eid) else {
+                    continue;
+                };
                 let hit = self.xtr.subs.covering(&eid).into_iter().find(|p| {
                     self.xtr
                         .subs

@@ -4,19 +4,22 @@
 //! virtual time), packets to addresses that are no node (kept in `external`, for tests that
 //! play a foreign xTR or ITR), loss rules, and a clock that jumps to the next deadline.
 //! Must not: use real time or sockets. Every run is bounded (`MAX_STEPS`).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use vmmi::lisp::{
-    EidPrefix, Lisp, LispCoreCfg, LispEvent, MapServerCoreCfg, Output, SiteCoreCfg,
-};
+use vmmi::lisp::{EidPrefix, Lisp, LispCoreCfg, LispEvent, MapServerCoreCfg, Output, SiteCoreCfg};
 use vmmi::wire::lisp::auth::{AuthParams, sign};
 use vmmi::wire::lisp::{
-    Act, AuthField, Bits, Ecm, EidRecord, InnerIp, Ipv4Header, LispAddr, LispMsg, Locator,
-    MapRegister, MapRequest, RequestRecord, UdpHeader, XtrTrailer, decode,
+    Act, Bits, Ecm, EidRecord, InnerIp, Ipv4Header, LispAddr, LispMsg, Locator, MapRegister,
+    MapRequest, RequestRecord, UdpHeader, XtrTrailer, decode,
 };
 
 const MAX_STEPS: usize = 1_000_000;
@@ -42,6 +45,9 @@ pub struct Node {
     pub events: Vec<(Duration, LispEvent)>,
 }
 
+/// Which datagrams the network loses.
+pub type LossRule = Box<dyn Fn(&Pkt) -> bool>;
+
 pub struct Net {
     pub base: Instant,
     pub now: Instant,
@@ -51,7 +57,7 @@ pub struct Net {
     /// Datagrams to addresses that are no node.
     pub external: Vec<Pkt>,
     /// Datagrams matching this are lost.
-    pub lose: Option<Box<dyn Fn(&Pkt) -> bool>>,
+    pub lose: Option<LossRule>,
     queue: VecDeque<Pkt>,
 }
 
@@ -184,7 +190,9 @@ impl Net {
                 Some(j) => {
                     let local = self.nodes[j].addr;
                     let now = self.now;
-                    self.nodes[j].lisp.handle_packet(now, p.from, local, &p.bytes);
+                    self.nodes[j]
+                        .lisp
+                        .handle_packet(now, p.from, local, &p.bytes);
                     self.pump(j);
                 }
                 None => self.external.push(p),
@@ -264,7 +272,10 @@ impl Net {
 
     /// Events of node `i` recorded after event index `mark`.
     pub fn events_since(&self, i: usize, mark: usize) -> Vec<LispEvent> {
-        self.nodes[i].events[mark..].iter().map(|(_, e)| e.clone()).collect()
+        self.nodes[i].events[mark..]
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 }
 
@@ -346,7 +357,7 @@ impl Reg {
             r: false,
             want_map_notify: self.want_notify,
             nonce: self.nonce,
-            auth: self.params.placeholder().unwrap_or(AuthField::default()),
+            auth: self.params.placeholder().unwrap_or_default(),
             records: self.records.clone(),
             xtr: self.xtr.map(|(x, s)| XtrTrailer {
                 xtr_id: x,
