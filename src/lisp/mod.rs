@@ -716,14 +716,16 @@ pub struct Lisp {
     pub(crate) rng: Rng,
     pub(crate) out: VecDeque<Output>,
     pub(crate) counters: LispCounters,
+    started: Instant,
 }
 
 impl Lisp {
-    /// A core for `cfg` starting at `now` (the xTR schedules its first Map-Register now).
+    /// A core for `cfg` starting at `now`. Nothing is sent until there is something to say:
+    /// the xTR registers when the EVPN layer reports its first local EID.
     pub fn new(mut cfg: LispCoreCfg, now: Instant) -> Lisp {
         cfg.sites.truncate(cfg.limits.max_sites);
         let seed = cfg.rng_seed;
-        let mut l = Lisp {
+        Lisp {
             ms: map_server::MapServer::new(seed),
             ps: pubsub::PubSub::new(seed),
             smr: smr::Smr::new(seed),
@@ -733,10 +735,14 @@ impl Lisp {
             rng: Rng::new(seed ^ 0x6c69_7370),
             out: VecDeque::new(),
             counters: LispCounters::default(),
+            started: now,
             cfg,
-        };
-        l.xtr_start(now);
-        l
+        }
+    }
+
+    /// Time since `new` (for the API).
+    pub fn uptime(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
     }
 
     pub fn cfg(&self) -> &LispCoreCfg {

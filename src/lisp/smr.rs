@@ -152,6 +152,16 @@ impl Lisp {
         let interval = self.cfg.timers.smr_interval;
         let max_q = self.cfg.limits.max_smr_queue;
         match self.smr.rlocs.get_mut(&rloc) {
+            Some(st) if st.queue.is_empty() && now >= st.last + interval => {
+                // The interval has passed (its release timer may not have fired yet).
+                st.last = now;
+                st.timer = Some(self.timers.reschedule(
+                    st.timer,
+                    now + interval,
+                    Timer::SmrRelease(rloc),
+                ));
+                self.send_smr(rloc, eid, src);
+            }
             Some(st) => {
                 if st.queue.iter().any(|(e, _)| *e == eid) {
                     return;

@@ -134,10 +134,6 @@ impl Xtr {
 }
 
 impl Lisp {
-    pub(crate) fn xtr_start(&mut self, _now: Instant) {
-        // Nothing to register until the EVPN layer reports a local EID.
-    }
-
     /// The EVPN feed (xTR role).
     pub(crate) fn xtr_set_mapping(
         &mut self,
