@@ -1496,3 +1496,75 @@ fn decoded_bytes_of_everything_sent_are_valid() {
     }
     assert!(net.wire.len() > 20);
 }
+
+#[test]
+fn an_itr_without_local_eids_subscribes_through_the_default_site() {
+    let mut net = Net::new();
+    let mut c = ms_cfg(MS, vec![dc_a()]);
+    c.pubsub_default_site = Some(0);
+    let ms = net.add(c);
+    let x = net.add(xtr_cfg(XTR, MS));
+    let e = host(100, "10.1.0.5");
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.10")), 1)
+    });
+    net.with(x, |l, now| l.request(now, e, true));
+    assert!(net.nodes[ms].lisp.subscribers(net.now)[0].confirmed);
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.20")), 2)
+    });
+    assert!(sent.iter().any(|p| is_type(p, 4)));
+    assert_eq!(
+        net.nodes[x].lisp.map_cache(net.now)[0].rlocs,
+        vec![ip("192.0.2.20")]
+    );
+}
+
+#[test]
+fn core_cfg_from_the_lisp_section() {
+    use vmmi::config::{LispAuth, LispCfg, LispMapServerCfg, LispRole, LispSiteCfg, PeerAddr};
+    let cfg = LispCfg {
+        roles: vec![LispRole::MapServer, LispRole::Xtr],
+        site: vec![LispSiteCfg {
+            name: "dc-a".into(),
+            key: "secret".into(),
+            auth: LispAuth::HmacSha1_96,
+            eids: vec!["iid:100 10.1.0.0/16".into(), "iid:100 mac:any".into()],
+            legacy_key_id: true,
+            untruncated_auth: true,
+        }],
+        map_server: vec![LispMapServerCfg {
+            address: PeerAddr::Ip(ip("192.0.2.9")),
+            key: "k".into(),
+            auth: LispAuth::HmacSha256_128Hkdf,
+        }],
+        ..LispCfg::default()
+    };
+    let resolve = |a: &PeerAddr| match a {
+        PeerAddr::Ip(i) => Some(*i),
+        PeerAddr::Name(_) => None,
+    };
+    let c = vmmi::lisp::LispCoreCfg::from_config(&cfg, ip("192.0.2.1"), resolve).unwrap();
+    assert!(c.map_server && !c.map_resolver && c.xtr && c.pubsub && c.smr);
+    assert_eq!(c.sites[0].alg_id, 1);
+    assert!(c.sites[0].legacy_key_id && c.sites[0].untruncated_auth);
+    assert_eq!(
+        c.sites[0].eids,
+        vec![pfx(100, "10.1.0.0/16"), EidPrefix::any_mac(100)]
+    );
+    assert_eq!(c.pubsub_default_site, Some(0));
+    assert_eq!(c.map_servers[0].addr, sa("192.0.2.9"));
+    assert_eq!(c.map_servers[0].auth.alg_id, 3);
+    assert!(c.map_servers[0].auth.truncate);
+    assert_eq!(c.xtr_id, vmmi::lisp::xtr_id_from(ip("192.0.2.1")));
+
+    let mut bad = cfg.clone();
+    bad.site[0].eids.push("iid:100 10.1.0.1/16".into());
+    let e = vmmi::lisp::LispCoreCfg::from_config(&bad, ip("192.0.2.1"), resolve).unwrap_err();
+    assert!(e.starts_with("lisp.site[0].eids: "), "{e}");
+    let mut unresolved = cfg;
+    unresolved.map_server[0].address = PeerAddr::Name("ms.example".into());
+    let e =
+        vmmi::lisp::LispCoreCfg::from_config(&unresolved, ip("192.0.2.1"), resolve).unwrap_err();
+    assert_eq!(e, "lisp.map_server[0].address: cannot be resolved");
+}

@@ -274,6 +274,11 @@ pub struct LispCoreCfg {
     pub smr: bool,
     pub sites: Vec<SiteCoreCfg>,
     pub map_servers: Vec<MapServerCoreCfg>,
+    /// RFC 9437 §7.1 security association for subscribers whose xTR-ID never registered (an
+    /// ITR without local EIDs): the index of the site whose key signs their Map-Notifies.
+    /// `from_config` sets it when exactly one site is configured; `None` = such
+    /// subscriptions get ACT 5.
+    pub pubsub_default_site: Option<usize>,
     /// Where the xTR sends Map-Requests; empty = the map-servers' addresses.
     pub map_resolvers: Vec<SocketAddr>,
     /// Our xTR-ID and Site-ID (RFC 9301 §5.6 I bit; RFC 9437 §5 step 1).
@@ -302,6 +307,7 @@ impl LispCoreCfg {
             smr: true,
             sites: Vec::new(),
             map_servers: Vec::new(),
+            pubsub_default_site: None,
             map_resolvers: Vec::new(),
             xtr_id: xtr_id_from(rloc),
             site_id: 0,
@@ -342,6 +348,9 @@ impl LispCoreCfg {
                 untruncated_auth: s.untruncated_auth,
                 eids,
             });
+        }
+        if c.sites.len() == 1 {
+            c.pubsub_default_site = Some(0);
         }
         for (i, m) in cfg.map_server.iter().enumerate() {
             let ip = resolve(&m.address)

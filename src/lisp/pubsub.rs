@@ -9,8 +9,9 @@
 //!
 //! Security association (RFC 9437 §7.1, "a shared PubSubKey"): an xTR may subscribe once it
 //! has registered with a site's key carrying its xTR-ID (RFC 9301 §5.6 I bit); its
-//! publications are signed with that key. An unknown xTR-ID gets a negative Map-Reply with
-//! ACT 5 (RFC 9437 §5: "If the subscription request fails due to authentication ... ACT bits
+//! publications are signed with that key. An xTR-ID that never registered (an ITR without
+//! local EIDs) uses `LispCoreCfg::pubsub_default_site` (the only site, when there is one);
+//! otherwise it gets a negative Map-Reply with ACT 5 (RFC 9437 §5: "If the subscription request fails due to authentication ... ACT bits
 //! set to 5").
 //!
 //! Nonces (RFC 9437 §6 item 2): "The Map-Server increments the nonce by one every time it
@@ -193,7 +194,12 @@ impl Lisp {
             return SubOutcome::Negative(denied(Act::DROP_POLICY_DENIED));
         }
         // No security association with this xTR-ID.
-        let Some(site) = self.ms.xtr_sites.get(&xtr.xtr_id).copied() else {
+        let bound = self.ms.xtr_sites.get(&xtr.xtr_id).copied();
+        let default = self
+            .cfg
+            .pubsub_default_site
+            .filter(|i| *i < self.cfg.sites.len());
+        let Some(site) = bound.or(default) else {
             self.counters.subscriptions_rejected += 1;
             self.event(LispEvent::SubscribeRejected { from, eid, act: 5 });
             return SubOutcome::Negative(denied(Act::DROP_AUTH_FAILURE));
