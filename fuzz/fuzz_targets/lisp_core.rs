@@ -108,6 +108,7 @@ fn cfgs(tight: bool) -> Vec<LispCoreCfg> {
             l.map_replies_per_rloc = Some(3);
             l.max_reply_limiter_entries = 2;
             l.max_publication_records = 2;
+            l.max_pending_notifies = 3;
         }
     }
     v

@@ -229,6 +229,9 @@ enum NonceState {
 
 const RECENT: usize = 16;
 
+/// Sites not covering a Map-Register's first EID whose key is still tried.
+const OTHER_SITES_TRIED: usize = 8;
+
 /// The Map-Server's state.
 pub(crate) struct MapServer {
     pub(crate) db: PrefixTable<Mapping>,
@@ -417,10 +420,14 @@ impl Lisp {
                 .is_some_and(|s| s.eids.iter().any(|p| p.contains(e)))
         };
         // Sites covering the first EID are tried first; a site is the key that verifies.
+        // Other sites are tried (to tell "EID outside the site" from "unknown site") up to
+        // `OTHER_SITES_TRIED`, so one forged Map-Register costs a bounded number of HMACs.
         let n = self.cfg.sites.len();
-        let order = (0..n)
-            .filter(|i| covers(*i, &first))
-            .chain((0..n).filter(|i| !covers(*i, &first)));
+        let order = (0..n).filter(|i| covers(*i, &first)).chain(
+            (0..n)
+                .filter(|i| !covers(*i, &first))
+                .take(OTHER_SITES_TRIED),
+        );
         let mut first_err = None;
         let mut outside = None;
         let mut site = None;

@@ -46,7 +46,8 @@
 //! # Bounds (`LispLimits`)
 //! Every table has a cap; input past a cap is refused and counted, never grown: sites, mapping
 //! entries, registrants merged per EID, replay-nonce entries, xTR-ID bindings, subscriptions
-//! (then `Drop/Policy-Denied`, RFC 9437 §5), ITR-RLOCs kept per subscriber, records per
+//! (then `Drop/Policy-Denied`, RFC 9437 §5), Map-Notifies kept for retransmission (past it:
+//! sent once), ITR-RLOCs kept per subscriber, records per
 //! publication, SMR requesters per EID and in total, queued SMRs per RLOC, map-cache entries,
 //! outstanding Map-Requests and Map-Registers, Map-Reply rate per destination RLOC. Every
 //! retransmission schedule is finite.
@@ -220,6 +221,8 @@ pub struct LispLimits {
     pub max_nonce_entries: usize,
     pub max_xtr_bindings: usize,
     pub max_subscriptions: usize,
+    /// Unsolicited Map-Notifies kept for retransmission; past it they are sent once.
+    pub max_pending_notifies: usize,
     pub max_itr_rlocs: usize,
     pub max_publication_records: usize,
     pub max_requesters_per_eid: usize,
@@ -246,6 +249,7 @@ impl Default for LispLimits {
             max_nonce_entries: 200_000,
             max_xtr_bindings: 100_000,
             max_subscriptions: 200_000,
+            max_pending_notifies: 400_000,
             max_itr_rlocs: 4,
             max_publication_records: 8,
             max_requesters_per_eid: 64,
@@ -693,6 +697,8 @@ pub struct LispCounters {
     pub map_notify_retransmits: u64,
     pub map_notify_acks_rx: u64,
     pub map_notify_gave_up: u64,
+    /// Sent once because `max_pending_notifies` was reached.
+    pub map_notifies_unreliable: u64,
     pub publications_tx: u64,
     pub subscriptions_added: u64,
     pub subscriptions_removed: u64,

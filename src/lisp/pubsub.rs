@@ -458,6 +458,15 @@ impl Lisp {
         let Some(to) = dests.first().copied() else {
             return id;
         };
+        if self.ps.pending.len() >= self.cfg.limits.max_pending_notifies {
+            // Bounded: past the cap a Map-Notify is sent once, not kept for retransmission
+            // (RFC 9437 §5 lets a Map-Server pace and limit unsolicited Map-Notifies).
+            self.counters.map_notifies_tx += 1;
+            self.counters.map_notifies_unreliable += 1;
+            self.send(to, bytes);
+            self.event(LispEvent::MapNotifySent { to, nonce, kind });
+            return id;
+        }
         let gap = self.cfg.timers.notify_retx.first().copied();
         let gap = gap.unwrap_or(self.cfg.timers.notify_final_wait);
         let timer = self.timers.schedule(now + gap, Timer::Notify(id));

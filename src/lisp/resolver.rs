@@ -44,6 +44,7 @@ pub(crate) struct EcmCtx<'a> {
 /// cache miss of an ITR, so the rate is a knob.
 pub(crate) struct ReplyLimiter {
     buckets: Map<IpAddr, (u64, Instant)>,
+    last_sweep: Option<Instant>,
 }
 
 /// Nanotokens per token.
@@ -53,6 +54,7 @@ impl ReplyLimiter {
     pub(crate) fn new(seed: u64) -> ReplyLimiter {
         ReplyLimiter {
             buckets: Map::with_hasher(hasher(seed ^ 0x30)),
+            last_sweep: None,
         }
     }
 
@@ -60,10 +62,18 @@ impl ReplyLimiter {
     fn allow(&mut self, now: Instant, to: IpAddr, rate: u32, max_entries: usize) -> bool {
         let cap = u128::from(rate) * NANO;
         if !self.buckets.contains_key(&to) && self.buckets.len() >= max_entries {
-            // Full: forget buckets idle long enough to be full again; if none, refuse.
-            let full_after = std::time::Duration::from_secs(1);
-            self.buckets
-                .retain(|_, (_, last)| now.saturating_duration_since(*last) < full_after);
+            // Full: forget buckets idle long enough to be full again (a sweep at most once a
+            // second, so a flood of new sources cannot make every packet scan the table); a
+            // new destination is refused while the table stays full.
+            let second = std::time::Duration::from_secs(1);
+            if self
+                .last_sweep
+                .is_none_or(|t| now.saturating_duration_since(t) >= second)
+            {
+                self.last_sweep = Some(now);
+                self.buckets
+                    .retain(|_, (_, last)| now.saturating_duration_since(*last) < second);
+            }
             if self.buckets.len() >= max_entries {
                 return false;
             }
