@@ -1568,3 +1568,218 @@ fn core_cfg_from_the_lisp_section() {
         vmmi::lisp::LispCoreCfg::from_config(&unresolved, ip("192.0.2.1"), resolve).unwrap_err();
     assert_eq!(e, "lisp.map_server[0].address: cannot be resolved");
 }
+
+/// A foreign xTR (xTR-ID `xtr_id`, at `rloc`) registers one EID so it has a security
+/// association, then its subscribe request for `eid` with `itrs` as ITR-RLOCs is returned.
+fn foreign_subscribe(
+    net: &mut Net,
+    ms: usize,
+    xtr_id: u128,
+    rloc: &str,
+    eid: EidPrefix,
+    itrs: &[&str],
+    nonce: u64,
+) -> Vec<u8> {
+    let own = host(100, &format!("10.1.9.{}", xtr_id % 250));
+    let mut r = Reg::new(vec![record(own, 10, 0, &[rloc])], 1);
+    r.xtr = Some((xtr_id, 0));
+    net.inject(sa(rloc), ms, &r.bytes());
+    let mut m = request(eid, itrs[0], nonce);
+    m.itr_rlocs = itrs
+        .iter()
+        .map(|i| LispAddr::Ipv4(i.parse().unwrap()))
+        .collect();
+    m.records[0].notify = true;
+    m.xtr = Some(vmmi::wire::lisp::XtrTrailer {
+        xtr_id,
+        site_id: Some(0),
+    });
+    bytes_of(&m)
+}
+
+#[test]
+fn an_unanswered_notify_tries_the_next_itr_rloc_then_drops_the_subscription() {
+    let (mut net, ms) = ms_net();
+    let e = host(100, "10.1.0.5");
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.10")), 1)
+    });
+    let sub = foreign_subscribe(
+        &mut net,
+        ms,
+        0x5,
+        "192.0.2.60",
+        e,
+        &["192.0.2.61", "192.0.2.62"],
+        50,
+    );
+    let t0 = net.t();
+    let mark = net.external.len();
+    net.inject(sa("192.0.2.60"), ms, &sub);
+    net.advance(Duration::from_secs(300));
+    let got: Vec<(SocketAddr, u64, u64)> = net.external[mark..]
+        .iter()
+        .filter(|p| is_type(p, 4))
+        .map(|p| (p.to, (p.at - t0).as_secs(), notify(p).nonce))
+        .collect();
+    let a = sa("192.0.2.61");
+    let b = sa("192.0.2.62");
+    let mut want: Vec<(SocketAddr, u64, u64)> = [0, 3, 6, 9, 15, 27, 51]
+        .iter()
+        .map(|t| (a, *t, 50))
+        .collect();
+    want.extend(
+        [99, 102, 105, 108, 114, 126, 150]
+            .iter()
+            .map(|t| (b, *t, 50)),
+    );
+    // given up at 150 + 48 s: the ACT-5 Map-Notify (same nonce) to the first ITR-RLOC
+    want.push((a, 198, 50));
+    assert_eq!(got, want);
+    assert!(net.nodes[ms].lisp.subscribers(net.now).is_empty());
+    assert_eq!(net.nodes[ms].lisp.pending_notifies(), 0);
+    assert_eq!(net.nodes[ms].lisp.pending_timers(), 0);
+}
+
+#[test]
+fn subscription_refusals_carry_act_4_for_policy() {
+    // pub/sub off
+    let mut net = Net::new();
+    let mut c = ms_cfg(MS, vec![dc_a()]);
+    c.pubsub = false;
+    let ms = net.add(c);
+    let e = host(100, "10.1.0.5");
+    let sub = foreign_subscribe(&mut net, ms, 0x5, "192.0.2.60", e, &["192.0.2.60"], 50);
+    let mark = net.external.len();
+    net.inject(sa("192.0.2.60"), ms, &sub);
+    let r = reply(&net.external[mark]);
+    assert_eq!(r.records[0].act, Act::DROP_POLICY_DENIED);
+    assert_eq!(r.records[0].ttl, 1);
+    // table full
+    let mut net = Net::new();
+    let mut c = ms_cfg(MS, vec![dc_a()]);
+    c.limits.max_subscriptions = 1;
+    let ms = net.add(c);
+    let s1 = foreign_subscribe(&mut net, ms, 0x5, "192.0.2.60", e, &["192.0.2.60"], 50);
+    net.inject(sa("192.0.2.60"), ms, &s1);
+    let s2 = foreign_subscribe(&mut net, ms, 0x6, "192.0.2.70", e, &["192.0.2.70"], 50);
+    let mark = net.external.len();
+    net.inject(sa("192.0.2.70"), ms, &s2);
+    let r = reply(net.external[mark..].iter().find(|p| is_type(p, 2)).unwrap());
+    assert_eq!(r.records[0].act, Act::DROP_POLICY_DENIED);
+    assert_eq!(net.nodes[ms].lisp.subscribers(net.now).len(), 1);
+    assert_eq!(net.nodes[ms].lisp.counters().subscriptions_rejected, 1);
+}
+
+#[test]
+fn past_the_pending_cap_notifies_are_sent_once() {
+    let mut net = Net::new();
+    let mut c = ms_cfg(MS, vec![dc_a()]);
+    c.limits.max_pending_notifies = 2;
+    let ms = net.add(c);
+    let e = host(100, "10.1.0.5");
+    for k in 0..4u8 {
+        let rloc = format!("192.0.2.{}", 60 + k);
+        let s = foreign_subscribe(&mut net, ms, 0x10 + u128::from(k), &rloc, e, &[&rloc], 50);
+        net.inject(sa(&rloc), ms, &s);
+    }
+    assert_eq!(net.nodes[ms].lisp.pending_notifies(), 2);
+    assert_eq!(net.nodes[ms].lisp.counters().map_notifies_unreliable, 2);
+    net.advance(Duration::from_secs(1000));
+    assert_eq!(net.nodes[ms].lisp.pending_notifies(), 0);
+    assert_eq!(net.nodes[ms].lisp.pending_timers(), 0);
+}
+
+#[test]
+fn evpn_withdrawal_leaves_an_xtr_registration_alone() {
+    let (mut net, ms, e) = registered(true);
+    net.with(ms, |l, now| l.set_mapping(now, e, None, 0));
+    assert_eq!(rlocs_of(&net, ms, e), Some(vec![ip("192.0.2.10")]));
+    // EVPN takes it over, then withdraws it: gone (the xTR's part was displaced by the move)
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.77")), 9)
+    });
+    assert_eq!(rlocs_of(&net, ms, e), Some(vec![ip("192.0.2.77")]));
+    net.with(ms, |l, now| l.set_mapping(now, e, None, 9));
+    assert!(rlocs_of(&net, ms, e).is_none());
+}
+
+#[test]
+fn messages_for_a_role_the_core_does_not_have_are_dropped() {
+    let mut net = Net::new();
+    let x = net.add(xtr_cfg(XTR, MS));
+    let r = Reg::new(
+        vec![record(host(100, "10.1.0.5"), 10, 0, &["192.0.2.10"])],
+        1,
+    );
+    net.inject(sa("192.0.2.10"), x, &r.bytes());
+    let (mut net2, ms) = ms_net();
+    let rep = MapReply {
+        probe: false,
+        echo_nonce: false,
+        security: false,
+        reserved: Bits::new(0),
+        nonce: 1,
+        records: vec![],
+        lisp_sec_data: vec![],
+    };
+    net2.inject(
+        sa("192.0.2.10"),
+        ms,
+        &LispMsg::MapReply(rep.clone()).to_bytes(),
+    );
+    // an xTR gets a Map-Reply it never asked for
+    net.inject(sa(MS), x, &LispMsg::MapReply(rep).to_bytes());
+    let drops = |n: &Net, i: usize| -> Vec<DropReason> {
+        n.nodes[i]
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                LispEvent::Dropped { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        drops(&net, x),
+        vec![
+            DropReason::Unexpected {
+                message: "Map-Register (not a map-server)"
+            },
+            DropReason::UnknownNonce { nonce: 1 }
+        ]
+    );
+    assert_eq!(
+        drops(&net2, ms),
+        vec![DropReason::Unexpected {
+            message: "Map-Reply (not an xTR)"
+        }]
+    );
+}
+
+#[test]
+fn an_ack_stops_only_the_notify_sent_to_its_source_when_nonces_collide() {
+    let (mut net, ms) = ms_net();
+    let e = host(100, "10.1.0.5");
+    let a = foreign_subscribe(&mut net, ms, 0x21, "192.0.2.61", e, &["192.0.2.61"], 50);
+    let b = foreign_subscribe(&mut net, ms, 0x22, "192.0.2.62", e, &["192.0.2.62"], 50);
+    net.inject(sa("192.0.2.61"), ms, &a);
+    let mark = net.external.len();
+    net.inject(sa("192.0.2.62"), ms, &b);
+    assert_eq!(net.nodes[ms].lisp.pending_notifies(), 2);
+    let to_b = net.external[mark..]
+        .iter()
+        .find(|p| is_type(p, 4))
+        .unwrap()
+        .clone();
+    assert_eq!(to_b.to, sa("192.0.2.62"));
+    net.inject(
+        sa("192.0.2.62"),
+        ms,
+        &ack_for(&to_b.bytes, KEY, &sha256_trunc()),
+    );
+    assert_eq!(net.nodes[ms].lisp.pending_notifies(), 1);
+    let subs = net.nodes[ms].lisp.subscribers(net.now);
+    let confirmed: Vec<(u128, bool)> = subs.iter().map(|s| (s.xtr_id, s.confirmed)).collect();
+    assert_eq!(confirmed, vec![(0x21, false), (0x22, true)]);
+}

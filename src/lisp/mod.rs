@@ -47,10 +47,10 @@
 //! Every table has a cap; input past a cap is refused and counted, never grown: sites, mapping
 //! entries, registrants merged per EID, replay-nonce entries, xTR-ID bindings, subscriptions
 //! (then `Drop/Policy-Denied`, RFC 9437 §5), Map-Notifies kept for retransmission (past it:
-//! sent once), ITR-RLOCs kept per subscriber, records per
-//! publication, SMR requesters per EID and in total, queued SMRs per RLOC, map-cache entries,
-//! outstanding Map-Requests and Map-Registers, Map-Reply rate per destination RLOC. Every
-//! retransmission schedule is finite.
+//! sent once), ITR-RLOCs kept per subscriber, records per publication, SMR requesters per EID
+//! and in total, queued SMRs per RLOC, map-cache entries, outstanding Map-Requests and
+//! Map-Registers, Map-Reply rate per destination RLOC, HMACs tried per Map-Register (covering
+//! sites + 8). Every retransmission schedule is finite.
 //!
 //! # Absent (documented, not built)
 //! - LISP-SEC (RFC 9303): an ECM with the S bit is refused by the codec; Map-Replies carry no
@@ -66,6 +66,24 @@
 //! - Map-Request verification of piggybacked Map-Reply records (M bit): they are ignored.
 //! - The xTR answers no Map-Requests (it always registers with the proxy-reply P bit) and does
 //!   not learn remote mappings from the EVPN feed.
+//! - Per-registrant Map-Notify knobs: an RFC 6830-era xTR (OOR) gets the Map-Notify to the
+//!   previous registrant too and never acknowledges it (no type 5): six retransmissions, then
+//!   given up.
+//!
+//! # Deviations, on purpose
+//! - Replay protection for Map-Registers without an xTR-ID (RFC 9301 §5.6 keys it on xTR-ID):
+//!   OOR sends a new random nonce on every Map-Register, so for such registrants only a repeat
+//!   of one of the last 16 nonces is refused.
+//! - Map-Reply rate limit: RFC 9301 §5.4 RECOMMENDS one per 3 s per destination RLOC, meant for
+//!   ETRs; a Map-Resolver answers every cache miss of an ITR, so the default is 10,000/s per
+//!   RLOC (`LispLimits::map_replies_per_rloc`).
+//! - Map-Register retransmissions carry a new nonce (the RFC says "retransmit the original";
+//!   a Map-Server that saw the original would drop the copy as a replay).
+//! - A change is registered at once, outside the 20 s quick-registration cadence.
+//! - SMRs come from the Map-Server to the ITRs that asked it (draft-rodrigueznatal-lisp-ms-smr,
+//!   lisp-anchors.md §1.9), not data-driven from the old ETR.
+//! - Pub/sub security association (RFC 9437 §7.1): the site key of the xTR-ID's
+//!   authenticated registration, or `pubsub_default_site` for ITRs that never registered.
 
 #![cfg_attr(
     not(test),

@@ -86,7 +86,8 @@ pub(crate) struct PubSub {
     subs: Map<(u128, EidPrefix), Subscription>,
     by_eid: PrefixTable<Vec<u128>>,
     pending: Map<u64, Pending>,
-    by_nonce: Map<u64, u64>,
+    /// Outstanding notifies by nonce (several may share one: nonces are chosen by xTRs).
+    by_nonce: Map<u64, SmallVec<[u64; 1]>>,
     next_id: u64,
     /// Last nonces of ended subscriptions (RFC 9437 §5: "the Map-Server SHOULD keep the last
     /// nonce seen per xTR-ID (and EID-Prefix)"), oldest first out.
@@ -473,12 +474,7 @@ impl Lisp {
         self.counters.map_notifies_tx += 1;
         self.send(to, bytes.clone());
         self.event(LispEvent::MapNotifySent { to, nonce, kind });
-        if let Some(old) = self.ps.by_nonce.insert(nonce, id) {
-            // Another outstanding notify used this nonce (improbable): it no longer matches.
-            if let Some(p) = self.ps.pending.remove(&old) {
-                self.timers.cancel(p.timer);
-            }
-        }
+        self.ps.by_nonce.entry(nonce).or_default().push(id);
         self.ps.pending.insert(
             id,
             Pending {
@@ -575,7 +571,7 @@ impl Lisp {
         let Some(p) = self.ps.pending.remove(&id) else {
             return;
         };
-        self.ps.by_nonce.remove(&p.nonce);
+        self.unindex(p.nonce, id);
         self.counters.map_notify_gave_up += 1;
         self.event(LispEvent::MapNotifyGaveUp {
             nonce: p.nonce,
@@ -624,20 +620,42 @@ impl Lisp {
         m: MapNotify,
     ) -> Result<(), DropReason> {
         self.counters.map_notify_acks_rx += 1;
-        let Some(id) = self.ps.by_nonce.get(&m.nonce).copied() else {
+        let Some(ids) = self.ps.by_nonce.get(&m.nonce).cloned() else {
             return Err(DropReason::UnknownNonce { nonce: m.nonce });
         };
-        let site = self.ps.pending.get(&id).map(|p| p.site);
-        let Some(site) = site.and_then(|i| self.cfg.sites.get(i)) else {
-            return Err(DropReason::UnknownNonce { nonce: m.nonce });
-        };
-        if let Err(e) = check_site_auth(site, bytes) {
+        // The outstanding notify this Ack verifies for (its site's key), preferring the one
+        // sent to the Ack's source address when several share the nonce.
+        let mut found = None;
+        let mut auth_err = None;
+        for id in ids {
+            let Some(p) = self.ps.pending.get(&id) else {
+                continue;
+            };
+            let Some(site) = self.cfg.sites.get(p.site) else {
+                continue;
+            };
+            match check_site_auth(site, bytes) {
+                Ok(()) => {
+                    let same_addr = p.dests.get(p.dest).is_some_and(|d| d.ip() == from.ip());
+                    if same_addr || found.is_none() {
+                        found = Some(id);
+                    }
+                    if same_addr {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    auth_err.get_or_insert(e);
+                }
+            }
+        }
+        let Some(id) = found else {
             self.counters.auth_failures += 1;
             return Err(DropReason::AuthFailed {
-                error: format!("{e:?}"),
+                error: format!("{:?}", auth_err),
             });
-        }
-        self.ps.by_nonce.remove(&m.nonce);
+        };
+        self.unindex(m.nonce, id);
         let Some(p) = self.ps.pending.remove(&id) else {
             return Ok(());
         };
@@ -685,7 +703,16 @@ impl Lisp {
         };
         if let Some(p) = self.ps.pending.remove(&id) {
             self.timers.cancel(p.timer);
-            self.ps.by_nonce.remove(&p.nonce);
+            self.unindex(p.nonce, id);
+        }
+    }
+
+    fn unindex(&mut self, nonce: u64, id: u64) {
+        if let Some(v) = self.ps.by_nonce.get_mut(&nonce) {
+            v.retain(|x| *x != id);
+            if v.is_empty() {
+                self.ps.by_nonce.remove(&nonce);
+            }
         }
     }
 
