@@ -1783,3 +1783,22 @@ fn an_ack_stops_only_the_notify_sent_to_its_source_when_nonces_collide() {
     let confirmed: Vec<(u128, bool)> = subs.iter().map(|s| (s.xtr_id, s.confirmed)).collect();
     assert_eq!(confirmed, vec![(0x21, false), (0x22, true)]);
 }
+
+#[test]
+fn a_subscription_confirmed_with_a_covering_mapping_is_accepted() {
+    let (mut net, ms, x, _) = pubsub_net();
+    let cover = pfx(100, "10.1.3.0/24");
+    net.with(ms, |l, now| {
+        l.set_mapping(now, cover, Some(ip("192.0.2.9")), 0)
+    });
+    let h = host(100, "10.1.3.7");
+    net.with(x, |l, now| l.request(now, h, true));
+    assert!(
+        net.events_since(x, 0)
+            .contains(&LispEvent::SubscriptionConfirmed { eid: h })
+    );
+    let hit = net.nodes[x].lisp.map_cache_lookup(net.now, &h).unwrap();
+    assert_eq!(hit.eid, cover);
+    assert_eq!(hit.rlocs, vec![ip("192.0.2.9")]);
+    assert_eq!(net.nodes[ms].lisp.pending_notifies(), 0, "acknowledged");
+}

@@ -489,18 +489,31 @@ impl Lisp {
             }
             return Ok(());
         }
-        // Every record must fall under one of our subscriptions with a smaller last nonce.
+        // The confirmation of a subscribe request (RFC 9437 §5: "When the xTR receives a
+        // Map-Notify with a nonce that matches one in the list of outstanding Map-Request
+        // messages sent with an N-bit set"): its records belong to that subscription, whatever
+        // prefix the Map-Server answered with (a covering mapping, say).
+        let confirms = self.xtr.by_nonce.get(&m.nonce).copied().filter(|p| {
+            self.xtr
+                .requests
+                .get(p)
+                .is_some_and(|r| r.kind == Kind::Subscribe && r.nonce == m.nonce)
+        });
+        // Otherwise every record must fall under one of our subscriptions with a smaller last
+        // nonce (publications of more-specifics reach subscribers of covering prefixes, §6).
         let mut targets: Vec<(EidPrefix, EidRecord)> = Vec::new();
         let mut subs: Vec<EidPrefix> = Vec::new();
         for rec in &m.records {
             let Ok((eid, _)) = EidPrefix::from_wire(rec.mask_len, &rec.eid) else {
                 continue;
             };
-            let sub = self.xtr.subs.covering(&eid).into_iter().find(|p| {
-                self.xtr
-                    .subs
-                    .get(p)
-                    .is_some_and(|s| s.phase != Phase::Inactive)
+            let sub = confirms.or_else(|| {
+                self.xtr.subs.covering(&eid).into_iter().find(|p| {
+                    self.xtr
+                        .subs
+                        .get(p)
+                        .is_some_and(|s| s.phase != Phase::Inactive)
+                })
             });
             let Some(p) = sub else {
                 return Err(DropReason::Unexpected {
@@ -546,7 +559,7 @@ impl Lisp {
         }
         for (eid, rec) in targets {
             let unsub = subs.iter().any(|p| {
-                p.contains(&eid)
+                (p.contains(&eid) || eid.contains(p))
                     && self
                         .xtr
                         .subs
@@ -941,24 +954,34 @@ impl Lisp {
             .xtr
             .cache
             .iter()
-            .map(|(eid, e)| MapCacheView {
-                eid: *eid,
-                rlocs: e.locators.iter().filter_map(|l| ip_of(&l.addr)).collect(),
-                act: e.act.to_string(),
-                version: e.version,
-                ttl_minutes: e.ttl,
-                expires_in_secs: e.timer.at().saturating_duration_since(now).as_secs(),
-                via: e.via,
-                subscribed: self.xtr.subs.covering(eid).iter().any(|p| {
-                    self.xtr
-                        .subs
-                        .get(p)
-                        .is_some_and(|s| s.phase == Phase::Active)
-                }),
-            })
+            .map(|(eid, e)| self.cache_view(now, eid, e))
             .collect();
         v.sort_by_key(|a| a.eid);
         v
+    }
+
+    /// The map-cache entry that `eid` matches (longest prefix), as the ITR forwards by it.
+    pub fn map_cache_lookup(&self, now: Instant, eid: &EidPrefix) -> Option<MapCacheView> {
+        let (p, e) = self.xtr.cache.lpm(eid)?;
+        Some(self.cache_view(now, &p, e))
+    }
+
+    fn cache_view(&self, now: Instant, eid: &EidPrefix, e: &CacheEntry) -> MapCacheView {
+        MapCacheView {
+            eid: *eid,
+            rlocs: e.locators.iter().filter_map(|l| ip_of(&l.addr)).collect(),
+            act: e.act.to_string(),
+            version: e.version,
+            ttl_minutes: e.ttl,
+            expires_in_secs: e.timer.at().saturating_duration_since(now).as_secs(),
+            via: e.via,
+            subscribed: self.xtr.subs.covering(eid).iter().any(|p| {
+                self.xtr
+                    .subs
+                    .get(p)
+                    .is_some_and(|s| s.phase == Phase::Active)
+            }),
+        }
     }
 
     /// Local EIDs this xTR registers.
