@@ -66,6 +66,9 @@
 //! - Map-Request verification of piggybacked Map-Reply records (M bit): they are ignored.
 //! - The xTR answers no Map-Requests (it always registers with the proxy-reply P bit) and does
 //!   not learn remote mappings from the EVPN feed.
+//! - Pacing of unsolicited Map-Notifies (RFC 9301 §5.7 points to RFC 8085 congestion control;
+//!   RFC 9437 §5 "SHOULD be configured with policies to control ... the pace"): a publication
+//!   leaves as one burst, one datagram per subscriber; only their number is capped.
 //! - Per-registrant Map-Notify knobs: an RFC 6830-era xTR (OOR) gets the Map-Notify to the
 //!   previous registrant too and never acknowledges it (no type 5): six retransmissions, then
 //!   given up.
