@@ -129,9 +129,30 @@ pub fn show(
         },
         "vnis" => "/v1/vnis".into(),
         "moves" => "/v1/moves".into(),
+        "lisp" => {
+            let mut all = serde_json::Map::new();
+            for v in ["registrations", "subscribers", "map-cache", "counters"] {
+                match call(api, "GET", &format!("/v1/lisp/{v}"), None) {
+                    Ok(x) => {
+                        all.insert(v.to_string(), x);
+                    }
+                    Err(c) => return c,
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+                return ExitCode::SUCCESS;
+            }
+            for (k, v) in &all {
+                let n = v.as_array().map(|a| a.len());
+                println!("== {k}{}", n.map(|n| format!(" ({n})")).unwrap_or_default());
+                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+            }
+            return ExitCode::SUCCESS;
+        }
         other => {
             eprintln!(
-                "vmmi show: {other:?}: expected neighbors, routes, macs, vnis or moves (lisp: not built yet)"
+                "vmmi show: {other:?}: expected neighbors, routes, macs, vnis, moves or lisp"
             );
             return ExitCode::from(2);
         }

@@ -49,9 +49,9 @@ enum Cmd {
         #[arg(long)]
         netns: bool,
     },
-    /// State of a running daemon: neighbors, routes, macs, vnis or moves.
+    /// State of a running daemon: neighbors, routes, macs, vnis, moves or lisp.
     Show {
-        /// neighbors | routes | macs | vnis | moves
+        /// neighbors | routes | macs | vnis | moves | lisp
         what: String,
         #[arg(long)]
         json: bool,

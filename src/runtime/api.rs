@@ -43,6 +43,7 @@ pub fn router(send: impl Fn(ApiReq) -> bool + std::marker::Send + Sync + 'static
         .route("/v1/vm/detach", post(vm_detach))
         .route("/v1/dad/clear", post(dad_clear))
         .route("/metrics", get(metrics))
+        .route("/v1/lisp/{what}", get(lisp_view))
         .fallback(|| async {
             err(
                 StatusCode::NOT_FOUND,
@@ -376,6 +377,28 @@ async fn metrics(State(s): State<Send>) -> Response {
             text,
         )
             .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn lisp_view(State(s): State<Send>, Path(what): Path<String>) -> Response {
+    use super::LispView as V;
+    let v = match what.as_str() {
+        "registrations" => V::Registrations,
+        "subscribers" => V::Subscribers,
+        "map-cache" => V::MapCache,
+        "counters" => V::Counters,
+        _ => {
+            return err(
+                StatusCode::NOT_FOUND,
+                "no such LISP view",
+                serde_json::json!("registrations, subscribers, map-cache, counters"),
+            );
+        }
+    };
+    match ask(&s, |reply| ApiReq::Lisp(v, reply)).await {
+        Ok(Ok(x)) => Json(x).into_response(),
+        Ok(Err(e)) => err(StatusCode::NOT_FOUND, "LISP is off", serde_json::json!(e)),
         Err(r) => r,
     }
 }

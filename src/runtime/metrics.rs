@@ -23,7 +23,12 @@ fn counter(r: &mut Registry, name: &str, help: &str, v: u64) {
     r.register(name, help, c);
 }
 
-pub fn render(sp: &Speaker, vtep: Option<&Vtep>, now: Instant) -> String {
+pub fn render(
+    sp: &Speaker,
+    vtep: Option<&Vtep>,
+    lisp: Option<&super::lisp::LispShell>,
+    now: Instant,
+) -> String {
     let mut r = Registry::default();
     let up: Family<Labels, Gauge> = Family::default();
     let pfx: Family<Labels, Gauge> = Family::default();
@@ -156,6 +161,28 @@ pub fn render(sp: &Speaker, vtep: Option<&Vtep>, now: Instant) -> String {
             "vmmi_evpn_last_move_dataplane_us",
             "Microseconds from the start of the latest move to its dataplane change",
             last,
+        );
+    }
+    if let Some(l) = lisp {
+        // every LISP counter, named after its field (registrations, auth failures, Map-Notify
+        // sent/retried/acked, SMRs, subscriptions, ...)
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(l.core.counters()) {
+            for (k, v) in m {
+                if let Some(v) = v.as_u64() {
+                    counter(
+                        &mut r,
+                        &format!("vmmi_lisp_{k}"),
+                        &format!("LISP {}", k.replace('_', " ")),
+                        v,
+                    );
+                }
+            }
+        }
+        counter(
+            &mut r,
+            "vmmi_lisp_send_errors",
+            "LISP datagrams the socket refused",
+            l.send_errors,
         );
     }
     let mut out = String::new();

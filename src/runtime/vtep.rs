@@ -146,6 +146,7 @@ impl Latency {
 
 pub struct Vtep {
     pub evpn: Evpn,
+    mappings: Vec<crate::evpn::Mapping>,
     pub latency: Latency,
     dp: Dp,
     /// Failed ops waiting for their retry: (due, attempt, op).
@@ -282,6 +283,7 @@ impl Vtep {
             .count();
         Ok(Some(Vtep {
             evpn,
+            mappings: Vec::new(),
             latency: Latency::new(),
             dp,
             retry: Vec::new(),
@@ -333,8 +335,8 @@ impl Vtep {
                     }
                     log_event(&e)
                 }
-                // the LISP control plane (issue 3) consumes these once it is built
-                Output::Mapping(m) => debug!(?m, "mapping"),
+                // the LISP control plane takes them (`take_mappings`) in this loop turn
+                Output::Mapping(m) => self.mappings.push(m),
                 Output::Announce(_) | Output::Withdraw { .. } => {}
             }
         }
@@ -348,6 +350,11 @@ impl Vtep {
         if self.state_due.is_some_and(|t| t <= now) {
             self.save(now);
         }
+    }
+
+    /// The EVPN layer's location changes since the last call (for LISP).
+    pub fn take_mappings(&mut self) -> Vec<crate::evpn::Mapping> {
+        std::mem::take(&mut self.mappings)
     }
 
     pub fn deadline(&self) -> Option<Instant> {
