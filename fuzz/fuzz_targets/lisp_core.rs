@@ -117,15 +117,41 @@ fn cfgs(tight: bool) -> Vec<LispCoreCfg> {
 #[derive(Arbitrary, Debug)]
 enum Op {
     /// Deliver (or lose) the next queued datagram.
-    Deliver { lose: bool },
+    Deliver {
+        lose: bool,
+    },
     DeliverAll,
-    Raw { to: u8, from: u8, bytes: Vec<u8> },
+    Raw {
+        to: u8,
+        from: u8,
+        bytes: Vec<u8>,
+    },
     /// A generated message; Map-Registers are signed with key `key` and `params`.
-    Msg { to: u8, from: u8, key: u8, params: AuthParams, sign: bool, msg: LispMsg },
-    SetMapping { node: u8, eid: u8, rloc: Option<u8>, seq: u32 },
-    Request { eid: u8, subscribe: bool },
-    Unsubscribe { eid: u8 },
-    Advance { millis: u32, big: bool },
+    Msg {
+        to: u8,
+        from: u8,
+        key: u8,
+        params: AuthParams,
+        sign: bool,
+        msg: LispMsg,
+    },
+    SetMapping {
+        node: u8,
+        eid: u8,
+        rloc: Option<u8>,
+        seq: u32,
+    },
+    Request {
+        eid: u8,
+        subscribe: bool,
+    },
+    Unsubscribe {
+        eid: u8,
+    },
+    Advance {
+        millis: u32,
+        big: bool,
+    },
 }
 
 struct Sim {
@@ -135,19 +161,30 @@ struct Sim {
 }
 
 fn check_sent(bytes: &[u8]) {
-    let m = decode(bytes).unwrap_or_else(|e| panic!("core sent undecodable bytes ({e}): {bytes:02x?}"));
-    assert_eq!(m.to_bytes(), bytes, "core sent bytes that do not re-encode: {m:?}");
-    if matches!(m, LispMsg::MapRegister(_) | LispMsg::MapNotify(_) | LispMsg::MapNotifyAck(_)) {
+    let m =
+        decode(bytes).unwrap_or_else(|e| panic!("core sent undecodable bytes ({e}): {bytes:02x?}"));
+    assert_eq!(
+        m.to_bytes(),
+        bytes,
+        "core sent bytes that do not re-encode: {m:?}"
+    );
+    if matches!(
+        m,
+        LispMsg::MapRegister(_) | LispMsg::MapNotify(_) | LispMsg::MapNotifyAck(_)
+    ) {
         let alg = bytes[13];
         let len = usize::from(u16::from_be_bytes([bytes[14], bytes[15]]));
         let (full, trunc) = lengths(alg).expect("a known algorithm");
-        assert!(len == full || len == trunc, "auth length {len} for alg {alg}");
+        assert!(
+            len == full || len == trunc,
+            "auth length {len} for alg {alg}"
+        );
         let mut zeroed = bytes.to_vec();
         zeroed[AUTH_DATA_OFFSET..AUTH_DATA_OFFSET + len].fill(0);
         let tag = &bytes[AUTH_DATA_OFFSET..AUTH_DATA_OFFSET + len];
-        let ok = KEYS.iter().any(|k| {
-            compute_auth(&zeroed, k, alg, len).is_ok_and(|t| t.as_slice() == tag)
-        });
+        let ok = KEYS
+            .iter()
+            .any(|k| compute_auth(&zeroed, k, alg, len).is_ok_and(|t| t.as_slice() == tag));
         assert!(ok, "authenticated message with a wrong HMAC: {m:?}");
     }
 }
@@ -158,7 +195,9 @@ impl Sim {
             if let Output::Send { to, bytes } = o {
                 check_sent(&bytes);
                 let from = SocketAddr::new(addr(u8::try_from(i).unwrap()), 4342);
-                if let Some(j) = (0..self.nodes.len()).find(|j| addr(u8::try_from(*j).unwrap()) == to.ip()) {
+                if let Some(j) =
+                    (0..self.nodes.len()).find(|j| addr(u8::try_from(*j).unwrap()) == to.ip())
+                {
                     if self.queue.len() < 10_000 {
                         self.queue.push_back((j, from, bytes));
                     }
@@ -170,7 +209,9 @@ impl Sim {
     }
 
     fn deliver(&mut self, lose: bool) -> bool {
-        let Some((j, from, bytes)) = self.queue.pop_front() else { return false };
+        let Some((j, from, bytes)) = self.queue.pop_front() else {
+            return false;
+        };
         if !lose {
             let local = SocketAddr::new(addr(u8::try_from(j).unwrap()), 4342);
             self.nodes[j].handle_packet(self.now, from, local, &bytes);
@@ -182,11 +223,17 @@ impl Sim {
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let Ok(tight) = bool::arbitrary(&mut u) else { return };
+    let Ok(tight) = bool::arbitrary(&mut u) else {
+        return;
+    };
     #[allow(clippy::disallowed_methods)]
     let now = Instant::now();
     let nodes = cfgs(tight).into_iter().map(|c| Lisp::new(c, now)).collect();
-    let mut sim = Sim { now, nodes, queue: VecDeque::new() };
+    let mut sim = Sim {
+        now,
+        nodes,
+        queue: VecDeque::new(),
+    };
     for i in 0..sim.nodes.len() {
         sim.pump(i);
     }
@@ -209,22 +256,47 @@ fuzz_target!(|data: &[u8]| {
             Op::Raw { to, from, bytes } => {
                 let j = usize::from(to % 3);
                 let local = SocketAddr::new(addr(to % 3), 4342);
-                sim.nodes[j].handle_packet(sim.now, SocketAddr::new(addr(3 + from % 5), 4342), local, &bytes);
+                sim.nodes[j].handle_packet(
+                    sim.now,
+                    SocketAddr::new(addr(3 + from % 5), 4342),
+                    local,
+                    &bytes,
+                );
                 sim.pump(j);
             }
-            Op::Msg { to, from, key, params, sign: do_sign, msg } => {
+            Op::Msg {
+                to,
+                from,
+                key,
+                params,
+                sign: do_sign,
+                msg,
+            } => {
                 let mut bytes = msg.to_bytes();
                 if do_sign {
-                    if let LispMsg::MapRegister(MapRegister { .. }) | LispMsg::MapNotify(_) | LispMsg::MapNotifyAck(_) = msg {
+                    if let LispMsg::MapRegister(MapRegister { .. })
+                    | LispMsg::MapNotify(_)
+                    | LispMsg::MapNotifyAck(_) = msg
+                    {
                         let _ = sign(&mut bytes, KEYS[usize::from(key % 3)], &params);
                     }
                 }
                 let j = usize::from(to % 3);
                 let local = SocketAddr::new(addr(to % 3), 4342);
-                sim.nodes[j].handle_packet(sim.now, SocketAddr::new(addr(3 + from % 5), 4342), local, &bytes);
+                sim.nodes[j].handle_packet(
+                    sim.now,
+                    SocketAddr::new(addr(3 + from % 5), 4342),
+                    local,
+                    &bytes,
+                );
                 sim.pump(j);
             }
-            Op::SetMapping { node, eid: e, rloc, seq } => {
+            Op::SetMapping {
+                node,
+                eid: e,
+                rloc,
+                seq,
+            } => {
                 let j = usize::from(node % 3);
                 let now = sim.now;
                 sim.nodes[j].set_mapping(now, eid(e), rloc.map(addr), seq);
