@@ -31,6 +31,29 @@ pub struct LispShell {
     sock: Arc<UdpSocket>,
     local: SocketAddr,
     pub send_errors: u64,
+    /// Warnings logged in the current second (refusals are counted in metrics; the log keeps
+    /// at most `WARN_PER_SEC` a second so a flood of bad packets cannot flood it).
+    warned: (u64, u32),
+}
+
+/// Refusal warnings logged per second at most.
+const WARN_PER_SEC: u32 = 10;
+
+/// A send buffer large enough for one change fanned out to 10,000 subscribers (one flush).
+const SNDBUF: usize = 8 << 20;
+
+/// The LISP socket: non-blocking, with a large send buffer.
+fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    let _ = s.set_send_buffer_size(SNDBUF);
+    let _ = s.set_recv_buffer_size(SNDBUF);
+    s.bind(&addr.into())?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s.into())
 }
 
 impl LispShell {
@@ -72,9 +95,8 @@ impl LispShell {
             .map_or(0, |d| d.as_secs());
         cfg.nonce_seed = secs << 32;
         cfg.rng_seed = std::collections::hash_map::RandomState::new().hash_one(secs);
-        let sock = UdpSocket::bind(c.lisp.listen)
-            .await
-            .with_context(|| format!("lisp.listen: bind {}", c.lisp.listen))?;
+        let sock =
+            bind(c.lisp.listen).with_context(|| format!("lisp.listen: bind {}", c.lisp.listen))?;
         let local = sock.local_addr().unwrap_or(c.lisp.listen);
         // the destination address of a datagram on a wildcard socket is our RLOC
         let to_local = if local.ip().is_unspecified() {
@@ -107,6 +129,7 @@ impl LispShell {
             sock,
             local,
             send_errors: 0,
+            warned: (0, 0),
         }))
     }
 
@@ -136,19 +159,33 @@ impl LispShell {
                         debug!(%to, error = %e, "lisp: send");
                     }
                 }
-                Output::Event(e) => log_event(&e),
+                Output::Event(e) => self.log_event(&e),
             }
         }
     }
 }
 
-fn log_event(e: &LispEvent) {
-    // the core's events are structured (serde): one line each, warnings for refusals
-    let text = serde_json::to_string(e).unwrap_or_default();
-    let refused = text.contains("reject") || text.contains("auth") || text.contains("drop");
-    if refused {
-        warn!(event = %text, "lisp");
-    } else {
-        debug!(event = %text, "lisp");
+impl LispShell {
+    fn log_event(&mut self, e: &LispEvent) {
+        // the core's events are structured (serde): one line each; refusals are warnings,
+        // at most WARN_PER_SEC a second (all of them are counted in /metrics)
+        let text = serde_json::to_string(e).unwrap_or_default();
+        let refused = text.contains("reject") || text.contains("auth") || text.contains("drop");
+        if !refused {
+            debug!(event = %text, "lisp");
+            return;
+        }
+        let sec = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.warned.0 != sec {
+            self.warned = (sec, 0);
+        }
+        self.warned.1 += 1;
+        if self.warned.1 <= WARN_PER_SEC {
+            warn!(event = %text, "lisp");
+        } else {
+            debug!(event = %text, "lisp");
+        }
     }
 }
