@@ -320,6 +320,9 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             l.flush();
         }
         flush(&mut speaker, &mut conns, &chans, &mut vtep);
+        if let Some(v) = &mut vtep {
+            v.save_if_due(Instant::now().into_std());
+        }
         let evpn_deadline = vtep.as_ref().and_then(|v| v.deadline());
         let lisp_deadline = lisp.as_ref().and_then(|l| l.core.poll_timeout());
         let deadline = speaker

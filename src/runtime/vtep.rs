@@ -347,6 +347,12 @@ impl Vtep {
                 .map_or(now, |w| (w + STATE_EVERY).max(now));
             self.state_due = Some(at);
         }
+    }
+
+    /// Write the state file when due — after the loop has handed this turn's UPDATEs to the
+    /// sockets, so the disk write never delays a move's UPDATE (it cost ≈ 0.4 ms of a 1 ms
+    /// move in the namespace benchmark when it came first).
+    pub fn save_if_due(&mut self, now: Instant) {
         if self.state_due.is_some_and(|t| t <= now) {
             self.save(now);
         }
