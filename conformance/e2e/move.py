@@ -23,7 +23,9 @@ One move, "break before make" (a hypervisor finishing a live migration):
 Meanwhile the VM's peer pings it every 10 ms (pinger.py) and `bridge -t monitor fdb link` runs in
 every host namespace. Times are CLOCK_REALTIME as the monitors print them (when the monitor read
 the netlink message):
-  t0       DST: PORT reaches "state forwarding" with carrier in br100 (the new port is up)
+  t0       DST: PORT reaches "state forwarding" with carrier in br100 (the new port is up);
+           when that monitor read the event only after `ip link set up` had returned (it was not
+           scheduled in time), the return time is used: the event cannot be later
   t1       observer: first "MAC dev vxlan100 dst <DST VTEP> self" (its kernel FDB points at DST)
   learn    DST: the bridge learns MAC on PORT (from the GARP)
   src      SRC: its FDB points at DST (a vmmi/FRR-written vxlan entry); when SRC already had that
@@ -31,7 +33,11 @@ the netlink message):
            the final FDB decides
   obs_del  observer: the old entry (dst <SRC VTEP>) deleted (the old VTEP's withdrawal)
 Reported per move: conv = t1 - t0, learn = learn - t0, cp = t1 - learn (the control plane's
-share: kernel learn -> daemon -> BGP -> daemon -> kernel FDB), lost pings and where they fall.
+share: kernel learn -> daemon -> BGP -> daemon -> kernel FDB; two monitors' clocks, so it carries
+their scheduling noise), garp_to_t1 = t1 - the moment the GARP left (the script's clock: the
+bridge normally learns within that send, so this is the control plane's share measured against one
+monitor only), conv_upper = t1 - the moment `ip link set up` was started (an upper bound of
+conv that needs no monitor for t0), lost pings and how many of them were sent after t0.
 With --vmmi-hosts, vmmi's own step timings of the move (`vmmi show moves --json` on DST and on
 the observer) are added: learned -> advertised on DST, route-seen -> dataplane on the observer.
 
@@ -335,7 +341,9 @@ def do_move(a, i, mons, garp, vtep, peers_fdb):
     pat_new = rf"^{mac} dev {a.vxlan} dst {re.escape(dv)} self"
     deadline = t0s + a.timeout
     t1 = mons[obs].wait(pat_new, t_move, deadline)
-    t_src = mons[src].wait(pat_new, t_move, max(deadline, time.time() + 1.0))
+    # the old host: a vmmi/FRR write pointing at DST; FRR never writes one when a stale entry
+    # already points there (see the module header), so this wait ends 2 s after t1 at most
+    t_src = mons[src].wait(pat_new, t_move, min(deadline, (t1 or deadline) + 2.0))
     others = {h: mons[h].wait(pat_new, t_move, time.time() + 1.0) for h in a.hosts if h not in (obs, src, dst)}
     pres = None
     if ping:
@@ -347,7 +355,10 @@ def do_move(a, i, mons, garp, vtep, peers_fdb):
     time.sleep(0.05)
     port_up = rf"^\d+: {vm_port}(@\S+)?: <(?![^>]*NO-CARRIER)[^>]*LOWER_UP[^>]*>.* master {a.bridge} state forwarding"
     t0k = mons[dst].first(port_up, t_move)
-    t0 = t0k or t0s
+    # the kernel event happened before `ip link set ... up` returned (t0s): a monitor that read
+    # it later was not scheduled in time (seen up to 5 ms late on a loaded 2-core machine), and
+    # its time would make t1 - t0 too short, even negative
+    t0 = min(t0k, t0s) if t0k else t0s
     t_learn = mons[dst].first(rf"^{mac} dev {vm_port} master {a.bridge}", t_move)
     t_obs_del = mons[obs].first(rf"^Deleted {mac} dev {a.vxlan} dst {re.escape(sv)} self", t_move)
     t_src_flush = mons[src].first(rf"^Deleted {mac} dev {vm_port} master", t_move)
@@ -365,10 +376,13 @@ def do_move(a, i, mons, garp, vtep, peers_fdb):
         "src_converged": src_ok, "src_event": t_src is not None,
         "others_converged": {h: (t is not None or bool(want.search(fdb[h]))) for h, t in others.items()},
         "conv_ms": ms(t1, t0), "learn_ms": ms(t_learn, t0), "cp_ms": ms(t1, t_learn),
-        "conv_upper_ms": ms(t1, t_up), "garp_wait_ms": None if garp_wait is None else round(garp_wait * 1000, 3),
+        "conv_upper_ms": ms(t1, t_up), "garp_to_t1_ms": ms(t1, t_garp),
+        "garp_wait_ms": None if garp_wait is None else round(garp_wait * 1000, 3),
         "garp_after_t0_ms": ms(t_garp, t0), "src_conv_ms": ms(t_src, t0),
         "obs_del_after_move_ms": ms(t_obs_del, t_move), "t1_after_move_ms": ms(t1, t_move),
-        "downtime_ms": ms(t0, t_move), "t0_source": "kernel" if t0k else "script",
+        "downtime_ms": ms(t0, t_move),
+        "t0_source": "script" if not t0k else ("kernel" if t0k <= t0s else "script (monitor late)"),
+        "t0_monitor_late_ms": ms(t0k, t0s) if t0k and t0k > t0s else None,
     }
     if pres:
         row.update(ping_sent=pres["sent"], lost=pres["lost"],
@@ -433,12 +447,13 @@ def cmd_move(a):
 
 
 def summarize(a, rows):
-    keys = ["conv_ms", "conv_upper_ms", "learn_ms", "cp_ms", "src_conv_ms", "garp_after_t0_ms",
+    keys = ["conv_ms", "conv_upper_ms", "garp_to_t1_ms", "learn_ms", "cp_ms", "src_conv_ms", "garp_after_t0_ms",
             "garp_wait_ms", "downtime_ms", "t1_after_move_ms", "obs_del_after_move_ms", "lost",
             "lost_after_t0"]
     s = {"moves": len(rows), "garp": a.garp, "not_converged": [r["move"] for r in rows if not r["converged"]],
          "src_not_converged": [r["move"] for r in rows if not r["src_converged"]],
-         "t0_from_script": [r["move"] for r in rows if r["t0_source"] != "kernel"]}
+         "t0_from_script": [r["move"] for r in rows if r["t0_source"] != "kernel"],
+         "t0_monitor_late_ms": {r["move"]: r["t0_monitor_late_ms"] for r in rows if r.get("t0_monitor_late_ms")}}
     for k in keys:
         s[k] = stats([r.get(k) for r in rows])
     for k in ("dst_learned_to_advertised_us", "obs_route_to_dataplane_us"):
@@ -449,7 +464,8 @@ def summarize(a, rows):
 
 def print_summary(label, s):
     print(f"# {label}: {s['moves']} moves, GARP {s['garp']}; not converged: {s['not_converged'] or 'none'}; "
-          f"old host not converged: {s['src_not_converged'] or 'none'}")
+          f"old host not converged: {s['src_not_converged'] or 'none'}; t0 from the script's clock "
+          f"(monitor late or silent): {len(s['t0_from_script'])} moves")
     for k, v in s.items():
         if isinstance(v, dict):
             print(f"#   {k:30s} p50 {fmt(v['p50'], 2):>8} p90 {fmt(v['p90'], 2):>8} p99 {fmt(v['p99'], 2):>8} "
@@ -465,6 +481,7 @@ def cmd_table(a):
         legs.append((d["label"], d["summary"]))
     rows = [("move -> remote FDB updated, t1-t0 (ms)", "conv_ms", 2),
             ("upper bound: `ip link set up` started -> t1 (ms)", "conv_upper_ms", 2),
+            ("GARP sent -> remote FDB (control plane + kernel, ms)", "garp_to_t1_ms", 2),
             ("lost pings per move (10 ms)", "lost", 0),
             ("... of them sent after t0", "lost_after_t0", 0),
             ("t0 -> new host's bridge learns the MAC (ms)", "learn_ms", 2),

@@ -16,7 +16,8 @@
 #       lost pings and t1 - t0 are reported (t0 = the new port forwarding in C's bridge, t1 = A's
 #       FDB event pointing at C, both from `bridge -t monitor`); A and B converge; FDBs exact
 #   [4] vmmi on A restarts mid-ping (SIGTERM, `vmmi run --graceful-restart`): no FDB entry of A
-#       disappears meanwhile (bridge monitor), 0 pings lost, FDBs exact afterwards
+#       disappears meanwhile (a bridge monitor per host; B and C, the graceful-restart helpers,
+#       are watched too), 0 pings lost, FDBs exact afterwards
 # Part 2, FRR (zebra + bgpd, advertise-all-vni) on host C, vmmi on A and B:
 #   [5] sessions, VM1 -> VM2 ping, exact FDBs on all three (FRR's too)
 #   [6] VM2 moves B (vmmi) -> C (FRR) and back C -> B with the ping running: each move converges
@@ -117,34 +118,42 @@ move_run() {
         --moves "$n" --ping-count 250 --pre 0.5 --settle 0.5 --timeout 10 --vmmi "$VMMI" --api "$API" \
         --label "$label" --out "$file" "$@"
 }
-# mv FILE MOVE KEY: one field of a move's record
-mv() { "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["moves"]; i=int(sys.argv[2])-1
+# mvf FILE MOVE KEY: one field of a move's record
+mvf() { "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["moves"]; i=int(sys.argv[2])-1
 v=r[i].get(sys.argv[3]) if i < len(r) else None
 print("" if v is None else v)' "$1" "$2" "$3" 2>/dev/null; }
 # report_move FILE MOVE OBSERVED_HOST_TEXT: INFO line + PASS/FAIL for convergence and the ping
 report_move() {
     local f="$1" k="$2" what="$3"
-    if [ "$(mv "$f" "$k" converged)" = True ]; then
-        pass "$what: A's kernel FDB points at the new VTEP (t1 - t0 = $(mv "$f" "$k" conv_ms) ms)"
+    if [ "$(mvf "$f" "$k" converged)" = True ]; then
+        pass "$what: A's kernel FDB points at the new VTEP (t1 - t0 = $(mvf "$f" "$k" conv_ms) ms)"
     else
         fail "$what: A's kernel FDB never pointed at the new VTEP within 10 s" "$(tail -3 "$f.log" 2>/dev/null)"
     fi
-    if [ "$(mv "$f" "$k" src_converged)" = True ]; then
-        pass "$what: the old host's FDB points at the new VTEP ($( [ "$(mv "$f" "$k" src_event)" = True ] &&
-            echo "t - t0 = $(mv "$f" "$k" src_conv_ms) ms" || echo "entry already there: no event"))"
+    if [ "$(mvf "$f" "$k" src_converged)" = True ]; then
+        pass "$what: the old host's FDB points at the new VTEP ($( [ "$(mvf "$f" "$k" src_event)" = True ] &&
+            echo "t - t0 = $(mvf "$f" "$k" src_conv_ms) ms" || echo "entry already there: no event"))"
     else
         fail "$what: the old host's FDB does not point at the new VTEP"
     fi
-    if [ "$(mv "$f" "$k" ping_tail_ok)" = True ]; then
-        pass "$what: the ping continues after the move ($(mv "$f" "$k" lost) of $(mv "$f" "$k" ping_sent) lost)"
+    if [ "$(mvf "$f" "$k" ping_tail_ok)" = True ]; then
+        pass "$what: the ping continues after the move ($(mvf "$f" "$k" lost) of $(mvf "$f" "$k" ping_sent) lost)"
     else
-        fail "$what: the ping did not recover (lost $(mv "$f" "$k" lost) of $(mv "$f" "$k" ping_sent))"
+        fail "$what: the ping did not recover (lost $(mvf "$f" "$k" lost) of $(mvf "$f" "$k" ping_sent))"
     fi
-    info "$what: t1-t0 $(mv "$f" "$k" conv_ms) ms (learn $(mv "$f" "$k" learn_ms) ms, control plane" \
-        "$(mv "$f" "$k" cp_ms) ms), old port deleted -> t1 $(mv "$f" "$k" t1_after_move_ms) ms," \
-        "lost $(mv "$f" "$k" lost) pings ($(mv "$f" "$k" lost_window_ms) ms after the old port went)," \
-        "vmmi on the new host: learned->advertised $(mv "$f" "$k" dst_learned_to_advertised_us) us," \
-        "on A: route->FDB $(mv "$f" "$k" obs_route_to_dataplane_us) us"
+    info "$what: $("$PY" - "$f" "$k" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))["moves"][int(sys.argv[2]) - 1]
+out = [f"t1-t0 {r['conv_ms']} ms (t0 -> bridge learn {r['learn_ms']} ms, learn -> A's FDB {r['cp_ms']} ms)",
+       f"old port deleted -> t1 {r['t1_after_move_ms']} ms",
+       f"lost {r.get('lost')} pings ({r.get('lost_after_t0')} sent after t0)"]
+if r.get("dst_seq") is not None:
+    out.append(f"vmmi on the new host advertised MAC Mobility seq {r['dst_seq']}")
+if r.get("obs_seq") is not None:
+    out.append(f"vmmi on A: route (seq {r['obs_seq']}) -> FDB op done in {r.get('obs_route_to_dataplane_us')} us")
+print(", ".join(out))
+PYEOF
+)"
 }
 
 # start_vms VM2_HOST: both VM namespaces, VM1 on A, VM2 on VM2_HOST, one GARP each
