@@ -16,6 +16,8 @@
 #      GARP=sock|arping (default sock: the GARP leaves at once from a socket opened in the VM's
 #      namespace beforehand; arping = `arping -c1 -U` forked per move, as the FRR reference lab
 #      did, which puts its ~3 ms start-up inside t1 - t0)
+#      CAPTURE=1 (tcpdump BGP on the underlay into OUT/.../<leg>-bgp.pcap, for move_breakdown.py)
+#      VMMI_STATE_FILE="" (vmmi without [mobility] state_file: shows what writing it costs a move)
 #      PING_COUNT=200 (pings per move)  SETTLE=0.5 (s between moves)  KEEP_EVENTS=1 (store every
 #      move's monitor lines in the JSON)  VMMI_LOG (vmmi's log filter, default info)
 #      OUT=target/bench (results: OUT/move-<time>/{vmmi,frr}.json + .log, table.md)
@@ -81,6 +83,13 @@ leg() {
     wait_for 10 fdb_points "$A" "$VM2_MAC" "$(vtep_ip "$B")" || die "$A never learned VM2 behind $B"
     nsx "$NS_VM1" ping -c3 -i0.2 -W1 "$VM2_IP" >/dev/null || die "VM1 cannot ping VM2 over VXLAN"
     log "leg $leg: fabric up, VM1 pings VM2; $MOVES moves (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+    if [ "${CAPTURE:-0}" = 1 ]; then
+        # BGP on the underlay, kernel timestamps: when each UPDATE crossed the wire
+        timeout $((MOVES * 30 + 60)) ip netns exec "$NS_CORE" tcpdump -q -n -s 200 -i "${P}br0" -w "$OUTDIR/$leg-bgp.pcap" \
+            tcp port 179 2>/dev/null &
+        echo $! >"$RUN/tcpdump.pid"
+        sleep 0.5
+    fi
     local extra=()
     [ -n "$vmmi_hosts" ] && extra+=(--vmmi-hosts "$vmmi_hosts")
     [ "${KEEP_EVENTS:-0}" = 1 ] && extra+=(--keep-events)
@@ -90,6 +99,7 @@ leg() {
         --moves "$MOVES" --ping-count "$PING_COUNT" --pre 0.5 --settle "$SETTLE" --timeout 10 --garp "$GARP" \
         --vmmi "$VMMI" --api "$API" --label "$leg" --out "$OUTDIR/$leg.json" "${extra[@]}" \
         | tee "$OUTDIR/$leg.log" || log "leg $leg: not every move converged (see $OUTDIR/$leg.log)"
+    [ -f "$RUN/tcpdump.pid" ] && kill_pidfile "$RUN/tcpdump.pid" 3
     [ "$leg" = vmmi ] && for h in "${HOSTS[@]}"; do cp "$(vmmi_dir "$h")/vmmi.log" "$OUTDIR/vmmi-$h.log"; done
     [ "$leg" = frr ] && for h in "${HOSTS[@]}"; do cp "$(frr_dir "$h")"/*.log "$OUTDIR/" 2>/dev/null; done
     fab_down

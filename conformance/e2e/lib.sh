@@ -152,7 +152,7 @@ EOF
 [[vni]]
 vni = $VNI
 [mobility]
-state_file = "$d/mobility.json"
+state_file = "${VMMI_STATE_FILE-$d/mobility.json}"
 dad_max_moves = ${2:-5}
 dad_window_secs = ${3:-180}
 [dataplane]
