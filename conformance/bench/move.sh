@@ -13,9 +13,10 @@
 #
 # usage (root): conformance/bench/move.sh [MOVES]          default 60 (the issue asks for >= 50)
 # env: LEGS="vmmi frr"  VMMI_BIN (default: built here, cargo build --release -j1)
-#      GARP=sock|arping (default sock: the GARP leaves at once from a socket opened in the VM's
-#      namespace beforehand; arping = `arping -c1 -U` forked per move, as the FRR reference lab
-#      did, which puts its ~3 ms start-up inside t1 - t0)
+#      GARP=link|sock|arping (default link: the VM sends its GARP the moment its interface reports
+#      link up, from a socket opened in its namespace beforehand; sock: once `ip link set up` has
+#      exited; arping: `arping -c1 -U` forked per move, as the FRR reference lab did, which puts
+#      its ~3 ms start-up inside t1 - t0; see conformance/e2e/move.py)
 #      CAPTURE=1 (tcpdump BGP on the underlay into OUT/.../<leg>-bgp.pcap, for move_breakdown.py)
 #      VMMI_STATE_FILE="" (vmmi without [mobility] state_file: shows what writing it costs a move)
 #      PING_COUNT=200 (pings per move)  SETTLE=0.5 (s between moves)  KEEP_EVENTS=1 (store every
@@ -29,7 +30,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 MOVES="${1:-${MOVES:-60}}"
 LEGS="${LEGS:-vmmi frr}"
-GARP="${GARP:-sock}"
+GARP="${GARP:-link}"
 PING_COUNT="${PING_COUNT:-200}"
 SETTLE="${SETTLE:-0.5}"
 P=vw
