@@ -27,8 +27,9 @@ Meanwhile the VM's peer pings it every 10 ms (pinger.py) and `bridge -t monitor 
 every host namespace. Times are CLOCK_REALTIME as the monitors print them (when the monitor read
 the netlink message):
   t0       DST: PORT reaches "state forwarding" with carrier in br100 (the new port is up);
-           when that monitor read the event only after `ip link set up` had returned (it was not
-           scheduled in time), the return time is used: the event cannot be later
+           when that monitor read the event only after `ip link set up` had returned or after the
+           GARP left (it was not scheduled in time), the earlier of those is used: the event cannot
+           be later than either
   t1       observer: first "MAC dev vxlan100 dst <DST VTEP> self" (its kernel FDB points at DST)
   learn    DST: the bridge learns MAC on PORT (from the GARP)
   src      SRC: its FDB points at DST (a vmmi/FRR-written vxlan entry); when SRC already had that
@@ -434,10 +435,13 @@ def do_move(a, i, mons, garp, vtep, peers_fdb):
     time.sleep(0.05)
     port_up = rf"^\d+: {vm_port}(@\S+)?: <(?![^>]*NO-CARRIER)[^>]*LOWER_UP[^>]*>.* master {a.bridge} state forwarding"
     t0k = mons[dst].first(port_up, t_move)
-    # the kernel event happened before `ip link set ... up` returned (t0s): a monitor that read
-    # it later was not scheduled in time (seen up to 5 ms late on a loaded 2-core machine), and
-    # its time would make t1 - t0 too short, even negative
-    t0 = min(t0k, t0s) if t0k else t0s
+    # the kernel event happened before `ip link set ... up` returned (t0s) and before the GARP
+    # left (with --garp link that waits for the VM's link-up, which the port's coming up causes;
+    # otherwise it leaves after t0s anyway): a monitor that read it later was not scheduled in
+    # time (seen up to 5 ms late on a loaded 2-core machine), and its time would make t1 - t0
+    # too short, even negative
+    bound = min(t0s, t_garp) if t_garp else t0s
+    t0 = min(t0k, bound) if t0k else bound
     t_learn = mons[dst].first(rf"^{mac} dev {vm_port} master {a.bridge}", t_move)
     t_obs_del = mons[obs].first(rf"^Deleted {mac} dev {a.vxlan} dst {re.escape(sv)} self", t_move)
     t_src_flush = mons[src].first(rf"^Deleted {mac} dev {vm_port} master", t_move)
@@ -460,8 +464,8 @@ def do_move(a, i, mons, garp, vtep, peers_fdb):
         "garp_after_t0_ms": ms(t_garp, t0), "src_conv_ms": ms(t_src, t0),
         "obs_del_after_move_ms": ms(t_obs_del, t_move), "t1_after_move_ms": ms(t1, t_move),
         "downtime_ms": ms(t0, t_move),
-        "t0_source": "script" if not t0k else ("kernel" if t0k <= t0s else "script (monitor late)"),
-        "t0_monitor_late_ms": ms(t0k, t0s) if t0k and t0k > t0s else None,
+        "t0_source": "script" if not t0k else ("kernel" if t0k <= bound else "script (monitor late)"),
+        "t0_monitor_late_ms": ms(t0k, bound) if t0k and t0k > bound else None,
     }
     if pres:
         row.update(ping_sent=pres["sent"], lost=pres["lost"],
