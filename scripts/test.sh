@@ -5,7 +5,7 @@
 #   sudo bash scripts/test.sh            (or as root: bash scripts/test.sh; CI: .ci/run)
 #
 # Stages:
-#   1. packages   frr gobgpd exabgp tshark openoverlayrouter iproute2 bridge-utils iputils-ping
+#   1. packages   frr gobgpd exabgp tshark openoverlayrouter iproute2 bridge-utils iputils-ping iputils-arping
 #                 python3-scapy tcpdump — checked with dpkg -s / command -v; apt-get only if something
 #                 is missing (root only; not root: the stages that need them are skipped, and said so)
 #   2. rust       cargo fmt --check; cargo clippy --all-targets -- -D warnings; cargo test --all-targets;
@@ -82,8 +82,8 @@ run() {
 IS_ROOT=0; [ "$(id -u)" -eq 0 ] && IS_ROOT=1
 
 # ------------------------------------------------------------------ 1. packages
-PKGS=(frr gobgpd exabgp tshark openoverlayrouter iproute2 bridge-utils iputils-ping python3-scapy tcpdump
-      golang-github-osrg-gobgp-dev python3-grpcio python3-grpc-tools)
+PKGS=(frr gobgpd exabgp tshark openoverlayrouter iproute2 bridge-utils iputils-ping iputils-arping python3-scapy
+      tcpdump golang-github-osrg-gobgp-dev python3-grpcio python3-grpc-tools)
 # shellcheck disable=SC2206
 [ -n "${VMMI_EXTRA_PKGS:-}" ] && PKGS+=(${VMMI_EXTRA_PKGS})
 # a binary each package must provide (checked too: a package can be half-removed)
@@ -97,6 +97,7 @@ pkg_bin() {
         iproute2) echo ip ;;
         bridge-utils) echo brctl ;;
         iputils-ping) echo ping ;;
+        iputils-arping) echo arping ;;
         tcpdump) echo tcpdump ;;
         *) echo "" ;;
     esac
@@ -232,9 +233,10 @@ fi
 # ------------------------------------------------------------------ 4b. interop
 # conformance/interop/run.sh: vmmi itself against FRR, GoBGP and ExaBGP in network namespaces
 # (sessions, EVPN type 2/3/5 + IPv4 both ways, withdraws, MAC Mobility, graceful restart of either
-# side). It builds nothing: the vmmi binary is built here. Same conditions as the live stage (root,
+# side), and the evpn-move suite (a VM moving between an FRR VTEP and vmmi: MAC Mobility sequences
+# both ways, the silent VM, DAD). It builds nothing: the vmmi binary is built here. Same conditions as the live stage (root,
 # the packages of stage 1); --quick skips it. About a minute on 2 cores.
-say "stage 4b: interop (vmmi against FRR, GoBGP, ExaBGP in network namespaces)"
+say "stage 4b: interop (vmmi against FRR, GoBGP, ExaBGP; a VM moving between FRR and vmmi; in network namespaces)"
 VMMI_BIN="${CARGO_TARGET_DIR:-target}/debug/vmmi"
 if [ "$QUICK" = 1 ]; then
     note "--quick: skipped"; record interop skip

@@ -43,6 +43,7 @@ pub fn run(config: Option<PathBuf>, log_json: bool, restarting: bool) -> ExitCod
         RunOpts {
             config_path: config,
             restarting,
+            stop: None,
         },
     )) {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,6 +91,15 @@ fn call(
     }
 }
 
+/// A JSON value as a table cell: strings bare, null as `-`.
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        o => o.to_string(),
+    }
+}
+
 pub fn show(
     what: &str,
     json: bool,
@@ -119,9 +129,30 @@ pub fn show(
         },
         "vnis" => "/v1/vnis".into(),
         "moves" => "/v1/moves".into(),
+        "lisp" => {
+            let mut all = serde_json::Map::new();
+            for v in ["registrations", "subscribers", "map-cache", "counters"] {
+                match call(api, "GET", &format!("/v1/lisp/{v}"), None) {
+                    Ok(x) => {
+                        all.insert(v.to_string(), x);
+                    }
+                    Err(c) => return c,
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+                return ExitCode::SUCCESS;
+            }
+            for (k, v) in &all {
+                let n = v.as_array().map(|a| a.len());
+                println!("== {k}{}", n.map(|n| format!(" ({n})")).unwrap_or_default());
+                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+            }
+            return ExitCode::SUCCESS;
+        }
         other => {
             eprintln!(
-                "vmmi show: {other:?}: expected neighbors, routes, macs, vnis or moves (lisp: not built yet)"
+                "vmmi show: {other:?}: expected neighbors, routes, macs, vnis, moves or lisp"
             );
             return ExitCode::from(2);
         }
@@ -134,11 +165,7 @@ pub fn show(
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
-    let s = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "-".into(),
-        o => o.to_string(),
-    };
+    let s = text;
     match what {
         "neighbors" => {
             println!(
@@ -308,11 +335,7 @@ pub fn explain_mac(mac: &str, vni: u32, json: bool, api: SocketAddr) -> ExitCode
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
-    let s = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "-".into(),
-        o => o.to_string(),
-    };
+    let s = text;
     println!(
         "{} in vni {}: {}",
         s(&v["mac"]),

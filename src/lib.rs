@@ -3,13 +3,15 @@
 //! Module map and dependency direction: `../shared/ARCHITECTURE.md`. Today the crate holds the
 //! wire codecs (`wire`), the offline decoder behind `vmmi decode` (`decode`, `pcap`), the
 //! typed, validated configuration (`config`), the RIB (`rib`), the sans-IO BGP speaker
-//! (`bgp`), the tokio shell (`runtime`) and the virtual-clock test harness (`testkit`).
+//! (`bgp`), the sans-IO LISP control plane (`lisp`), the tokio shell (`runtime`) and the
+//! virtual-clock test harness (`testkit`).
 
 pub mod bgp;
 pub mod config;
 pub mod dataplane;
 pub mod decode;
 pub mod evpn;
+pub mod lisp;
 pub mod pcap;
 pub mod rib;
 pub mod runtime;

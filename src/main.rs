@@ -6,6 +6,7 @@
 //! "Not yet").
 
 mod cli;
+mod demo;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -41,9 +42,16 @@ enum Cmd {
         #[arg(long)]
         graceful_restart: bool,
     },
-    /// State of a running daemon: neighbors, routes, macs, vnis or moves.
+    /// A VM moving between two data centers: three vmmi speakers in this process on loopback
+    /// (two VTEPs and a DC gateway, real BGP sessions), a timeline with each step's time.
+    Demo {
+        /// Real kernel VXLAN in network namespaces (root) — not built yet.
+        #[arg(long)]
+        netns: bool,
+    },
+    /// State of a running daemon: neighbors, routes, macs, vnis, moves or lisp.
     Show {
-        /// neighbors | routes | macs | vnis | moves
+        /// neighbors | routes | macs | vnis | moves | lisp
         what: String,
         #[arg(long)]
         json: bool,
@@ -218,6 +226,7 @@ fn main() -> ExitCode {
             family,
             vni,
         } => cli::show(&what, json, api, family.as_deref(), vni),
+        Cmd::Demo { netns } => demo::run(netns),
         Cmd::Explain {
             what,
             mac,

@@ -33,6 +33,8 @@ pub struct Node {
     pub evpn: Option<Evpn>,
     pub evpn_cfg: Option<EvpnCfg>,
     pub evpn_events: Vec<EvpnEvent>,
+    /// The EVPN layer's mapping feed (what LISP would be told), in order.
+    pub mappings: Vec<evpn::Mapping>,
     pub dp: Memory,
 }
 
@@ -100,9 +102,31 @@ impl Net {
             evpn: None,
             evpn_cfg: None,
             evpn_events: Vec::new(),
+            mappings: Vec::new(),
             dp: Memory::new(),
         });
         i
+    }
+
+    /// `n` VTEPs in AS 65000, iBGP full mesh for L2VPN EVPN, each with the EVPN layer (`f`
+    /// sets its config: VNIs, DAD, ...), sessions up.
+    pub fn evpn_mesh(n: usize, f: impl Fn(&mut EvpnCfg)) -> Net {
+        let mut net = Net::new();
+        for _ in 0..n {
+            net.add(65000);
+        }
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    net.peer(i, j, &[Family::L2VPN_EVPN], |_| {});
+                }
+            }
+        }
+        for i in 0..n {
+            net.enable_evpn(i, &f);
+        }
+        net.run(Duration::from_secs(10));
+        net
     }
 
     /// Give node `i` an EVPN layer over an in-memory dataplane; VTEP = its address.
@@ -240,6 +264,7 @@ impl Net {
                             ev.handle_applied(now, b.id);
                         }
                         evpn::Output::Event(e) => n.evpn_events.push(e),
+                        evpn::Output::Mapping(m) => n.mappings.push(m),
                         _ => {}
                     }
                 }

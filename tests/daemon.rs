@@ -553,4 +553,233 @@ fn vm_hook_moves_a_mac_between_daemons_and_the_sequence_survives_a_restart() {
         vec![&Value::from(2), &Value::from(2)],
         "MAC and MAC+IP share 2"
     );
+
+    // GET /metrics (OpenMetrics text)
+    let m = http_get(&b.api, "/metrics");
+    for want in [
+        "vmmi_bgp_neighbor_up{neighbor=\"127.0.2.1\"} 1",
+        "vmmi_evpn_local_learns_total 1",
+        "vmmi_evpn_moved_away_total 1",
+        "vmmi_evpn_macs{vni=\"100\",location=\"remote\"} 1",
+        "vmmi_evpn_move_to_dataplane_seconds_count 2",
+        "vmmi_evpn_move_to_update_seconds_count 2",
+        "# EOF",
+    ] {
+        assert!(m.contains(want), "{want:?} not in:\n{m}");
+    }
+}
+
+fn http_get(api: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn http(api: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let json = out
+        .split("\r\n\r\n")
+        .nth(1)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (code, json)
+}
+
+#[test]
+fn api_refuses_bad_input_with_the_reason_and_a_status_code() {
+    let st = dir().join("api-mobility.json");
+    let d = start(
+        "api",
+        &vtep_cfg("127.0.3.1", "127.0.3.2", "127.0.0.1:51381", &st),
+        "127.0.0.1:51381",
+    );
+    let api = "127.0.0.1:51381";
+    let cases: &[(&str, &str, &str, u16, &str)] = &[
+        (
+            "POST",
+            "/v1/vm/attach",
+            r#"{"vni":100,"mac":"zz"}"#,
+            400,
+            "bad body",
+        ),
+        ("POST", "/v1/vm/attach", r#"{"vni":100}"#, 400, "bad body"),
+        ("POST", "/v1/vm/attach", "not json", 400, "bad body"),
+        (
+            "POST",
+            "/v1/vm/attach",
+            r#"{"vni":7,"mac":"02:00:00:00:00:01"}"#,
+            404,
+            "no such vni",
+        ),
+        (
+            "POST",
+            "/v1/vm/attach",
+            r#"{"vni":100,"mac":"02:00:00:00:00:01","colour":1}"#,
+            400,
+            "bad body",
+        ),
+        ("GET", "/v1/explain/mac/100/zz", "", 400, "bad MAC address"),
+        (
+            "GET",
+            "/v1/explain/mac/x/02:00:00:00:00:01",
+            "",
+            400,
+            "vni must be a number",
+        ),
+        (
+            "GET",
+            "/v1/explain/mac/100/02:00:00:00:00:09",
+            "",
+            404,
+            "unknown MAC",
+        ),
+        (
+            "POST",
+            "/v1/dad/clear",
+            r#"{"vni":100,"mac":"02:00:00:00:00:09"}"#,
+            409,
+            "not cleared",
+        ),
+        ("GET", "/v1/macs?vni=abc", "", 400, "bad query"),
+        ("GET", "/v1/nothing-here", "", 404, "no such endpoint"),
+    ];
+    for (m, path, body, code, err) in cases {
+        let (c, v) = http(api, m, path, body);
+        assert_eq!(c, *code, "{m} {path} {body}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.starts_with(err)),
+            "{m} {path} {body}: {v}"
+        );
+    }
+    // and the daemon is still there, answering
+    let (c, v) = http(
+        api,
+        "POST",
+        "/v1/vm/attach",
+        r#"{"vni":100,"mac":"02:00:00:00:00:01"}"#,
+    );
+    assert_eq!((c, &v["ok"]), (200, &Value::Bool(true)));
+    let m = mac_at(&d, "02:00:00:00:00:01").expect("attached");
+    assert_eq!(m["location"]["at"], "local");
+    // the CLI turns a bad MAC into exit status 2 before asking the daemon
+    let out = Command::new(VMMI)
+        .args([
+            "vm", "attach", "--vni", "100", "--mac", "nope", "--api", api,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a MAC address"));
+}
+
+/// EVPN → LISP inside one daemon: a VM attached on a vmmi that is also the Map-Server /
+/// Map-Resolver is resolvable at once: a Map-Request for its IP (Instance-ID = VNI) gets a
+/// Map-Reply with our VTEP as the locator; /v1/lisp/* and /metrics show it.
+#[test]
+fn a_vm_attached_on_a_map_server_vtep_is_resolvable_over_lisp() {
+    use vmmi::lisp::EidPrefix;
+    use vmmi::wire::lisp::{Bits, LispAddr, LispMsg, MapRequest, RequestRecord};
+    let st = dir().join("lisp-mobility.json");
+    let toml = format!(
+        r#"{}
+[lisp]
+roles = ["map-server", "map-resolver"]
+listen = "127.0.5.1:4342"
+[[lisp.site]]
+name = "dc"
+key = "secret"
+eids = ["iid:100 10.1.0.0/16", "iid:100 mac:any"]
+"#,
+        vtep_cfg("127.0.5.1", "127.0.5.2", "127.0.0.1:51481", &st)
+    );
+    let d = start("lispms", &toml, "127.0.0.1:51481");
+    cli(
+        &d,
+        &[
+            "vm",
+            "attach",
+            "--vni",
+            "100",
+            "--mac",
+            "02:00:00:00:05:05",
+            "--ip",
+            "10.1.0.5",
+        ],
+    )
+    .expect("attach");
+    let itr = std::net::UdpSocket::bind("127.0.5.9:4342").unwrap();
+    itr.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let (eid, mask_len) =
+        EidPrefix::host(100, "10.1.0.5".parse().unwrap()).to_wire(Default::default());
+    let req = MapRequest {
+        authoritative: false,
+        probe: false,
+        smr: false,
+        pitr: false,
+        smr_invoked: false,
+        r: false,
+        reserved: Bits::new(0),
+        local_xtr: false,
+        dont_map_reply: false,
+        nonce: 0x1122_3344_5566_7788,
+        source_eid: LispAddr::None,
+        itr_rlocs: vec![LispAddr::Ipv4("127.0.5.9".parse().unwrap())],
+        records: vec![RequestRecord {
+            notify: false,
+            reserved: Bits::new(0),
+            mask_len,
+            eid,
+        }],
+        map_reply: None,
+        xtr: None,
+    };
+    let mut b = Vec::new();
+    req.encode(&mut b);
+    let mut got = None;
+    for _ in 0..20 {
+        itr.send_to(&b, "127.0.5.1:4342").unwrap();
+        let mut buf = [0u8; 2048];
+        if let Ok((n, _)) = itr.recv_from(&mut buf) {
+            got = vmmi::wire::lisp::decode(&buf[..n]).ok();
+            break;
+        }
+    }
+    let Some(LispMsg::MapReply(rep)) = got else {
+        panic!("no Map-Reply: {got:?}\n{}", log_of(&d));
+    };
+    assert_eq!(rep.nonce, 0x1122_3344_5566_7788);
+    let rec = &rep.records[0];
+    let rlocs: Vec<_> = rec.locators.iter().map(|l| l.addr.clone()).collect();
+    assert_eq!(
+        rlocs,
+        vec![LispAddr::Ipv4("127.0.5.1".parse().unwrap())],
+        "{rep:?}"
+    );
+    let m = http_get("127.0.0.1:51481", "/metrics");
+    assert!(m.contains("vmmi_lisp_map_replies_tx_total 1"), "{m}");
+    let (c, v) = http("127.0.0.1:51481", "GET", "/v1/lisp/counters", "");
+    assert_eq!((c, &v["map_requests_rx"]), (200, &Value::from(1)), "{v}");
 }

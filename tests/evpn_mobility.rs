@@ -23,28 +23,13 @@ const VNI: u32 = 100;
 const M: MacAddr = MacAddr([0x02, 0, 0, 0, 0x02, 0x02]);
 
 fn fabric(n: usize, f: impl Fn(&mut EvpnCfg)) -> Net {
-    let mut net = Net::new();
-    for _ in 0..n {
-        net.add(65000);
-    }
-    for i in 0..n {
-        for j in 0..n {
-            if i != j {
-                net.peer(i, j, &[Family::L2VPN_EVPN], |_| {});
-            }
-        }
-    }
-    for i in 0..n {
-        net.enable_evpn(i, |c| {
-            c.vnis = vec![VniCfg {
-                vni: VNI,
-                ..VniCfg::default()
-            }];
-            f(c);
-        });
-    }
-    net.run(Duration::from_secs(10));
-    net
+    Net::evpn_mesh(n, |c| {
+        c.vnis = vec![VniCfg {
+            vni: VNI,
+            ..VniCfg::default()
+        }];
+        f(c);
+    })
 }
 
 fn attach(net: &mut Net, i: usize, ip: Option<&str>, sticky: bool) {
@@ -462,4 +447,88 @@ fn a_frozen_mac_that_leaves_is_withdrawn() {
     assert_eq!(fdb(&net, 0), Some(addr(2)));
     assert_eq!(fdb(&net, 1), Some(addr(2)));
     assert!(dup(&net, 0) && dup(&net, 1), "still flagged until cleared");
+}
+
+#[test]
+fn each_move_record_holds_only_its_own_steps() {
+    // found by the FRR interop suite: steps of the next move landed on the previous record
+    let mut net = fabric(3, |_| {});
+    attach(&mut net, 0, None, false);
+    for k in 0..4 {
+        net.run(Duration::from_secs(1));
+        attach(&mut net, 1 + (k % 2), None, false);
+    }
+    net.run(Duration::from_secs(1));
+    use vmmi::evpn::Step;
+    for i in 0..3 {
+        let moves = net.evpn(i).move_views(net.now, 10);
+        assert_eq!(moves.len(), 4, "node {i}: {moves:?}");
+        for m in &moves {
+            for s in &m.steps {
+                assert!(
+                    s.after_us < 500_000,
+                    "node {i} move {} step {:?} at {} µs",
+                    m.id,
+                    s.step,
+                    s.after_us
+                );
+            }
+            let has = |x: Step| m.steps.iter().any(|s| s.step == x);
+            assert!(
+                has(Step::Dataplane),
+                "node {i} move {}: {:?}",
+                m.id,
+                m.steps
+            );
+            match (m.from, m.to) {
+                (_, Loc::Local) => assert!(has(Step::Learned) && has(Step::Advertised)),
+                (Loc::Local, _) => assert!(has(Step::RouteSeen) && has(Step::Withdrawn)),
+                _ => assert!(has(Step::RouteSeen) && has(Step::OldWithdrawn)),
+            }
+        }
+    }
+}
+
+#[test]
+fn every_location_change_feeds_the_mapping_system_with_the_sequence_as_version() {
+    use vmmi::evpn::Mapping;
+    let mut net = fabric(3, |_| {});
+    attach(&mut net, 0, Some("10.1.0.5"), false);
+    let m = |ip: Option<&str>, rloc: Option<IpAddr>, version: u32, local: bool| Mapping {
+        vni: VNI,
+        mac: M,
+        ip: ip.map(|s| s.parse().unwrap()),
+        rloc,
+        version,
+        local,
+    };
+    // the owner reports its own VTEP as the RLOC, the others the owner's
+    assert_eq!(
+        net.nodes[0].mappings,
+        vec![
+            m(None, Some(addr(0)), 0, true),
+            m(Some("10.1.0.5"), Some(addr(0)), 0, true)
+        ]
+    );
+    assert_eq!(
+        net.nodes[2].mappings.last(),
+        Some(&m(Some("10.1.0.5"), Some(addr(0)), 0, false))
+    );
+    // a move: MAC and address move together, Map-Version = MAC Mobility sequence
+    net.nodes[2].mappings.clear();
+    attach(&mut net, 1, Some("10.1.0.5"), false);
+    assert_eq!(
+        net.nodes[2].mappings,
+        vec![
+            m(None, Some(addr(1)), 1, false),
+            m(Some("10.1.0.5"), Some(addr(1)), 1, false)
+        ]
+    );
+    // gone: both withdrawn from the mapping
+    net.nodes[2].mappings.clear();
+    detach(&mut net, 1);
+    assert_eq!(
+        net.nodes[2].mappings,
+        vec![m(None, None, 0, false), m(Some("10.1.0.5"), None, 0, false)]
+    );
 }

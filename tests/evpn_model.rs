@@ -13,7 +13,6 @@ use vmmi::config::VniCfg;
 use vmmi::dataplane::LearnEvent;
 use vmmi::rib::mac_mobility::DadCfg;
 use vmmi::testkit::{Net, addr};
-use vmmi::wire::bgp::afi::Family;
 use vmmi::wire::types::MacAddr;
 
 const VNI: u32 = 100;
@@ -23,28 +22,13 @@ fn mac(i: u8) -> MacAddr {
 }
 
 fn fabric(n: usize, dad: DadCfg) -> Net {
-    let mut net = Net::new();
-    for _ in 0..n {
-        net.add(65000);
-    }
-    for i in 0..n {
-        for j in 0..n {
-            if i != j {
-                net.peer(i, j, &[Family::L2VPN_EVPN], |_| {});
-            }
-        }
-    }
-    for i in 0..n {
-        net.enable_evpn(i, |c| {
-            c.vnis = vec![VniCfg {
-                vni: VNI,
-                ..VniCfg::default()
-            }];
-            c.dad = dad;
-        });
-    }
-    net.run(Duration::from_secs(10));
-    net
+    Net::evpn_mesh(n, |c| {
+        c.vnis = vec![VniCfg {
+            vni: VNI,
+            ..VniCfg::default()
+        }];
+        c.dad = dad;
+    })
 }
 
 #[derive(Clone, Debug)]

@@ -270,21 +270,7 @@ fn a_remote_only_type5_prefix_is_installed_and_removed() {
 /// is per address; the MAC that gives it up must not delete the other MAC's entry.
 #[test]
 fn an_address_moving_between_macs_keeps_its_suppression_entry() {
-    let mut net = Net::new();
-    for _ in 0..3 {
-        net.add(65000);
-    }
-    for i in 0..3 {
-        for j in 0..3 {
-            if i != j {
-                net.peer(i, j, &[Family::L2VPN_EVPN], |_| {});
-            }
-        }
-    }
-    for i in 0..3 {
-        net.enable_evpn(i, |c| c.vnis = vec![l2(100, None)]);
-    }
-    net.run(Duration::from_secs(10));
+    let mut net = Net::evpn_mesh(3, |c| c.vnis = vec![l2(100, None)]);
     let other = MacAddr([0x02, 0, 0, 0, 0x06, 0x06]);
     learn(&mut net, 0, 100, Some("10.1.0.9"));
     net.learn(

@@ -18,7 +18,7 @@ Every peer's route table is turned into the same flat records, so one matcher ch
 usage:  SOURCE_CMD | check.py routes FORMAT [SEL ...] [-- EXPECT ...]
         check.py routes FORMAT --absent [SEL ...]
         SOURCE_CMD | check.py json EXPECT ...
-FORMAT: frr-evpn (show bgp l2vpn evpn route detail json), frr-ipv4 (show bgp ipv4 unicast json),
+FORMAT: frr-evpn (show bgp l2vpn evpn route detail json, or route type macip json), frr-ipv4 (show bgp ipv4 unicast json),
         gobgp-evpn / gobgp-ipv4 (gobgp -j global rib -a evpn|ipv4), vmmi (vmmi show routes --json),
         exabgp:FILE[:LOCAL_ADDR] (events.jsonl written by exabgp_api.py; replays the last session).
 SEL / EXPECT: key=value (equal), key~sub (contains), key!~sub (does not contain), key!=value.
@@ -72,19 +72,22 @@ def frr_evpn(d):
         for key, r in v.items():
             if not isinstance(r, dict) or "paths" not in r:
                 continue
-            t = r.get("routeType")
-            mac = r.get("mac", "")
-            ip = r.get("ip", "") if t in (2, 3) else ""
-            prefix = "%s/%s" % (r.get("ip"), r.get("ipLen")) if t == 5 else ""
             paths = r["paths"]
             flat = [p for pp in paths for p in (pp if isinstance(pp, list) else [pp])]
             for p in flat:
+                # `route detail json` has the route's fields on the route, `route type macip json`
+                # on each path
+                t = r.get("routeType", p.get("routeType"))
+                mac = r.get("mac", p.get("mac", ""))
+                ip = r.get("ip", p.get("ip", "")) if t in (2, 3) else ""
+                prefix = "%s/%s" % (r.get("ip"), r.get("ipLen")) if t == 5 else ""
                 vni = s(p.get("vni", p.get("VNI", "")))
                 label, label2 = (vni.split("/") + [""])[:2]
                 pm = p.get("pmsi")
                 pmsi = "%s:%s" % (PMSI_TYPES.get(pm.get("tunnelType"), pm.get("tunnelType")), pm.get("label")) if pm else ""
                 nhs = p.get("nexthops") or []
-                peer = (p.get("peer") or {}).get("peerId", "")
+                # `route detail json` nests the peer; `route type macip json` has peerId on the path
+                peer = (p.get("peer") or {}).get("peerId", p.get("peerId", ""))
                 bp = p.get("bestpath")
                 out.append(rec(family="evpn", type=t, rd=rd, mac=mac, ip=ip, prefix=prefix,
                                label=label if t != 3 else "", label2=label2, ec=frr_ec(p),

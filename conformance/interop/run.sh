@@ -2,11 +2,13 @@
 # Live interop tests of a running vmmi against FRR 8.4, GoBGP 3.10 and ExaBGP 4.2, each in its own
 # network namespaces (names vi-*), traffic only on veth pairs between them.
 #
-#   sudo VMMI=target/debug/vmmi bash conformance/interop/run.sh [frr] [gobgp] [exabgp]   (default: all)
+#   sudo VMMI=target/debug/vmmi bash conformance/interop/run.sh [frr] [gobgp] [exabgp] [evpn-move]
+#   (default: all four)
 #
 # Builds nothing: VMMI (default target/debug/vmmi) must exist. Needs root, iproute2, frr, gobgpd,
-# exabgp, /usr/bin/python3 with python3-grpcio + python3-grpc-tools and golang-github-osrg-gobgp-dev
-# (GoBGP's gRPC protos, for MAC Mobility routes; conformance/lab/gobgp_api.py).
+# exabgp, arping (iputils-arping; evpn-move), /usr/bin/python3 with python3-grpcio +
+# python3-grpc-tools and golang-github-osrg-gobgp-dev (GoBGP's gRPC protos, for MAC Mobility
+# routes; conformance/lab/gobgp_api.py).
 #
 # Per peer, with an iBGP and an eBGP session at once (two FRR routers, two gobgpd, one ExaBGP with
 # two neighbors), l2vpn-evpn + ipv4-unicast:
@@ -16,6 +18,8 @@
 #   [4] withdraws both ways, re-advertise with a higher MAC Mobility sequence
 #   [5] the peer restarts (SIGKILL): vmmi keeps its routes stale until End-of-RIB, then fresh / gone
 #   [6] vmmi restarts (SIGTERM): what the peer keeps meanwhile; re-announced routes are fresh
+# and, as its own suite (evpn-move, evpn_move.sh), a VM moving between an FRR VTEP and a vmmi VTEP:
+# MAC Mobility sequences followed both ways, the silent VM (`vmmi vm attach` alone), DAD freeze.
 # Output: one PASS / FAIL / KNOWN-FAIL line per assertion, then
 #   interop: N passed, M failed, K known-failures (T s)
 # Exit status: 0 when nothing failed unexpectedly (known failures are vmmi bugs marked in the suites),
@@ -33,11 +37,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 . conformance/interop/gobgp.sh
 # shellcheck source=exabgp.sh
 . conformance/interop/exabgp.sh
+# shellcheck source=evpn_move.sh
+. conformance/interop/evpn_move.sh
 
 SUITES=("$@")
-[ "${#SUITES[@]}" -eq 0 ] && SUITES=(frr gobgp exabgp)
+[ "${#SUITES[@]}" -eq 0 ] && SUITES=(frr gobgp exabgp evpn-move)
 for s in "${SUITES[@]}"; do
-    case "$s" in frr|gobgp|exabgp) ;; *) echo "run.sh: unknown suite $s (frr gobgp exabgp)" >&2; exit 2 ;; esac
+    case "$s" in frr|gobgp|exabgp|evpn-move) ;; *) echo "run.sh: unknown suite $s (frr gobgp exabgp evpn-move)" >&2; exit 2 ;; esac
 done
 
 # ------------------------------------------------------------------ preflight
@@ -49,6 +55,7 @@ for b in ip bridge timeout "$PY" ping; do command -v "$b" >/dev/null 2>&1 || mis
 for s in "${SUITES[@]}"; do
     case "$s" in
         frr) for b in /usr/lib/frr/zebra /usr/lib/frr/bgpd vtysh; do command -v "$b" >/dev/null 2>&1 || missing+=("$b"); done ;;
+        evpn-move) for b in /usr/lib/frr/zebra /usr/lib/frr/bgpd vtysh arping; do command -v "$b" >/dev/null 2>&1 || missing+=("$b"); done ;;
         gobgp) for b in gobgpd gobgp; do command -v "$b" >/dev/null 2>&1 || missing+=("$b"); done
                "$PY" -c 'import grpc, grpc_tools' 2>/dev/null || missing+=(python3-grpcio/python3-grpc-tools)
                [ -f /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto ] || missing+=(golang-github-osrg-gobgp-dev) ;;
@@ -61,7 +68,8 @@ done
 cleanup() {
     set +e
     kill_pidfile "$VI_RUN/vmmi.pid" 5
-    for ns in vi-fi vi-fe; do frr_stop "$ns" 2>/dev/null; done
+    for ns in vi-fi vi-fe "$MF_NS"; do frr_stop "$ns" 2>/dev/null; done
+    kill_pidfile "$VI_RUN/mv-garp.pid" 2; kill_pidfile "$VI_RUN/mv-poll.pid" 2
     for ns in vi-ge vi-gi; do gobgp_stop "$ns" 2>/dev/null; done
     exa_stop vi-x 2>/dev/null
     for ns in "${ALL_NS[@]}"; do del_ns "$ns"; done
@@ -78,8 +86,8 @@ core_up || { echo "interop: cannot create the vmmi namespace" >&2; exit 2; }
 
 for s in "${SUITES[@]}"; do
     ts=$SECONDS
-    "suite_$s"
-    "suite_${s}_down" >/dev/null 2>&1
+    "suite_${s//-/_}"
+    "suite_${s//-/_}_down" >/dev/null 2>&1
     log "$s suite: $((SECONDS - ts)) s"
 done
 

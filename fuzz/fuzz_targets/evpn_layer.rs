@@ -138,7 +138,7 @@ impl World {
                 Output::Withdraw { nlri, .. } => {
                     assert!(EvpnRoute::decode(&mut Reader::new(&nlri)).is_ok());
                 }
-                Output::Event(_) => {}
+                Output::Event(_) | Output::Mapping(_) => {}
             }
         }
     }

@@ -36,7 +36,10 @@
 //! Encapsulation community comes first). End-of-RIB (RFC 4724 §2) follows the initial table
 //! for each family.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// Hash maps here: the RIB hasher (foldhash); keys are pointers and peer numbers.
+type HashMap<K, V> = std::collections::HashMap<K, V, crate::rib::Hasher>;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -104,8 +107,8 @@ struct Src {
     bgp_id: Ipv4Addr,
 }
 
-fn src_of(sp: &Speaker, path: &Path) -> Src {
-    if path.peer == PeerId::LOCAL {
+fn src_of(sp: &Speaker, from: PeerId) -> Src {
+    if from == PeerId::LOCAL {
         return Src {
             local: true,
             ibgp: false,
@@ -113,8 +116,8 @@ fn src_of(sp: &Speaker, path: &Path) -> Src {
             bgp_id: sp.cfg.router_id,
         };
     }
-    let p = sp.peers.get(&path.peer);
-    let meta = sp.rib.peer(path.peer);
+    let p = sp.peers.get(&from);
+    let meta = sp.rib.peer(from);
     Src {
         local: false,
         ibgp: meta.is_some_and(|m| !m.ebgp),
@@ -125,7 +128,12 @@ fn src_of(sp: &Speaker, path: &Path) -> Src {
 
 /// RFC 4271 §9.1.3 / RFC 4456 §6: may `path` go to `dest` at all?
 pub(super) fn exportable(sp: &Speaker, dest: PeerId, path: &Path) -> bool {
-    if path.peer == dest {
+    exportable_from(sp, dest, path.peer)
+}
+
+/// `exportable` for a path learned from `from`.
+pub(super) fn exportable_from(sp: &Speaker, dest: PeerId, from: PeerId) -> bool {
+    if from == dest {
         return false;
     }
     let Some(d) = sp.peers.get(&dest) else {
@@ -134,7 +142,7 @@ pub(super) fn exportable(sp: &Speaker, dest: PeerId, path: &Path) -> bool {
     let Some(n) = d.nego() else {
         return false;
     };
-    let src = src_of(sp, path);
+    let src = src_of(sp, from);
     if src.ibgp && n.ibgp {
         return src.rr_client || d.cfg.rr_client;
     }
@@ -181,9 +189,14 @@ pub(super) fn feed_changes(sp: &mut Speaker) {
 #[inline(always)]
 pub(super) fn feed_best(sp: &mut Speaker, peer: PeerId, ch: &crate::rib::Change) {
     let was = ch.old.as_ref().is_some_and(|o| exportable(sp, peer, o));
-    // the common case of a bulk load: the new best came from this very peer and it had not
-    // been sent the old one — nothing to send it
-    if !was && ch.new_peer == Some(peer) {
+    // nothing to send when the peer was not sent the old best and may not be sent the new
+    // one (it came from this very peer — a bulk load — or from an iBGP peer towards iBGP
+    // without reflection)
+    if !was
+        && !ch
+            .new_peer
+            .is_some_and(|from| exportable_from(sp, peer, from))
+    {
         return;
     }
     queue(sp, peer, ch.family, &ch.key, ch.index, was);
@@ -612,7 +625,7 @@ pub(super) fn export_for(
     if let Some((_, e)) = sp.peers.get(&dest).and_then(|p| p.out.cache.get(&ck)) {
         return e.clone();
     }
-    let src = src_of(sp, path);
+    let src = src_of(sp, path.peer);
     let e = make_export(sp, n, ctx, family, &src, &path.attrs).map(Arc::new);
     if let Some(p) = sp.peers.get_mut(&dest) {
         if p.out.cache.len() > 65536 {

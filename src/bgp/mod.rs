@@ -246,6 +246,13 @@ pub struct NeighborView {
     pub last_error: Option<String>,
 }
 
+/// A local route change for `Speaker::apply_local`.
+#[derive(Debug)]
+pub enum LocalRoute {
+    Announce(spec::Built),
+    Withdraw { family: Family, nlri: Vec<u8> },
+}
+
 /// The speaker: all peers and the RIB.
 pub struct Speaker {
     cfg: SpeakerCfg,
@@ -405,19 +412,45 @@ impl Speaker {
         attrs: Vec<PathAttr>,
         next_hop: Option<MpNextHop>,
     ) {
+        self.originate_quiet(family, nlri, attrs, next_hop);
+        self.after_input(now);
+    }
+
+    fn originate_quiet(
+        &mut self,
+        family: Family,
+        nlri: &[u8],
+        attrs: Vec<PathAttr>,
+        next_hop: Option<MpNextHop>,
+    ) {
         let (key, rest) = split_nlri(family, nlri);
         // a next hop that is not one address (or a v6 global + link-local pair) cannot be
         // advertised: use the session's address instead
         let next_hop = next_hop.filter(|n| !matches!(n, MpNextHop::Other(_)));
         let a = self.rib.intern(Attrs::derive(sorted(attrs), next_hop));
         self.rib.announce(family, key, PeerId::LOCAL, 0, a, rest);
-        self.after_input(now);
     }
 
     /// Withdraw a local route.
     pub fn withdraw_local(&mut self, now: Instant, family: Family, nlri: &[u8]) {
         let (key, _) = split_nlri(family, nlri);
         self.rib.withdraw(family, &key, PeerId::LOCAL, 0);
+        self.after_input(now);
+    }
+
+    /// Originate and withdraw many local routes as one input: the Adj-RIB-Outs are fed once.
+    pub fn apply_local(&mut self, now: Instant, routes: impl IntoIterator<Item = LocalRoute>) {
+        for r in routes {
+            match r {
+                LocalRoute::Announce(b) => {
+                    self.originate_quiet(b.family, &b.nlri, b.attrs, b.next_hop)
+                }
+                LocalRoute::Withdraw { family, nlri } => {
+                    let (key, _) = split_nlri(family, &nlri);
+                    self.rib.withdraw(family, &key, PeerId::LOCAL, 0);
+                }
+            }
+        }
         self.after_input(now);
     }
 

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use super::{Evpn, Output};
-use crate::bgp::Speaker;
+use crate::bgp::{LocalRoute, Speaker};
 
 /// Rounds of route exchange before giving up: one round settles a normal input (our
 /// originations come back as watched keys that import ignores); the bound keeps a bug from
@@ -18,19 +18,20 @@ const ROUNDS: usize = 64;
 /// (dataplane batches, events) is appended to `out` for the caller.
 pub fn pump(sp: &mut Speaker, ev: &mut Evpn, now: Instant, out: &mut Vec<Output>) {
     for _ in 0..ROUNDS {
-        let mut moved = false;
+        let mut routes = Vec::new();
         while let Some(o) = ev.poll_output() {
             match o {
-                Output::Announce(b) => {
-                    sp.originate(now, b.family, &b.nlri, b.attrs, b.next_hop);
-                    moved = true;
-                }
+                Output::Announce(b) => routes.push(LocalRoute::Announce(b)),
                 Output::Withdraw { family, nlri } => {
-                    sp.withdraw_local(now, family, &nlri);
-                    moved = true;
+                    routes.push(LocalRoute::Withdraw { family, nlri })
                 }
                 other => out.push(other),
             }
+        }
+        let moved = !routes.is_empty();
+        if moved {
+            // one input for the speaker: the Adj-RIB-Outs are fed once per round
+            sp.apply_local(now, routes);
         }
         let keys = sp.drain_watched();
         if keys.is_empty() && !moved {

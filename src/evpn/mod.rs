@@ -32,7 +32,7 @@ pub mod origin;
 pub mod view;
 pub mod vni;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
@@ -56,6 +56,9 @@ use crate::wire::types::MacAddr;
 pub use moves::{Loc, MoveLog, MoveRecord, Step};
 use origin::MacRouteOpts;
 pub use vni::{ImportIndex, Vni};
+
+/// Hash maps of the layer: the RIB's hasher (foldhash, seeded per process).
+type HashMap<K, V> = std::collections::HashMap<K, V, crate::rib::Hasher>;
 
 /// What the EVPN layer is configured with.
 #[derive(Clone, Debug)]
@@ -82,6 +85,23 @@ pub enum Output {
     /// Make forwarding match.
     Dataplane(Batch),
     Event(EvpnEvent),
+    /// Where an EID (a MAC, or one of its addresses, in the VNI) is now — the feed for the
+    /// LISP mapping system (EID = Instance-ID VNI + MAC/IP, RLOC = the VTEP, Map-Version = the
+    /// MAC Mobility sequence). Emitted in the same input as the UPDATE of the move.
+    Mapping(Mapping),
+}
+
+/// One EID's location (`rloc` None: nobody has it any more).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Mapping {
+    pub vni: u32,
+    pub mac: MacAddr,
+    /// None: the MAC itself; Some: one of its addresses.
+    pub ip: Option<IpAddr>,
+    pub rloc: Option<IpAddr>,
+    pub version: u32,
+    /// The MAC is local to this VTEP.
+    pub local: bool,
 }
 
 /// Things an operator should see (logged and counted by the runtime).
@@ -123,6 +143,16 @@ pub enum EvpnEvent {
         vni: u32,
         mac: MacAddr,
         by_timer: bool,
+    },
+    /// A move reached its dataplane step: how long each part took (for latency metrics).
+    MoveApplied {
+        vni: u32,
+        mac: MacAddr,
+        id: u64,
+        /// Start → our UPDATE (advertised or withdrawn), when this speaker sent one.
+        update_us: Option<u64>,
+        /// Start → the dataplane change applied.
+        dataplane_us: u64,
     },
     /// A learn the layer cannot use (unknown VNI, an L3 VNI, our gateway MAC).
     Ignored {
@@ -183,7 +213,12 @@ struct MacState {
     dad: Dad,
     /// The open move record.
     mv: Option<u64>,
+    /// The location last fed to the mapping system: (RLOC, version, addresses).
+    mapped: Option<Box<Mapped>>,
 }
+
+/// What was last fed to the mapping system for a MAC: (RLOC, version, addresses).
+type Mapped = (IpAddr, u32, SmallVec<[IpAddr; 2]>);
 
 #[derive(Debug, Default)]
 struct L2 {
@@ -264,8 +299,8 @@ impl Evpn {
     pub fn new(cfg: &EvpnCfg) -> Evpn {
         let vnis = vni::resolve(&cfg.vnis, cfg.asn, cfg.router_id, None);
         let index = ImportIndex::new(&vnis);
-        let mut l2 = HashMap::new();
-        let mut l3 = HashMap::new();
+        let mut l2 = HashMap::default();
+        let mut l3 = HashMap::default();
         for v in vnis.values() {
             if v.l3 {
                 l3.insert(v.vni, L3::default());
@@ -349,14 +384,21 @@ impl Evpn {
 
     /// Local learning (the dataplane's events and `vmmi vm attach/detach` both land here).
     pub fn handle_learn(&mut self, now: Instant, e: LearnEvent) {
-        match e {
-            LearnEvent::Learned {
-                vni,
-                mac,
-                ip,
-                sticky,
-            } => self.learn(now, vni, mac, ip, sticky),
-            LearnEvent::Left { vni, mac, ip } => self.leave(now, vni, mac, ip),
+        self.handle_learns(now, std::iter::once(e));
+    }
+
+    /// Many learn events as one input (a dataplane's burst): one dataplane batch for all.
+    pub fn handle_learns(&mut self, now: Instant, events: impl IntoIterator<Item = LearnEvent>) {
+        for e in events {
+            match e {
+                LearnEvent::Learned {
+                    vni,
+                    mac,
+                    ip,
+                    sticky,
+                } => self.learn(now, vni, mac, ip, sticky),
+                LearnEvent::Left { vni, mac, ip } => self.leave(now, vni, mac, ip),
+            }
         }
         self.flush(now);
     }
@@ -433,14 +475,31 @@ impl Evpn {
                 .best(Family::L2VPN_EVPN, key)
                 .filter(|p| p.peer != PeerId::LOCAL)
                 .and_then(|p| self.decode_import(key, p));
-            let old = self.imported.swap_remove(key);
-            if let Some(old) = old {
+            // one hash lookup per key: the slot is replaced in place
+            let idx = self.imported.get_index_of(key);
+            if let Some(old) = idx
+                .and_then(|i| self.imported.get_index(i))
+                .map(|e| e.1.clone())
+            {
                 self.unimport(key, &old);
             }
-            if let Some((imp, data)) = new {
-                self.import(key, &imp, data);
-                self.imported.insert(key.clone(), imp);
-                self.counters.routes_imported += 1;
+            match (idx, new) {
+                (Some(i), Some((imp, data))) => {
+                    self.import(key, &imp, data);
+                    if let Some((_, slot)) = self.imported.get_index_mut(i) {
+                        *slot = imp;
+                    }
+                    self.counters.routes_imported += 1;
+                }
+                (Some(i), None) => {
+                    self.imported.swap_remove_index(i);
+                }
+                (None, Some((imp, data))) => {
+                    self.import(key, &imp, data);
+                    self.imported.insert(key.clone(), imp);
+                    self.counters.routes_imported += 1;
+                }
+                (None, None) => {}
             }
         }
         self.flush(now);
@@ -449,6 +508,26 @@ impl Evpn {
     /// The batch `id` (and every earlier one) is applied.
     pub fn handle_applied(&mut self, now: Instant, id: u64) {
         self.log.applied(id, now);
+        self.report_done();
+    }
+
+    /// `MoveApplied` for every move whose dataplane step was just reached.
+    fn report_done(&mut self) {
+        let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        for id in self.log.take_done() {
+            let Some(r) = self.log.get(id) else { continue };
+            let update = r.after(Step::Advertised).or(r.after(Step::Withdrawn));
+            let Some(dp) = r.after(Step::Dataplane) else {
+                continue;
+            };
+            self.out.push_back(Output::Event(EvpnEvent::MoveApplied {
+                vni: r.vni,
+                mac: r.mac,
+                id,
+                update_us: update.map(us),
+                dataplane_us: us(dp),
+            }));
+        }
     }
 
     /// `vmmi dad clear`: lift a duplicate freeze. Err when the MAC is not frozen.
@@ -458,7 +537,7 @@ impl Evpn {
             .get_mut(&vni)
             .and_then(|t| t.macs.get_mut(&mac))
             .ok_or_else(|| format!("no MAC {mac} in vni {vni}"))?;
-        let Some(at) = st.dad.frozen_at else {
+        let Some(at) = st.dad.frozen_at() else {
             return Err(format!("MAC {mac} in vni {vni} is not frozen"));
         };
         if let Some(d) = self.dad.freeze {
@@ -779,6 +858,7 @@ impl Evpn {
             let ops = std::mem::take(&mut self.ops);
             self.out.push_back(Output::Dataplane(Batch { id, ops }));
         }
+        self.report_done();
     }
 
     fn settle(&mut self, now: Instant, vni: u32, mac: MacAddr) {
@@ -930,12 +1010,6 @@ impl Evpn {
                 st.high_seq = Some(st.high_seq.map_or(a.seq, |h| seq_max(h, a.seq)));
                 st.moved_in = false;
             }
-            if let (Some(m), Some(_)) = (st.mv, &want) {
-                self.log.step(m, Step::Advertised, now);
-            }
-            if let (Some(m), None, Some(_)) = (st.mv, &want, &st.adv) {
-                self.log.step(m, Step::Withdrawn, now);
-            }
             st.adv = want;
         }
 
@@ -951,7 +1025,9 @@ impl Evpn {
             return;
         }
 
-        // location, moves and duplicate detection
+        // location, moves and duplicate detection (steps are logged on the move this input
+        // starts, never on an earlier one)
+        let mut new_move = None;
         let new_loc = winner.map(|(w, _)| {
             if w.local {
                 Loc::Local
@@ -995,7 +1071,7 @@ impl Evpn {
                 self.log.step(id, Step::OldWithdrawn, now);
             }
             st.mv = Some(id);
-            self.batch_moves.push(id);
+            new_move = Some(id);
             if counted && st.dad.record(now, &self.dad) {
                 self.counters.duplicates_detected += 1;
                 self.out
@@ -1014,7 +1090,61 @@ impl Evpn {
             st.loc = new_loc;
         }
 
+        // the mapping feed: the winner's VTEP (ours when local), its sequence, its addresses
+        let want_map = winner.map(|(w, _)| {
+            let ips: SmallVec<[IpAddr; 2]> = if w.local {
+                st.local.as_ref().map(|l| l.ips.clone()).unwrap_or_default()
+            } else {
+                let mut v: SmallVec<[IpAddr; 2]> = SmallVec::new();
+                for ip in st
+                    .remotes
+                    .iter()
+                    .filter(|r| r.vtep == w.vtep)
+                    .filter_map(|r| r.ip)
+                {
+                    if !v.contains(&ip) {
+                        v.push(ip);
+                    }
+                }
+                v
+            };
+            (if w.local { vtep } else { w.vtep }, w.seq, ips)
+        });
+        let have_map = st.mapped.as_deref();
+        if want_map.as_ref() != have_map {
+            let local = winner.is_some_and(|(w, _)| w.local);
+            let (rloc, version) = want_map.as_ref().map(|m| (m.0, m.1)).unzip();
+            let version = version.unwrap_or(0);
+            let empty: SmallVec<[IpAddr; 2]> = SmallVec::new();
+            let new_ips = want_map.as_ref().map_or(&empty, |m| &m.2);
+            let old_ips = have_map.map_or(&empty, |m| &m.2);
+            let moved = have_map.map(|m| (m.0, m.1)) != want_map.as_ref().map(|m| (m.0, m.1));
+            let mut feed = |ip: Option<IpAddr>, rloc: Option<IpAddr>| {
+                self.out.push_back(Output::Mapping(Mapping {
+                    vni,
+                    mac,
+                    ip,
+                    rloc,
+                    version,
+                    local,
+                }))
+            };
+            if moved {
+                feed(None, rloc);
+            }
+            for ip in new_ips {
+                if moved || !old_ips.contains(ip) {
+                    feed(Some(*ip), rloc);
+                }
+            }
+            for ip in old_ips.iter().filter(|i| !new_ips.contains(i)) {
+                feed(Some(*ip), None);
+            }
+            st.mapped = want_map.map(Box::new);
+        }
+
         // forwarding: one replace op per change (RFC 7432 §15 moves never leave a gap)
+        let ops_before = self.ops.len();
         let want_fdb = match winner {
             Some((w, _)) if !w.local => Some((w.vtep, w.sticky)),
             _ => None,
@@ -1070,6 +1200,15 @@ impl Evpn {
             }
         }
         st.neighs = want_neigh;
+        // the move's dataplane step: when the batch with its ops is applied, or now when it
+        // needed none (forwarding was already right)
+        if let Some(id) = new_move {
+            if self.ops.len() > ops_before {
+                self.batch_moves.push(id);
+            } else {
+                self.log.step(id, Step::Dataplane, now);
+            }
+        }
 
         // forget a MAC nobody claims and nothing remembers
         if st.local.is_none()
@@ -1079,7 +1218,8 @@ impl Evpn {
             && st.neighs.is_empty()
             && st.high_seq.is_none()
             && st.last_local == 0
-            && st.dad.total == 0
+            && st.dad.total() == 0
+            && st.mapped.is_none()
         {
             t.macs.swap_remove(&mac);
         }

@@ -58,6 +58,12 @@ impl MoveRecord {
     pub fn has(&self, s: Step) -> bool {
         self.steps.iter().any(|(x, _)| *x == s)
     }
+
+    /// When step `s` happened, after the move started.
+    pub fn after(&self, s: Step) -> Option<std::time::Duration> {
+        let (_, t) = self.steps.iter().find(|(x, _)| *x == s)?;
+        Some(t.saturating_duration_since(self.at))
+    }
 }
 
 /// Recent moves, oldest first; at most `cap`.
@@ -70,6 +76,7 @@ pub struct MoveLog {
     awaiting: VecDeque<(u64, u64)>,
     /// Moves recorded since start (not bounded by the ring).
     pub total: u64,
+    done: Vec<u64>,
 }
 
 impl MoveLog {
@@ -80,6 +87,7 @@ impl MoveLog {
             next: 1,
             awaiting: VecDeque::new(),
             total: 0,
+            done: Vec::new(),
         }
     }
 
@@ -135,7 +143,15 @@ impl MoveLog {
             && !r.has(s)
         {
             r.steps.push((s, now));
+            if s == Step::Dataplane {
+                self.done.push(id);
+            }
         }
+    }
+
+    /// Moves whose dataplane step was reached since the last call.
+    pub fn take_done(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.done)
     }
 
     /// The move's dataplane step completes when batch `batch` is applied.

@@ -36,6 +36,14 @@ fn next_hop(vtep: IpAddr) -> MpNextHop {
     }
 }
 
+/// The VNI's export Route Targets as extended communities.
+fn export_rts(v: &Vni) -> Vec<ExtCommunity> {
+    v.export
+        .iter()
+        .map(|rt| ExtCommunity::route_target(*rt))
+        .collect()
+}
+
 fn label(vni: u32) -> Label {
     Label(vni & 0x00ff_ffff)
 }
@@ -98,14 +106,10 @@ pub fn mac_ip(
     vtep: IpAddr,
 ) -> Built {
     let route = mac_ip_route(v, mac, ip, l3);
-    let mut ec: Vec<ExtCommunity> = v
-        .export
-        .iter()
-        .map(|rt| ExtCommunity::route_target(*rt))
-        .collect();
+    let mut ec = export_rts(v);
     let irb = ip.and(l3);
     if let Some(l) = irb {
-        ec.extend(l.export.iter().map(|rt| ExtCommunity::route_target(*rt)));
+        ec.extend(export_rts(l));
     }
     ec.push(ExtCommunity::vxlan_encap());
     if o.seq > 0 || o.sticky || o.mobility {
@@ -131,11 +135,7 @@ pub fn multicast_route(v: &Vni, vtep: IpAddr) -> EvpnRoute {
 
 pub fn multicast(v: &Vni, vtep: IpAddr) -> Built {
     let route = multicast_route(v, vtep);
-    let mut ec: Vec<ExtCommunity> = v
-        .export
-        .iter()
-        .map(|rt| ExtCommunity::route_target(*rt))
-        .collect();
+    let mut ec = export_rts(v);
     ec.push(ExtCommunity::vxlan_encap());
     let pmsi = PathAttr::new(
         code::PMSI_TUNNEL,
@@ -168,11 +168,7 @@ pub fn prefix_route(v: &Vni, p: IpNet) -> EvpnRoute {
 /// A type-5 route of an L3 VNI.
 pub fn prefix(v: &Vni, p: IpNet, vtep: IpAddr) -> Built {
     let route = prefix_route(v, p);
-    let mut ec: Vec<ExtCommunity> = v
-        .export
-        .iter()
-        .map(|rt| ExtCommunity::route_target(*rt))
-        .collect();
+    let mut ec = export_rts(v);
     ec.push(ExtCommunity::vxlan_encap());
     ec.push(ExtCommunity::RoutersMac { mac: v.router_mac });
     built(&route, Vec::new(), ec, vtep)

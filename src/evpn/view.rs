@@ -279,14 +279,21 @@ impl Evpn {
         };
         let summary = match (win, frozen) {
             (_, true) => format!(
-                "duplicate: {} moves within {} s froze it; forwarding stays as it was \
-                 until `vmmi dad clear --vni {vni} --mac {mac}`{}",
+                "duplicate: {} moves within {} s froze it: nothing new is advertised for it \
+                 until `vmmi dad clear --vni {vni} --mac {mac}`{}; forwarding stays where it \
+                 was while that location holds the MAC and follows the winner once it is gone \
+                 (now: {})",
                 self.dad.max_moves,
                 self.dad.window.as_secs(),
                 self.dad
                     .freeze
                     .map(|d| format!(" or {} s pass", d.as_secs()))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                match (st.fdb, &st.local) {
+                    (Some((v, _)), _) => format!("towards VTEP {v}"),
+                    (None, Some(_)) => "local".to_string(),
+                    (None, None) => "no entry, flooded".to_string(),
+                }
             ),
             (None, false) => "nobody claims this MAC now".to_string(),
             (Some((i, why)), false) => {
@@ -329,7 +336,7 @@ impl Evpn {
             highest_seq_seen: super::high(st),
             duplicate: frozen,
             moves_in_window: st.dad.recent(now, &self.dad),
-            moves_total: st.dad.total,
+            moves_total: st.dad.total(),
             dataplane: st.fdb.map(|f| f.0),
             suppression: st.neighs.to_vec(),
             recent_moves: self

@@ -191,58 +191,73 @@ impl Default for DadCfg {
 /// One MAC's duplicate-address state. RFC 7432 §15.1: "If it detects N MAC moves within an
 /// M-second window ... the PE concludes that there's a duplicate MAC situation, it should alert
 /// the operator and stop sending and processing any BGP MAC/IP Advertisement routes for that
-/// MAC address until a corrective action is taken."
+/// MAC address until a corrective action is taken." One pointer until the MAC first moves
+/// (most MACs never do), so a MAC-VRF of a million MACs does not pay for the move history.
 #[derive(Clone, Debug, Default)]
-pub struct Dad {
+pub struct Dad(Option<Box<DadState>>);
+
+#[derive(Clone, Debug, Default)]
+struct DadState {
     /// Times of the moves inside the window, oldest first (at most `max_moves`).
     moves: SmallVec<[Instant; 4]>,
     /// Moves counted since the last clear (for `explain`).
-    pub total: u32,
-    pub frozen_at: Option<Instant>,
+    total: u32,
+    frozen_at: Option<Instant>,
 }
 
 impl Dad {
     /// Count one move at `now`. Returns true when this move declares the duplicate.
     pub fn record(&mut self, now: Instant, cfg: &DadCfg) -> bool {
-        self.total = self.total.saturating_add(1);
-        if self.frozen_at.is_some() {
+        let d = self.0.get_or_insert_with(Default::default);
+        d.total = d.total.saturating_add(1);
+        if d.frozen_at.is_some() {
             return false;
         }
-        self.moves
+        d.moves
             .retain(|t| now.saturating_duration_since(*t) < cfg.window);
-        self.moves.push(now);
+        d.moves.push(now);
         let cap = usize::try_from(cfg.max_moves).unwrap_or(usize::MAX).max(1);
-        while self.moves.len() > cap {
-            self.moves.remove(0);
+        while d.moves.len() > cap {
+            d.moves.remove(0);
         }
-        if self.moves.len() >= cap {
-            self.frozen_at = Some(now);
+        if d.moves.len() >= cap {
+            d.frozen_at = Some(now);
             return true;
         }
         false
     }
 
     pub fn frozen(&self) -> bool {
-        self.frozen_at.is_some()
+        self.frozen_at().is_some()
+    }
+
+    pub fn frozen_at(&self) -> Option<Instant> {
+        self.0.as_ref()?.frozen_at
+    }
+
+    /// Moves counted since the last clear.
+    pub fn total(&self) -> u32 {
+        self.0.as_ref().map_or(0, |d| d.total)
     }
 
     /// When the freeze ends by itself (`None`: not frozen, or frozen until cleared).
     pub fn thaw_at(&self, cfg: &DadCfg) -> Option<Instant> {
-        Some(self.frozen_at? + cfg.freeze?)
+        Some(self.frozen_at()? + cfg.freeze?)
     }
 
     /// Moves inside the window at `now`.
     pub fn recent(&self, now: Instant, cfg: &DadCfg) -> usize {
-        self.moves
-            .iter()
-            .filter(|t| now.saturating_duration_since(**t) < cfg.window)
-            .count()
+        self.0.as_ref().map_or(0, |d| {
+            d.moves
+                .iter()
+                .filter(|t| now.saturating_duration_since(**t) < cfg.window)
+                .count()
+        })
     }
 
     /// Lift the freeze and forget the counted moves.
     pub fn clear(&mut self) {
-        self.moves.clear();
-        self.frozen_at = None;
+        self.0 = None;
     }
 }
 
@@ -406,7 +421,7 @@ mod tests {
         assert_eq!(d.thaw_at(&cfg), Some(t0 + s(42)));
         // frozen: further moves counted for the record but do not re-freeze
         assert!(!d.record(t0 + s(13), &cfg));
-        assert_eq!(d.total, 5);
+        assert_eq!(d.total(), 5);
         d.clear();
         assert!(!d.frozen());
         assert_eq!(d.recent(t0 + s(13), &cfg), 0);

@@ -42,6 +42,8 @@ pub fn router(send: impl Fn(ApiReq) -> bool + std::marker::Send + Sync + 'static
         .route("/v1/vm/attach", post(vm_attach))
         .route("/v1/vm/detach", post(vm_detach))
         .route("/v1/dad/clear", post(dad_clear))
+        .route("/metrics", get(metrics))
+        .route("/v1/lisp/{what}", get(lisp_view))
         .fallback(|| async {
             err(
                 StatusCode::NOT_FOUND,
@@ -361,6 +363,42 @@ async fn dad_clear(
     {
         Ok(Ok(())) => Json(serde_json::json!({"ok": true})).into_response(),
         Ok(Err(e)) => err(StatusCode::CONFLICT, "not cleared", serde_json::json!(e)),
+        Err(r) => r,
+    }
+}
+
+async fn metrics(State(s): State<Send>) -> Response {
+    match ask(&s, ApiReq::Metrics).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn lisp_view(State(s): State<Send>, Path(what): Path<String>) -> Response {
+    use super::LispView as V;
+    let v = match what.as_str() {
+        "registrations" => V::Registrations,
+        "subscribers" => V::Subscribers,
+        "map-cache" => V::MapCache,
+        "counters" => V::Counters,
+        _ => {
+            return err(
+                StatusCode::NOT_FOUND,
+                "no such LISP view",
+                serde_json::json!("registrations, subscribers, map-cache, counters"),
+            );
+        }
+    };
+    match ask(&s, |reply| ApiReq::Lisp(v, reply)).await {
+        Ok(Ok(x)) => Json(x).into_response(),
+        Ok(Err(e)) => err(StatusCode::NOT_FOUND, "LISP is off", serde_json::json!(e)),
         Err(r) => r,
     }
 }

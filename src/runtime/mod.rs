@@ -10,6 +10,8 @@
 
 pub mod api;
 pub mod client;
+pub mod lisp;
+pub mod metrics;
 pub mod sockopt;
 pub mod vtep;
 
@@ -50,6 +52,9 @@ pub struct RunOpts {
     /// This start follows a restart (like FRR's `bgpd -K`): advertise the RFC 4724 R bit and
     /// defer our advertisements until the peers' End-of-RIB (or the Restart Time).
     pub restarting: bool,
+    /// Stop when this turns true (as on SIGINT) — for running daemons inside another program
+    /// (`vmmi demo`, tests). `None`: signals only.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Requests from the API to the loop.
@@ -69,6 +74,19 @@ pub enum ApiReq {
     },
     /// MACs, VNIs, moves, the VM hook, DAD (`None` reply when no `[[vni]]` is configured).
     Evpn(vtep::EvpnReq),
+    /// `GET /metrics` (OpenMetrics text).
+    Metrics(oneshot::Sender<String>),
+    /// `GET /v1/lisp/...`.
+    Lisp(LispView, oneshot::Sender<Result<serde_json::Value, String>>),
+}
+
+/// What `GET /v1/lisp/{what}` shows.
+#[derive(Clone, Copy, Debug)]
+pub enum LispView {
+    Registrations,
+    Subscribers,
+    MapCache,
+    Counters,
 }
 
 enum Ev {
@@ -83,6 +101,8 @@ enum Ev {
     Resolved(usize, String, IpAddr),
     /// The dataplane task: batch results, learn events.
     Dataplane(vtep::DpEv),
+    /// A LISP control datagram: (from, to our address, payload).
+    Lisp(SocketAddr, SocketAddr, Vec<u8>),
 }
 
 /// The loop's inputs, by priority: write confirmations first (they release flow control), then
@@ -196,13 +216,14 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     let base = Instant::now();
     let mut speaker = Speaker::new(speaker_cfg(&cfg, opts.restarting), base.into_std());
 
-    // What the configuration asks for that this build does not do yet is said, not faked.
-    if !cfg.lisp.roles.is_empty() {
-        warn!(roles = ?cfg.lisp.roles, "[lisp] is configured, but the LISP control plane is not built yet: ignored");
-    }
     let dp_tx = ev_tx.clone();
     let mut vtep = vtep::Vtep::new(&cfg, &mut speaker, base.into_std(), move |e| {
         dp_tx.send(Ev::Dataplane(e)).is_ok()
+    })
+    .await?;
+    let lisp_tx = ev_tx.clone();
+    let mut lisp = lisp::LispShell::new(&cfg, base.into_std(), move |from, to, data| {
+        lisp_tx.send(Ev::Lisp(from, to, data)).is_ok()
     })
     .await?;
     // listeners
@@ -282,17 +303,30 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
     let mut cfg = cfg;
     let mut shutting_down: Option<Instant> = None;
+    let mut stop = opts.stop.clone();
 
     loop {
+        let now = Instant::now().into_std();
         if let Some(v) = &mut vtep {
-            v.pump(&mut speaker, Instant::now().into_std());
+            v.pump(&mut speaker, now);
+            let m = v.take_mappings();
+            if let Some(l) = &mut lisp {
+                // EVPN → LISP: the Map-Notifies/SMRs of a move leave in this loop turn, with
+                // the move's UPDATE
+                l.mappings(now, m);
+            }
+        }
+        if let Some(l) = &mut lisp {
+            l.flush();
         }
         flush(&mut speaker, &mut conns, &chans, &mut vtep);
         let evpn_deadline = vtep.as_ref().and_then(|v| v.deadline());
+        let lisp_deadline = lisp.as_ref().and_then(|l| l.core.poll_timeout());
         let deadline = speaker
             .poll_timeout()
             .into_iter()
             .chain(evpn_deadline)
+            .chain(lisp_deadline)
             .min()
             .map(Instant::from_std)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -311,7 +345,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             }
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
-                let mut ctx = Ctx { conns: &mut conns, chans: &chans, configured: &mut configured, cfg: &cfg, listeners: &listeners, vtep: &mut vtep };
+                let mut ctx = Ctx { conns: &mut conns, chans: &chans, configured: &mut configured, cfg: &cfg, listeners: &listeners, vtep: &mut vtep, lisp: &mut lisp };
                 handle(&mut speaker, &mut ctx, ev);
                 while let Ok(ev) = ev_rx.try_recv() {
                     handle(&mut speaker, &mut ctx, ev);
@@ -319,7 +353,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             }
             ev = frame_rx.recv() => {
                 let Some(ev) = ev else { break };
-                let mut ctx = Ctx { conns: &mut conns, chans: &chans, configured: &mut configured, cfg: &cfg, listeners: &listeners, vtep: &mut vtep };
+                let mut ctx = Ctx { conns: &mut conns, chans: &chans, configured: &mut configured, cfg: &cfg, listeners: &listeners, vtep: &mut vtep, lisp: &mut lisp };
                 handle(&mut speaker, &mut ctx, ev);
                 // take what else is ready (bounded) so UPDATE packing sees it all at once, but
                 // let write confirmations in between
@@ -339,10 +373,20 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
                 if let Some(v) = &mut vtep {
                     v.handle_timeout(now);
                 }
+                if let Some(l) = &mut lisp
+                    && l.core.poll_timeout().is_some_and(|t| t <= now)
+                {
+                    l.core.handle_timeout(now);
+                }
             }
             _ = sigterm.recv(), if shutting_down.is_none() => {
                 info!("SIGTERM: closing sessions so that peers keep our routes (graceful restart), dataplane left in place");
                 speaker.shutdown_for_restart(Instant::now().into_std());
+                shutting_down = Some(Instant::now() + SHUTDOWN_GRACE);
+            }
+            _ = stopped(&mut stop), if shutting_down.is_none() && stop.is_some() => {
+                info!("stop requested: shutting down");
+                speaker.shutdown_all(Instant::now().into_std());
                 shutting_down = Some(Instant::now() + SHUTDOWN_GRACE);
             }
             _ = tokio::signal::ctrl_c(), if shutting_down.is_none() => {
@@ -382,6 +426,16 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Completes when `stop` turns true (never when there is none, or its sender is gone).
+async fn stopped(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    let Some(rx) = stop else {
+        return std::future::pending().await;
+    };
+    if rx.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Resolve every configured name, again when its record's TTL ends (clamped to 5 s … 1 h),
@@ -517,6 +571,7 @@ struct Ctx<'a> {
     cfg: &'a Config,
     listeners: &'a [tokio::net::TcpListener],
     vtep: &'a mut Option<vtep::Vtep>,
+    lisp: &'a mut Option<lisp::LispShell>,
 }
 
 fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
@@ -558,10 +613,33 @@ fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
             conns.remove(&conn);
             sp.handle_closed(now, conn, &why);
         }
+        Ev::Lisp(from, to, data) => {
+            if let Some(l) = cx.lisp.as_mut() {
+                l.core.handle_packet(now, from, to, &data);
+            }
+        }
+        Ev::Api(ApiReq::Lisp(what, reply)) => {
+            let v = match cx.lisp.as_ref() {
+                None => {
+                    Err("no [lisp] roles are configured: the LISP control plane is off".to_string())
+                }
+                Some(l) => Ok(match what {
+                    LispView::Registrations => serde_json::to_value(l.core.registrations(now)),
+                    LispView::Subscribers => serde_json::to_value(l.core.subscribers(now)),
+                    LispView::MapCache => serde_json::to_value(l.core.map_cache(now)),
+                    LispView::Counters => serde_json::to_value(l.core.counters()),
+                }
+                .unwrap_or_default()),
+            };
+            let _ = reply.send(v);
+        }
         Ev::Dataplane(e) => {
             if let Some(v) = cx.vtep.as_mut() {
                 v.dataplane_event(now, e);
             }
+        }
+        Ev::Api(ApiReq::Metrics(reply)) => {
+            let _ = reply.send(metrics::render(sp, cx.vtep.as_ref(), cx.lisp.as_ref(), now));
         }
         Ev::Api(ApiReq::Evpn(req)) => match cx.vtep {
             Some(v) => v.api(now, req),
@@ -633,6 +711,12 @@ fn api_req(sp: &mut Speaker, now: std::time::Instant, req: ApiReq) {
             let _ = reply.send(r);
         }
         ApiReq::Evpn(r) => vtep::no_evpn(r),
+        ApiReq::Metrics(reply) => {
+            let _ = reply.send(metrics::render(sp, None, None, now));
+        }
+        ApiReq::Lisp(_, reply) => {
+            let _ = reply.send(Err("no LISP".into()));
+        }
         ApiReq::Refresh {
             neighbor,
             family,

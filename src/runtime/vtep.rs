@@ -116,8 +116,38 @@ async fn linux_task(
     }
 }
 
+/// Move latency histograms (seconds), kept for `/metrics`.
+#[derive(Clone)]
+pub struct Latency {
+    pub to_update: prometheus_client::metrics::histogram::Histogram,
+    pub to_dataplane: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Latency {
+    fn new() -> Latency {
+        let b = || {
+            prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 18),
+            )
+        };
+        Latency {
+            to_update: b(),
+            to_dataplane: b(),
+        }
+    }
+
+    fn observe(&self, update_us: Option<u64>, dataplane_us: u64) {
+        if let Some(u) = update_us {
+            self.to_update.observe(u as f64 / 1e6);
+        }
+        self.to_dataplane.observe(dataplane_us as f64 / 1e6);
+    }
+}
+
 pub struct Vtep {
     pub evpn: Evpn,
+    mappings: Vec<crate::evpn::Mapping>,
+    pub latency: Latency,
     dp: Dp,
     /// Failed ops waiting for their retry: (due, attempt, op).
     retry: Vec<(Instant, u32, DataplaneOp)>,
@@ -253,6 +283,8 @@ impl Vtep {
             .count();
         Ok(Some(Vtep {
             evpn,
+            mappings: Vec::new(),
+            latency: Latency::new(),
             dp,
             retry: Vec::new(),
             attempts: Default::default(),
@@ -292,7 +324,19 @@ impl Vtep {
                         Dp::None => self.evpn.handle_applied(now, b.id),
                     }
                 }
-                Output::Event(e) => log_event(&e),
+                Output::Event(e) => {
+                    if let EvpnEvent::MoveApplied {
+                        update_us,
+                        dataplane_us,
+                        ..
+                    } = &e
+                    {
+                        self.latency.observe(*update_us, *dataplane_us);
+                    }
+                    log_event(&e)
+                }
+                // the LISP control plane takes them (`take_mappings`) in this loop turn
+                Output::Mapping(m) => self.mappings.push(m),
                 Output::Announce(_) | Output::Withdraw { .. } => {}
             }
         }
@@ -306,6 +350,11 @@ impl Vtep {
         if self.state_due.is_some_and(|t| t <= now) {
             self.save(now);
         }
+    }
+
+    /// The EVPN layer's location changes since the last call (for LISP).
+    pub fn take_mappings(&mut self) -> Vec<crate::evpn::Mapping> {
+        std::mem::take(&mut self.mappings)
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -377,21 +426,10 @@ impl Vtep {
                 self.failed(now, errs);
             }
             DpEv::Reconciled(r) => {
-                info!(
-                    adopted = r.adopted,
-                    fixed = r.fixed,
-                    added = r.added,
-                    removed = r.removed,
-                    errors = r.errors.len(),
-                    "linux dataplane: reconciled"
-                );
+                // the backend logged the counts
                 self.failed(now, r.errors);
             }
-            DpEv::Learn(v) => {
-                for e in v {
-                    self.evpn.handle_learn(now, e);
-                }
-            }
+            DpEv::Learn(v) => self.evpn.handle_learns(now, v),
             DpEv::Gone(why) => warn!(%why, "linux dataplane task ended"),
         }
     }
@@ -529,6 +567,13 @@ fn log_event(e: &EvpnEvent) {
             info!(vni, %mac, by_timer, "duplicate MAC freeze lifted")
         }
         EvpnEvent::Ignored { vni, mac, reason } => warn!(vni, %mac, reason, "learn ignored"),
+        EvpnEvent::MoveApplied {
+            vni,
+            mac,
+            id,
+            update_us,
+            dataplane_us,
+        } => debug!(vni, %mac, id, ?update_us, dataplane_us, "move applied"),
     }
 }
 
