@@ -13,11 +13,14 @@
 #   3. live       bash conformance/run.sh (real FRR/GoBGP/OOR peers in network namespaces; root)
 #   4. oracle     bash conformance/tshark-oracle.sh (tshark cross-check of the captured vectors)
 #   4b. interop   bash conformance/interop/run.sh (vmmi against FRR, GoBGP, ExaBGP; root)
+#   4c. e2e       bash conformance/e2e/vxlan.sh (three VTEPs in namespaces with vmmi's Linux VXLAN
+#                 dataplane: pings between VM namespaces, exact kernel FDBs, a VM move, a graceful
+#                 restart mid-ping, a mixed vmmi/FRR fabric; root)
 #   5. a final RESULT line
 #
 # Options:
 #   --no-install   never run apt-get / rustup (missing tools -> stages skipped or failed)
-#   --quick        skip the live conformance stage (3) and the interop stage (4b)
+#   --quick        skip the live conformance stage (3), the interop stage (4b) and the e2e stage (4c)
 #   --dry-run      print what would be done (install decision, commands) and exit 0; runs nothing
 #   --install-only stage 1 only (install what is missing), then exit
 #   -h, --help
@@ -251,6 +254,31 @@ else
         record interop ok
     else
         record interop FAIL
+    fi
+fi
+
+# ------------------------------------------------------------------ 4c. end-to-end VXLAN
+# conformance/e2e/vxlan.sh: three hosts (namespaces ve-*) running vmmi with the Linux dataplane,
+# VMs as namespaces on the hosts' bridges: ping over VXLAN, exact FDBs, a timed VM move, vmmi's
+# graceful restart mid-ping (no FDB entry may go, no ping may be lost), and a fabric with FRR on one
+# host. Same conditions as 4b; builds vmmi first (a no-op after 4b). About 40 s.
+say "stage 4c: e2e (three VTEPs with the Linux VXLAN dataplane in network namespaces)"
+if [ "$QUICK" = 1 ]; then
+    note "--quick: skipped"; record e2e skip
+elif [ ! -f conformance/e2e/vxlan.sh ]; then
+    note "conformance/e2e/vxlan.sh not present: skipped"; record e2e skip
+elif [ "$IS_ROOT" != 1 ]; then
+    note "needs root (network namespaces, kernel bridges and VXLAN devices, FRR): skipped"; record e2e skip
+elif [ "$DRY" != 1 ] && [ "${#MISSING[@]}" -gt 0 ] && [ -n "$(missing_pkgs 2>/dev/null)" ]; then
+    note "packages missing ($(missing_pkgs | tr '\n' ' ')): skipped"; record e2e skip
+elif ! command -v cargo >/dev/null 2>&1 && [ "$DRY" != 1 ]; then
+    note "no cargo: cannot build vmmi"; record e2e FAIL
+else
+    if run e2e-build 1200 cargo build --bin vmmi &&
+        run e2e 300 env VMMI="$VMMI_BIN" bash conformance/e2e/vxlan.sh; then
+        record e2e ok
+    else
+        record e2e FAIL
     fi
 fi
 
