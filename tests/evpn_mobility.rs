@@ -313,6 +313,9 @@ fn restart_never_advertises_a_lower_sequence() {
     attach(&mut net, 0, None, false);
     assert_eq!(routes(&net, 2), vec![(addr(0), None, Some((2, false)))]);
     let before = seqs_received(&net, 2, 0).len();
+    for i in [1, 2] {
+        net.nodes[i].dp.record = Some(Vec::new());
+    }
     // node 0 crashes and comes back (graceful restart); the kernel still has the VM on its
     // port and reports it; the sequence comes back from the state file
     net.restart(0, true);
@@ -330,6 +333,24 @@ fn restart_never_advertises_a_lower_sequence() {
     assert_eq!(fdb(&net, 2), Some(addr(0)));
     assert_eq!(fdb(&net, 1), Some(addr(0)));
     assert_eq!(fdb(&net, 0), None);
+    // the helpers never removed anything towards node 0 while it restarted (found by the
+    // e2e test: a re-advertised type 3 deleted and re-added the flood entry in one batch)
+    use vmmi::dataplane::DataplaneOp;
+    for i in [1, 2] {
+        let ops = net.nodes[i].dp.record.take().unwrap();
+        let gaps: Vec<_> = ops
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    DataplaneOp::FloodDel { .. }
+                        | DataplaneOp::FdbDel { .. }
+                        | DataplaneOp::NeighDel { .. }
+                )
+            })
+            .collect();
+        assert!(gaps.is_empty(), "node {i}: {gaps:?}");
+    }
     // the next move still counts up from there
     attach(&mut net, 2, None, false);
     assert_eq!(routes(&net, 1), vec![(addr(2), None, Some((3, false)))]);

@@ -22,6 +22,9 @@ pub struct Memory {
     pub routes: BTreeMap<(u32, IpNet), (IpAddr, Option<MacAddr>)>,
     /// Ops applied so far.
     pub applied: u64,
+    /// Every op applied, in order, when set to `Some` (tests: "was this entry ever deleted?").
+    #[serde(skip)]
+    pub record: Option<Vec<DataplaneOp>>,
     #[serde(skip)]
     events: VecDeque<LearnEvent>,
 }
@@ -34,6 +37,9 @@ impl Memory {
     /// Apply one op (never fails).
     pub fn apply_op(&mut self, op: &DataplaneOp) {
         self.applied += 1;
+        if let Some(r) = &mut self.record {
+            r.push(op.clone());
+        }
         match *op {
             DataplaneOp::Fdb {
                 vni,

@@ -225,6 +225,10 @@ struct L2 {
     macs: Map<MacAddr, MacState>,
     /// Remote VTEP → its type-3 route keys.
     floods: HashMap<IpAddr, SmallVec<[RouteKey; 1]>>,
+    /// The flood-list entries the dataplane holds (settled after each input, so a type-3
+    /// route replaced by a fresh copy — a peer's graceful restart — never deletes and re-adds
+    /// the entry).
+    flood_on: std::collections::HashSet<IpAddr, crate::rib::Hasher>,
     /// Suppression entries: address → the MACs that want it, the holder last.
     neigh: HashMap<IpAddr, SmallVec<[MacAddr; 1]>>,
 }
@@ -287,6 +291,7 @@ pub struct Evpn {
     next_batch: u64,
     dirty: Vec<(u32, MacAddr)>,
     dirty_prefixes: Vec<(u32, IpNet)>,
+    dirty_floods: Vec<(u32, IpAddr)>,
     thaw: BTreeSet<(Instant, u32, MacAddr)>,
     pub log: MoveLog,
     pub counters: Counters,
@@ -322,6 +327,7 @@ impl Evpn {
             next_batch: 1,
             dirty: Vec::new(),
             dirty_prefixes: Vec::new(),
+            dirty_floods: Vec::new(),
             thaw: BTreeSet::new(),
             log: MoveLog::new(cfg.move_log),
             counters: Counters::default(),
@@ -751,12 +757,10 @@ impl Evpn {
                 (&Kind::Flood(vtep), _, false) => {
                     if let Some(t) = self.l2.get_mut(&vni) {
                         let keys = t.floods.entry(vtep).or_default();
-                        if keys.is_empty() {
-                            self.ops.push(DataplaneOp::Flood { vni, vtep });
-                        }
                         if !keys.contains(key) {
                             keys.push(key.clone());
                         }
+                        self.dirty_floods.push((vni, vtep));
                     }
                 }
                 _ => {}
@@ -815,8 +819,8 @@ impl Evpn {
                         keys.retain(|k| k != key);
                         if keys.is_empty() {
                             t.floods.remove(&vtep);
-                            self.ops.push(DataplaneOp::FloodDel { vni, vtep });
                         }
+                        self.dirty_floods.push((vni, vtep));
                     }
                 }
             }
@@ -848,6 +852,18 @@ impl Evpn {
         }
         dp.clear();
         self.dirty_prefixes = dp;
+        // flood lists: the entry follows whether any type-3 route of that VTEP is imported,
+        // decided once per input
+        for (vni, vtep) in std::mem::take(&mut self.dirty_floods) {
+            if let Some(t) = self.l2.get_mut(&vni) {
+                let want = t.floods.contains_key(&vtep);
+                if want && t.flood_on.insert(vtep) {
+                    self.ops.push(DataplaneOp::Flood { vni, vtep });
+                } else if !want && t.flood_on.remove(&vtep) {
+                    self.ops.push(DataplaneOp::FloodDel { vni, vtep });
+                }
+            }
+        }
         if !self.ops.is_empty() {
             let id = self.next_batch;
             self.next_batch += 1;
