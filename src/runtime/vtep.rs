@@ -59,6 +59,9 @@ pub enum EvpnReq {
     },
 }
 
+/// Batch ids of retries (the EVPN layer's own batch ids never reach this bit).
+const RETRY_BIT: u64 = 1 << 63;
+
 /// The first retry of a failed dataplane op, doubled per attempt up to `RETRY_MAX`.
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -153,6 +156,10 @@ pub struct Vtep {
     retry: Vec<(Instant, u32, DataplaneOp)>,
     /// Attempts so far of an entry being retried (by entry key).
     attempts: std::collections::HashMap<String, u32>,
+    /// Retry batches in flight: id (with `RETRY_BIT`) → the entries they carry; an entry that
+    /// comes back without an error is done and forgotten.
+    retry_batches: std::collections::HashMap<u64, Vec<String>>,
+    next_retry: u64,
     pub dp_failures: u64,
     /// Start-up reconcile (Linux): done, or waiting for every EVPN neighbor's End-of-RIB (or
     /// `reconcile_at`).
@@ -288,6 +295,8 @@ impl Vtep {
             dp,
             retry: Vec::new(),
             attempts: Default::default(),
+            retry_batches: Default::default(),
+            next_retry: 0,
             dp_failures: 0,
             reconciled: !matches!(c.dataplane.kind, DataplaneKind::Linux),
             reconcile_at: now
@@ -385,10 +394,15 @@ impl Vtep {
             let ops: Vec<DataplaneOp> =
                 due.iter().map(|(_, _, op)| self.evpn.current(op)).collect();
             if !ops.is_empty() {
+                let mut keys = Vec::with_capacity(ops.len());
                 for (op, (_, n, _)) in ops.iter().zip(&due) {
                     self.attempts.insert(key_of(op), *n);
+                    keys.push(key_of(op));
                 }
-                let _ = tx.send(DpCmd::Apply(Batch { id: 0, ops }));
+                self.next_retry += 1;
+                let id = RETRY_BIT | self.next_retry;
+                self.retry_batches.insert(id, keys);
+                let _ = tx.send(DpCmd::Apply(Batch { id, ops }));
             }
         }
     }
@@ -426,8 +440,14 @@ impl Vtep {
     pub fn dataplane_event(&mut self, now: Instant, e: DpEv) {
         match e {
             DpEv::Applied(id, errs) => {
-                if id != 0 {
+                if id & RETRY_BIT == 0 {
                     self.evpn.handle_applied(now, id);
+                } else if let Some(keys) = self.retry_batches.remove(&id) {
+                    for k in keys {
+                        if !errs.iter().any(|e| key_of(&e.op) == k) {
+                            self.attempts.remove(&k);
+                        }
+                    }
                 }
                 self.failed(now, errs);
             }
