@@ -57,8 +57,13 @@ pub fn run(config: Option<PathBuf>, log_json: bool, restarting: bool) -> ExitCod
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VMMI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // colours only on a terminal (a log file or journald gets plain text), and never with
+    // NO_COLOR set
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         b.json().init();
