@@ -261,7 +261,7 @@ fi
 # conformance/e2e/vxlan.sh: three hosts (namespaces ve-*) running vmmi with the Linux dataplane,
 # VMs as namespaces on the hosts' bridges: ping over VXLAN, exact FDBs, a timed VM move, vmmi's
 # graceful restart mid-ping (no FDB entry may go, no ping may be lost), and a fabric with FRR on one
-# host. Same conditions as 4b; builds vmmi first (a no-op after 4b). About 40 s.
+# host. Same conditions as 4b; builds vmmi first (a no-op after 4b). About 25 s.
 say "stage 4c: e2e (three VTEPs with the Linux VXLAN dataplane in network namespaces)"
 if [ "$QUICK" = 1 ]; then
     note "--quick: skipped"; record e2e skip
