@@ -105,6 +105,26 @@ fn text(v: &serde_json::Value) -> String {
     }
 }
 
+/// A `Loc` JSON value (`{"at":"local"}` / `{"at":"remote","vtep":IP}`) as a cell; `remote` is
+/// put before a remote VTEP's address.
+fn loc_text(l: &serde_json::Value, remote: &str) -> String {
+    match l["at"].as_str() {
+        Some("remote") => format!("{remote}{}", text(&l["vtep"])),
+        Some(x) => x.to_string(),
+        None => "-".into(),
+    }
+}
+
+/// A JSON array as one cell, items joined by `sep`.
+fn list(v: &serde_json::Value, sep: &str) -> String {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 pub fn show(
     what: &str,
     json: bool,
@@ -203,12 +223,7 @@ pub fn show(
                 "vni", "mac", "location", "seq", "static", "dup", "ips"
             );
             for m in v.as_array().into_iter().flatten() {
-                let loc = match m["location"]["at"].as_str() {
-                    Some("remote") => format!("remote {}", s(&m["location"]["vtep"])),
-                    Some(l) => l.to_string(),
-                    None => "-".into(),
-                };
-                let ips: Vec<String> = m["ips"].as_array().into_iter().flatten().map(s).collect();
+                let loc = loc_text(&m["location"], "remote ");
                 println!(
                     "{:>8} {:<17} {:<24} {:>10} {:<6} {:<4} {:<28}  {}",
                     s(&m["vni"]),
@@ -217,7 +232,7 @@ pub fn show(
                     s(&m["seq"]),
                     if m["sticky"] == true { "yes" } else { "no" },
                     if m["duplicate"] == true { "DUP" } else { "" },
-                    ips.join(","),
+                    list(&m["ips"], ","),
                     s(&m["reason"])
                 );
             }
@@ -228,14 +243,7 @@ pub fn show(
                 "vni", "kind", "rd", "import", "export", "local", "remote"
             );
             for x in v.as_array().into_iter().flatten() {
-                let join = |k: &str| {
-                    x[k].as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(s)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                };
+                let join = |k: &str| list(&x[k], ",");
                 println!(
                     "{:>8} {:<4} {:<20} {:<16} {:<16} {:>6} {:>6}  {}",
                     s(&x["vni"]),
@@ -254,11 +262,7 @@ pub fn show(
                 "{:>6} {:>8} {:<17} {:<22} {:<22} {:>10}  steps (ms after the start)",
                 "id", "vni", "mac", "from", "to", "seq"
             );
-            let loc = |l: &serde_json::Value| match l["at"].as_str() {
-                Some("remote") => s(&l["vtep"]),
-                Some(x) => x.to_string(),
-                None => "-".into(),
-            };
+            let loc = |l: &serde_json::Value| loc_text(l, "");
             for m in v.as_array().into_iter().flatten() {
                 let steps: Vec<String> = m["steps"]
                     .as_array()
@@ -349,23 +353,14 @@ pub fn explain_mac(mac: &str, vni: u32, json: bool, api: SocketAddr) -> ExitCode
     );
     println!("claims:");
     for c in v["claims"].as_array().into_iter().flatten() {
-        let at = match c["at"]["at"].as_str() {
-            Some("remote") => format!("VTEP {}", s(&c["at"]["vtep"])),
-            _ => "local".into(),
-        };
+        let at = loc_text(&c["at"], "VTEP ");
         println!(
             "  {} {:<22} seq {:>10}{}  {}",
             if c["winner"] == true { "*" } else { " " },
             at,
             s(&c["seq"]),
             if c["sticky"] == true { " static" } else { "" },
-            c["routes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(s)
-                .collect::<Vec<_>>()
-                .join("; ")
+            list(&c["routes"], "; ")
         );
     }
     println!("decided by: {}", s(&v["decided_by"]));
@@ -402,11 +397,7 @@ pub fn explain_mac(mac: &str, vni: u32, json: bool, api: SocketAddr) -> ExitCode
             d => format!("FDB -> VTEP {}", s(d)),
         }
     );
-    let loc = |l: &serde_json::Value| match l["at"].as_str() {
-        Some("remote") => format!("VTEP {}", s(&l["vtep"])),
-        Some(x) => x.to_string(),
-        None => "-".into(),
-    };
+    let loc = |l: &serde_json::Value| loc_text(l, "VTEP ");
     for m in v["recent_moves"].as_array().into_iter().flatten() {
         println!(
             "  move {}: {} -> {} seq {} ({} µs ago)",
