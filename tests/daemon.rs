@@ -14,6 +14,9 @@ use serde_json::Value;
 
 const VMMI: &str = env!("CARGO_BIN_EXE_vmmi");
 
+#[path = "lisp_harness/mod.rs"]
+mod lisp_harness;
+
 struct Daemon {
     child: Child,
     api: String,
@@ -701,7 +704,7 @@ fn api_refuses_bad_input_with_the_reason_and_a_status_code() {
 #[test]
 fn a_vm_attached_on_a_map_server_vtep_is_resolvable_over_lisp() {
     use vmmi::lisp::EidPrefix;
-    use vmmi::wire::lisp::{Bits, LispAddr, LispMsg, MapRequest, RequestRecord};
+    use vmmi::wire::lisp::{LispAddr, LispMsg};
     let st = dir().join("lisp-mobility.json");
     let toml = format!(
         r#"{}
@@ -732,32 +735,12 @@ eids = ["iid:100 10.1.0.0/16", "iid:100 mac:any"]
     .expect("attach");
     let itr = std::net::UdpSocket::bind("127.0.5.9:4342").unwrap();
     itr.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let (eid, mask_len) =
-        EidPrefix::host(100, "10.1.0.5".parse().unwrap()).to_wire(Default::default());
-    let req = MapRequest {
-        authoritative: false,
-        probe: false,
-        smr: false,
-        pitr: false,
-        smr_invoked: false,
-        r: false,
-        reserved: Bits::new(0),
-        local_xtr: false,
-        dont_map_reply: false,
-        nonce: 0x1122_3344_5566_7788,
-        source_eid: LispAddr::None,
-        itr_rlocs: vec![LispAddr::Ipv4("127.0.5.9".parse().unwrap())],
-        records: vec![RequestRecord {
-            notify: false,
-            reserved: Bits::new(0),
-            mask_len,
-            eid,
-        }],
-        map_reply: None,
-        xtr: None,
-    };
-    let mut b = Vec::new();
-    req.encode(&mut b);
+    let req = lisp_harness::request(
+        EidPrefix::host(100, "10.1.0.5".parse().unwrap()),
+        "127.0.5.9",
+        0x1122_3344_5566_7788,
+    );
+    let b = lisp_harness::bytes_of(&req);
     let mut got = None;
     for _ in 0..20 {
         itr.send_to(&b, "127.0.5.1:4342").unwrap();
