@@ -79,7 +79,7 @@ fn call(
     body: Option<&str>,
 ) -> Result<serde_json::Value, ExitCode> {
     match client::request(api, method, path, body) {
-        Ok((200, b)) => serde_json::from_str(&b).map_err(|e| {
+        Ok((200..=299, b)) => serde_json::from_str(&b).map_err(|e| {
             eprintln!("vmmi: API answered with invalid JSON: {e}");
             ExitCode::from(1)
         }),
@@ -444,5 +444,102 @@ pub fn dad_clear(vni: u32, mac: &str, api: SocketAddr) -> ExitCode {
     match call(api, "POST", "/v1/dad/clear", Some(&body.to_string())) {
         Ok(_) => ExitCode::SUCCESS,
         Err(c) => c,
+    }
+}
+
+/// Does the map-cache entry `entry` (shown as `[IID] ADDR/LEN`) answer for `eid` (`[IID] ADDR/LEN`
+/// as the API echoed it)? The Map-Reply may carry a covering prefix (RFC 9301 §8.1: the
+/// reply's EID-prefix is the registered one).
+fn covers(entry: &str, eid: &str) -> bool {
+    let split = |s: &str| -> Option<(String, String)> {
+        let (iid, rest) = s.strip_prefix('[')?.split_once("] ")?;
+        Some((iid.to_string(), rest.to_string()))
+    };
+    let (Some((ei, ep)), Some((qi, qp))) = (split(entry), split(eid)) else {
+        return false;
+    };
+    if ei != qi {
+        return false;
+    }
+    match (ep.parse::<ipnet::IpNet>(), qp.parse::<ipnet::IpNet>()) {
+        (Ok(e), Ok(q)) => e.contains(&q),
+        _ => ep == qp,
+    }
+}
+
+/// `vmmi lisp request EID [--iid N] [--subscribe] [--wait S]`: the xTR resolves an EID through
+/// its Map-Resolver (like `lig`) and prints the map-cache entry it got, waiting at most `wait`.
+pub fn lisp_request(
+    eid: &str,
+    iid: u32,
+    subscribe: bool,
+    wait: std::time::Duration,
+    json: bool,
+    api: SocketAddr,
+) -> ExitCode {
+    let spec = if eid.starts_with("iid:") {
+        eid.to_string()
+    } else {
+        format!("iid:{iid} {eid}")
+    };
+    if let Err(e) = vmmi::config::parse_eid(&spec) {
+        eprintln!("vmmi lisp request: {e}");
+        return ExitCode::from(2);
+    }
+    let body = serde_json::json!({ "eid": spec, "subscribe": subscribe });
+    let asked = match call(api, "POST", "/v1/lisp/request", Some(&body.to_string())) {
+        Ok(v) => v["eid"].as_str().unwrap_or_default().to_string(),
+        Err(c) => return c,
+    };
+    let t0 = std::time::Instant::now();
+    loop {
+        let cache = match call(api, "GET", "/v1/lisp/map-cache", None) {
+            Ok(v) => v,
+            Err(c) => return c,
+        };
+        let hit = cache
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["eid"].as_str().is_some_and(|x| covers(x, &asked)));
+        if let Some(e) = hit {
+            if json {
+                println!("{}", serde_json::to_string_pretty(e).unwrap_or_default());
+            } else {
+                let rlocs: Vec<String> = e["rlocs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                println!(
+                    "{asked}: {} -> {} (action {}, version {}, TTL {} min, via {}{})",
+                    text(&e["eid"]),
+                    if rlocs.is_empty() {
+                        "no RLOC".to_string()
+                    } else {
+                        rlocs.join(", ")
+                    },
+                    text(&e["act"]),
+                    text(&e["version"]),
+                    text(&e["ttl_minutes"]),
+                    text(&e["via"]),
+                    if e["subscribed"] == true {
+                        ", subscribed"
+                    } else {
+                        ""
+                    },
+                );
+            }
+            return ExitCode::SUCCESS;
+        }
+        if t0.elapsed() >= wait {
+            eprintln!(
+                "vmmi lisp request: no answer for {asked} within {:?} (the Map-Request is retried; see `vmmi show lisp`)",
+                wait
+            );
+            return ExitCode::from(1);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

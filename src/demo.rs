@@ -1,13 +1,13 @@
-//! `vmmi demo`: three vmmi speakers in this process on loopback, over real TCP sessions — a
-//! VTEP in data center 1 (AS 65001), a VTEP in data center 2 (AS 65002) and a DC gateway
-//! between them (AS 65000, eBGP to both) — a VM attached in dc1, then moved to dc2; prints
-//! the timeline with the time of each step, measured, and a summary line.
+//! `vmmi demo`: vmmi speakers in this process on loopback, over real TCP and UDP sockets — a
+//! VTEP in data center 1 (AS 65001), a VTEP in data center 2 (AS 65002), a DC gateway between
+//! them (AS 65000, eBGP to both) that is also the LISP Map-Server/Map-Resolver fed by EVPN, and
+//! a LISP ITR (vmmi's xTR role, no BGP) subscribed to the VM's EID — a VM attached in dc1, then
+//! moved to dc2; prints the timeline with the time of each step, measured, and a summary line.
 //!
 //! Owns: the demo's configs, driving the daemons through their API (as an orchestrator would)
 //! and the printout. Must not: reach into the daemons — everything it shows comes from their
-//! API (`/v1/macs`, `/v1/moves`), as `vmmi show` would see it.
-//! Absent: the LISP Map-Server/ITR pair of INTERFACE.md's demo (the LISP control plane is not
-//! built yet) and `--netns` (real kernel VXLAN; `conformance/e2e/vxlan.sh` does that as a test).
+//! API (`/v1/macs`, `/v1/moves`, `/v1/lisp/...`), as `vmmi show` would see it.
+//! Absent: `--netns` (real kernel VXLAN; `conformance/e2e/vxlan.sh` does that as a test).
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // a program: real time, threads
 
@@ -23,6 +23,8 @@ const VNI: u32 = 100;
 const MAC: &str = "02:00:00:00:00:42";
 const IP: &str = "10.1.0.42";
 
+const LISP_KEY: &str = "demo-site-key";
+
 struct Node {
     name: &'static str,
     asn: u32,
@@ -30,7 +32,7 @@ struct Node {
     api: SocketAddr,
 }
 
-fn nodes() -> [Node; 3] {
+fn nodes() -> [Node; 4] {
     let api = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
     [
         Node {
@@ -51,12 +53,21 @@ fn nodes() -> [Node; 3] {
             addr: "127.0.66.3",
             api: api(50193),
         },
+        Node {
+            name: "itr",
+            asn: 65009,
+            addr: "127.0.66.4",
+            api: api(50194),
+        },
     ]
 }
 
 fn config(n: &Node, state: &std::path::Path) -> String {
     let gw = "127.0.66.3";
-    let neighbors = if n.addr == gw {
+    let itr = "127.0.66.4";
+    let neighbors = if n.addr == itr {
+        String::new()
+    } else if n.addr == gw {
         ["127.0.66.1:65001", "127.0.66.2:65002"]
             .iter()
             .map(|p| {
@@ -71,8 +82,17 @@ fn config(n: &Node, state: &std::path::Path) -> String {
             "[[neighbor]]\naddress = \"{gw}\"\nremote_asn = 65000\nport = 1179\nfamilies = [\"l2vpn-evpn\"]\nconnect_retry = 1\npassive = true\n"
         )
     };
-    let vni = if n.addr == gw {
-        "[dataplane]\nkind = \"none\"\n".to_string()
+    let vni = if n.addr == itr {
+        format!(
+            "[lisp]\nroles = [\"xtr\"]\nlisten = \"{itr}:4342\"\n[[lisp.map_server]]\naddress = \"{gw}\"\nkey = \"{LISP_KEY}\"\n[dataplane]\nkind = \"none\"\n"
+        )
+    } else if n.addr == gw {
+        // the gateway carries the VNI without a dataplane: its EVPN layer follows the VM and
+        // feeds the Map-Server's mappings (EID [VNI] IP and MAC -> the VTEP holding them)
+        format!(
+            "[[vni]]\nvni = {VNI}\n[mobility]\nstate_file = \"{}\"\n[lisp]\nroles = [\"map-server\", \"map-resolver\"]\nlisten = \"{gw}:4342\"\n[[lisp.site]]\nname = \"dc\"\nkey = \"{LISP_KEY}\"\neids = [\"iid:{VNI} 10.1.0.0/16\", \"iid:{VNI} mac:any\"]\n[dataplane]\nkind = \"none\"\n",
+            state.display()
+        )
     } else {
         format!(
             "[[vni]]\nvni = {VNI}\ngateway_ip = \"10.1.0.1/24\"\n[mobility]\nstate_file = \"{}\"\n[dataplane]\nkind = \"memory\"\n",
@@ -94,7 +114,7 @@ fn get(api: SocketAddr, path: &str) -> Option<Value> {
 
 fn post(api: SocketAddr, path: &str, body: &str) -> Result<(), String> {
     match client::request(api, "POST", path, Some(body)) {
-        Ok((200, _)) => Ok(()),
+        Ok((200..=299, _)) => Ok(()),
         Ok((c, b)) => Err(format!("HTTP {c}: {b}")),
         Err(e) => Err(e.to_string()),
     }
@@ -182,9 +202,11 @@ pub fn run(netns: bool) -> ExitCode {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     println!(
-        "vmmi demo — a VM moves between two data centers; three vmmi speakers in this process,"
+        "vmmi demo — a VM moves between two data centers; four vmmi speakers in this process,"
     );
-    println!("real BGP sessions on loopback, driven through their API as an orchestrator would.\n");
+    println!(
+        "real BGP sessions and LISP over UDP on loopback, driven through their API as an orchestrator would.\n"
+    );
     let started = Instant::now();
     for n in &ns {
         let state = dir.join(format!("{}-mobility.json", n.name));
@@ -218,27 +240,85 @@ pub fn run(netns: bool) -> ExitCode {
     code
 }
 
-fn drive(ns: &[Node; 3], started: Instant) -> ExitCode {
-    let [a, b, g] = ns;
+/// The ITR's map-cache entry answering for the VM's IP EID (`mac` false) or its MAC EID.
+fn itr_entry(api: SocketAddr, mac: bool) -> Option<Value> {
+    let ip: std::net::IpAddr = IP.parse().ok()?;
+    get(api, "/v1/lisp/map-cache")?
+        .as_array()?
+        .iter()
+        .find(|e| {
+            let p = e["eid"]
+                .as_str()
+                .and_then(|x| x.strip_prefix(&format!("[{VNI}] ")));
+            if mac {
+                return p == Some(format!("{MAC}/48").as_str());
+            }
+            p.and_then(|p| p.parse::<ipnet::IpNet>().ok())
+                .is_some_and(|p| p.contains(&ip))
+        })
+        .cloned()
+}
+
+fn points_at(e: &Value, rloc: &str) -> bool {
+    e["rlocs"]
+        .as_array()
+        .is_some_and(|r| r.len() == 1 && r.iter().all(|x| x == rloc))
+}
+
+/// One LISP counter of a node.
+fn lisp_counter(api: SocketAddr, name: &str) -> u64 {
+    get(api, "/v1/lisp/counters")
+        .and_then(|c| c[name].as_u64())
+        .unwrap_or(0)
+}
+
+/// The first times (from `t0`) each condition held, polling them together for at most 5 s.
+fn all_until<const N: usize>(
+    t0: Instant,
+    mut conds: [&mut dyn FnMut() -> bool; N],
+) -> [Option<Duration>; N] {
+    let mut at = [None; N];
+    let _ = until(t0, Duration::from_secs(5), || {
+        for (c, t) in conds.iter_mut().zip(at.iter_mut()) {
+            if t.is_none() && c() {
+                *t = Some(t0.elapsed());
+            }
+        }
+        at.iter().all(Option::is_some)
+    });
+    at
+}
+
+fn drive(ns: &[Node; 4], started: Instant) -> ExitCode {
+    let [a, b, g, itr] = ns;
     let up = until(started, Duration::from_secs(15), || {
-        ns.iter().all(|n| {
+        ns[..3].iter().all(|n| {
             get(n.api, "/v1/neighbors")
                 .and_then(|v| v.as_array().cloned())
                 .is_some_and(|v| !v.is_empty() && v.iter().all(|p| p["state"] == "Established"))
-        })
+        }) && get(itr.api, "/v1/lisp/counters").is_some()
     });
     let Some(up) = up else {
         eprintln!(
-            "vmmi demo: sessions did not come up in 15 s (ports 1179 on 127.0.66.1-3 and API 50191-50193 must be free)"
+            "vmmi demo: sessions did not come up in 15 s (ports 1179 and 4342 on 127.0.66.1-4 and API 50191-50194 must be free)"
         );
         return ExitCode::from(1);
     };
-    for n in ns {
+    for n in &ns[..3] {
+        let lisp = if n.addr == g.addr {
+            "   + LISP Map-Server/Map-Resolver on UDP 4342"
+        } else {
+            ""
+        };
         println!(
-            "  {:<9} AS {:<6} {}:1179   API {}",
+            "  {:<9} AS {:<6} {}:1179   API {}{lisp}",
             n.name, n.asn, n.addr, n.api
         );
     }
+    println!(
+        "  {:<9} {:<9} {}:4342   API {}   LISP xTR, resolves through dc-gw",
+        itr.name, "(no BGP)", itr.addr, itr.api
+    );
     println!(
         "  eBGP dc1-vtep — dc-gw — dc2-vtep, L2VPN EVPN, VNI {VNI} (auto RD/RT), sessions Established after {}\n",
         ms(up).trim()
@@ -268,23 +348,81 @@ fn drive(ns: &[Node; 3], started: Instant) -> ExitCode {
         }
     }
 
-    // 2. the VM moves to dc2 (live migration; the orchestrator tells vmmi at once)
+    // 2. an ITR resolves the VM: its IP with a subscription, its MAC without
+    println!(
+        "An ITR looks the VM up   (on itr: vmmi lisp request --iid {VNI} {IP}/32 --subscribe; vmmi lisp request --iid {VNI} mac:{MAC})"
+    );
+    let tq = Instant::now();
+    for req in [
+        format!(r#"{{"eid":"iid:{VNI} {IP}/32","subscribe":true}}"#),
+        format!(r#"{{"eid":"iid:{VNI} mac:{MAC}"}}"#),
+    ] {
+        if let Err(e) = post(itr.api, "/v1/lisp/request", &req) {
+            eprintln!("vmmi demo: lisp request on itr: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let [ip_at, mac_at] = all_until(
+        tq,
+        [
+            &mut || {
+                itr_entry(itr.api, false)
+                    .is_some_and(|e| points_at(&e, a.addr) && e["subscribed"] == true)
+            },
+            &mut || itr_entry(itr.api, true).is_some_and(|e| points_at(&e, a.addr)),
+        ],
+    );
+    let (Some(ip_at), Some(mac_at)) = (ip_at, mac_at) else {
+        eprintln!("vmmi demo: the ITR never resolved the VM through dc-gw");
+        return ExitCode::from(1);
+    };
+    println!(
+        "  [{}] itr's map-cache: [{VNI}] {IP} -> {} (ECM Map-Request to dc-gw, Map-Reply from the EVPN-fed mapping; subscribed, RFC 9437)",
+        ms(ip_at),
+        a.addr
+    );
+    println!(
+        "  [{}] itr's map-cache: [{VNI}] {MAC} -> {} (Map-Reply; not subscribed: dc-gw remembers the ITR for an SMR)\n",
+        ms(mac_at),
+        a.addr
+    );
+    let (smr0, pub0) = (
+        lisp_counter(g.api, "smr_tx"),
+        lisp_counter(g.api, "publications_tx"),
+    );
+
+    // 3. the VM moves to dc2 (live migration; the orchestrator tells vmmi at once)
     println!("VM moves to dc2   (vmmi vm attach on dc2-vtep — works for a VM that sends no frame)");
     let t1 = Instant::now();
     if let Err(e) = post(b.api, "/v1/vm/attach", &body) {
         eprintln!("vmmi demo: attach on dc2-vtep: {e}");
         return ExitCode::from(1);
     }
-    let done = until(t1, Duration::from_secs(5), || {
-        mac_entry(a.api).is_some_and(|m| m["fdb"] == b.addr && m["seq"] == 1)
-    });
+    let [done, itr_ip, itr_mac] = all_until(
+        t1,
+        [
+            &mut || mac_entry(a.api).is_some_and(|m| m["fdb"] == b.addr && m["seq"] == 1),
+            &mut || itr_entry(itr.api, false).is_some_and(|e| points_at(&e, b.addr)),
+            &mut || itr_entry(itr.api, true).is_some_and(|e| points_at(&e, b.addr)),
+        ],
+    );
     let Some(done) = done else {
         eprintln!("vmmi demo: dc1-vtep did not follow the move");
         return ExitCode::from(1);
     };
+    let (Some(itr_ip), Some(itr_mac)) = (itr_ip, itr_mac) else {
+        eprintln!(
+            "vmmi demo: the ITR's map-cache did not follow the move\n  itr map-cache: {}\n  dc-gw LISP counters: {}\n  itr LISP counters: {}\n  dc-gw registrations: {}",
+            get(itr.api, "/v1/lisp/map-cache").unwrap_or_default(),
+            get(g.api, "/v1/lisp/counters").unwrap_or_default(),
+            get(itr.api, "/v1/lisp/counters").unwrap_or_default(),
+            get(g.api, "/v1/lisp/registrations").unwrap_or_default()
+        );
+        return ExitCode::from(1);
+    };
     std::thread::sleep(Duration::from_millis(20));
     let mut timeline: Vec<(Duration, String)> = Vec::new();
-    for (who, n) in [("dc2-vtep", b), ("dc1-vtep", a)] {
+    for (who, n) in [("dc2-vtep", b), ("dc1-vtep", a), ("dc-gw", g)] {
         for (step, at) in steps(n.api, t1) {
             let what = match (who, step.as_str()) {
                 ("dc2-vtep", "learned") => {
@@ -304,6 +442,9 @@ fn drive(ns: &[Node; 3], started: Instant) -> ExitCode {
                 ("dc1-vtep", "dataplane") => {
                     "dc1-vtep's FDB points the MAC at dc2 (one replace, no gap)"
                 }
+                ("dc-gw", "route-seen") => {
+                    "dc-gw sees seq 1: its Map-Server moves the mapping to dc2 and sends the Map-Notify and the SMR in the same loop turn"
+                }
                 _ => continue,
             };
             timeline.push((at, what.to_string()));
@@ -313,6 +454,25 @@ fn drive(ns: &[Node; 3], started: Instant) -> ExitCode {
         done,
         "dc1-vtep's API shows the MAC at dc2 with sequence 1 (seen by polling)".into(),
     ));
+    let via = |mac| {
+        itr_entry(itr.api, mac)
+            .and_then(|e| e["via"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "?".into())
+    };
+    timeline.push((
+        itr_ip,
+        format!(
+            "itr's map-cache: {IP} at dc2 (via {}, i.e. the Map-Notify; seen by polling)",
+            via(false)
+        ),
+    ));
+    timeline.push((
+        itr_mac,
+        format!(
+            "itr's map-cache: {MAC} at dc2 (via {}, after SMR -> SMR-invoked Map-Request; seen by polling)",
+            via(true)
+        ),
+    ));
     timeline.sort_by_key(|t| t.0);
     for (at, what) in &timeline {
         println!("  [{}] {what}", ms(*at));
@@ -320,19 +480,25 @@ fn drive(ns: &[Node; 3], started: Instant) -> ExitCode {
     let gw_routes = get(g.api, "/v1/routes?family=evpn")
         .and_then(|v| v.as_array().map(|a| a.len()))
         .unwrap_or(0);
-    println!("  dc-gw holds {gw_routes} EVPN routes (relays, no dataplane)");
     println!(
-        "  LISP Map-Notify / SMR to ITRs: not in this build (the LISP control plane is issue 3)\n"
+        "  dc-gw holds {gw_routes} EVPN routes (it relays them, and carries VNI {VNI} without a dataplane to feed its Map-Server)"
+    );
+    let smr = lisp_counter(g.api, "smr_tx").saturating_sub(smr0);
+    let publ = lisp_counter(g.api, "publications_tx").saturating_sub(pub0);
+    println!(
+        "  dc-gw sent {publ} publication(s) (Map-Notify, RFC 9437 §6) and {smr} SMR(s) (RFC 9301 §6.6.2) for the move\n"
     );
     let dp = timeline
         .iter()
         .find(|t| t.1.starts_with("dc1-vtep's FDB"))
         .map(|t| t.0);
     println!(
-        "summary: move converged — dc1 forwards to dc2 {} after the attach (API poll: {}), MAC Mobility sequence 1, dc1's route withdrawn; {} steps timed",
+        "summary: move converged — dc1 forwards to dc2 {} after the attach (API poll: {}); the ITR follows at {} (IP, publication) and {} (MAC, SMR); MAC Mobility sequence 1, dc1's route withdrawn; {} steps timed",
         dp.map(|d| ms(d).trim().to_string())
             .unwrap_or_else(|| "?".into()),
         ms(done).trim(),
+        ms(itr_ip).trim(),
+        ms(itr_mac).trim(),
         timeline.len()
     );
     ExitCode::SUCCESS

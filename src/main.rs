@@ -1,9 +1,8 @@
 //! The `vmmi` binary: command-line parsing and dispatch. Protocol logic lives in the library.
 //!
-//! Verbs available today: `decode`, `check`, `run`, `show neighbors|routes`, `route
-//! announce|withdraw`, `refresh`. The other verbs of INTERFACE.md (`demo`, `explain`, `vm`,
-//! `dad`, `show macs|vnis|lisp|moves`) are not built yet and are therefore absent (README
-//! "Not yet").
+//! Verbs: `run`, `check`, `decode`, `demo`, `show neighbors|routes|macs|vnis|moves|lisp`,
+//! `explain mac`, `vm attach|detach`, `dad clear`, `lisp request`, `route announce|withdraw`,
+//! `refresh`; each talks to a running daemon through its HTTP API (`--api`).
 
 mod cli;
 mod demo;
@@ -42,8 +41,9 @@ enum Cmd {
         #[arg(long)]
         graceful_restart: bool,
     },
-    /// A VM moving between two data centers: three vmmi speakers in this process on loopback
-    /// (two VTEPs and a DC gateway, real BGP sessions), a timeline with each step's time.
+    /// A VM moving between two data centers: vmmi speakers in this process on loopback (two
+    /// VTEPs, a DC gateway that is also the LISP Map-Server, an ITR; real BGP and LISP), a
+    /// timeline with each step's time.
     Demo {
         /// Real kernel VXLAN in network namespaces (root) — not built yet.
         #[arg(long)]
@@ -101,6 +101,26 @@ enum Cmd {
         vni: u32,
         #[arg(long)]
         mac: String,
+        #[arg(long, default_value = "127.0.0.1:50179")]
+        api: std::net::SocketAddr,
+    },
+    /// LISP: `lisp request EID` makes the xTR resolve an EID through its Map-Resolver (and,
+    /// with --subscribe, subscribe to it, RFC 9437) and prints the map-cache entry, like `lig`.
+    Lisp {
+        /// request
+        action: String,
+        /// `10.1.0.42/32`, `mac:02:00:00:00:00:42` or `iid:N ...`
+        eid: String,
+        /// Instance-ID (the VNI) when EID has no `iid:` prefix
+        #[arg(long, default_value_t = 0)]
+        iid: u32,
+        #[arg(long)]
+        subscribe: bool,
+        /// Seconds to wait for the answer
+        #[arg(long, default_value_t = 3.0)]
+        wait: f64,
+        #[arg(long)]
+        json: bool,
         #[arg(long, default_value = "127.0.0.1:50179")]
         api: std::net::SocketAddr,
     },
@@ -263,6 +283,27 @@ fn main() -> ExitCode {
             "clear" => cli::dad_clear(vni, &mac, api),
             other => {
                 eprintln!("vmmi dad: {other:?}: expected clear");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Lisp {
+            action,
+            eid,
+            iid,
+            subscribe,
+            wait,
+            json,
+            api,
+        } => match action.as_str() {
+            "request" => match std::time::Duration::try_from_secs_f64(wait) {
+                Ok(w) => cli::lisp_request(&eid, iid, subscribe, w, json, api),
+                Err(_) => {
+                    eprintln!("vmmi lisp request: --wait {wait}: not a duration in seconds");
+                    ExitCode::from(2)
+                }
+            },
+            other => {
+                eprintln!("vmmi lisp: {other:?}: expected request");
                 ExitCode::from(2)
             }
         },

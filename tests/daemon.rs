@@ -765,4 +765,77 @@ eids = ["iid:100 10.1.0.0/16", "iid:100 mac:any"]
     assert!(m.contains("vmmi_lisp_map_replies_tx_total 1"), "{m}");
     let (c, v) = http("127.0.0.1:51481", "GET", "/v1/lisp/counters", "");
     assert_eq!((c, &v["map_requests_rx"]), (200, &Value::from(1)), "{v}");
+    // `POST /v1/lisp/request` is the xTR's: refused here with the reason, bad EIDs first
+    for (body, code, e) in [
+        (r#"{"eid":"iid:100 10.1.0.9/32"}"#, 409, "not requested"),
+        (r#"{"eid":"10.1.0.9/32"}"#, 400, "bad eid"),
+        (r#"{"eid":"iid:100 mac:any"}"#, 400, "bad eid"),
+        (r#"{"eid":"iid:100 10.1.0.9/33"}"#, 400, "bad eid"),
+        (r#"{"prefix":"x"}"#, 400, "bad body: {eid, subscribe}"),
+    ] {
+        let (c, v) = http("127.0.0.1:51481", "POST", "/v1/lisp/request", body);
+        assert_eq!(c, code, "{body}: {v}");
+        assert_eq!(v["error"], e, "{body}: {v}");
+    }
+    let (_, v) = http(
+        "127.0.0.1:51481",
+        "POST",
+        "/v1/lisp/request",
+        r#"{"eid":"iid:100 10.1.0.9/32"}"#,
+    );
+    assert!(
+        v["detail"].as_str().is_some_and(|d| d.contains("xtr role")),
+        "{v}"
+    );
+    // an xTR daemon (no BGP) resolves the VM through this Map-Resolver: `vmmi lisp request`
+    let xtr_toml = r#"[global]
+asn = 65009
+router_id = "127.0.5.3"
+listen = ["127.0.5.3:1179"]
+[lisp]
+roles = ["xtr"]
+listen = "127.0.5.3:4342"
+[[lisp.map_server]]
+address = "127.0.5.1"
+key = "secret"
+[dataplane]
+kind = "none"
+[api]
+listen = "127.0.0.1:51482"
+"#;
+    let x = start("lispxtr", xtr_toml, "127.0.0.1:51482");
+    let lisp_request = |args: &[&str]| {
+        let out = Command::new(VMMI)
+            .args(["lisp", "request"])
+            .args(args)
+            .args(["--api", &x.api])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, text) = lisp_request(&["--iid", "100", "10.1.0.5/32", "--subscribe"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.starts_with("[100] 10.1.0.5/32: [100] 10.1.0.5/32 -> 127.0.5.1 ("),
+        "{text}"
+    );
+    assert!(text.contains(", subscribed"), "{text}");
+    // a MAC EID, JSON out
+    let (code, text) = lisp_request(&["--iid", "100", "mac:02:00:00:00:05:05", "--json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let j: Value = serde_json::from_str(&text).expect(&text);
+    assert_eq!(j["rlocs"], serde_json::json!(["127.0.5.1"]), "{j}");
+    assert_eq!(j["via"], "map-reply", "{j}");
+    // an EID nobody registered: a negative entry (RFC 9301 §8.1), printed as such
+    let (code, text) = lisp_request(&["--iid", "100", "10.1.9.9/32"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("-> no RLOC (action natively-forward"),
+        "{text}"
+    );
+    // a bad EID: exit status 2 before asking
+    assert_eq!(lisp_request(&["10.1.0.5/40"]).0, Some(2));
 }

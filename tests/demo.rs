@@ -1,5 +1,6 @@
 //! `vmmi demo` runs to the end and its timeline is complete: every step has a time, the move
-//! converged with MAC Mobility sequence 1 and dc1 withdrew its route.
+//! converged with MAC Mobility sequence 1 and dc1 withdrew its route, and the LISP ITR's
+//! map-cache followed (the IP by publication, the MAC by SMR).
 
 use std::process::Command;
 
@@ -22,12 +23,21 @@ fn the_demo_moves_a_vm_and_times_every_step() {
     assert!(summary.contains("move converged"), "{summary}");
     assert!(summary.contains("MAC Mobility sequence 1"), "{summary}");
     assert!(summary.contains("dc1's route withdrawn"), "{summary}");
+    assert!(summary.contains("the ITR follows at"), "{summary}");
+    assert!(
+        text.contains("dc-gw sent 1 publication(s) (Map-Notify, RFC 9437 §6) and 1 SMR(s)"),
+        "{text}"
+    );
     for step in [
         "dc2-vtep learns the VM",
         "dc2-vtep sends the UPDATE",
         "dc1-vtep receives seq 1",
         "dc1-vtep withdraws its own route",
         "dc1-vtep's FDB points the MAC at dc2",
+        "dc-gw sees seq 1: its Map-Server moves the mapping to dc2",
+        "itr's map-cache: 10.1.0.42 at dc2 (via publication",
+        "itr's map-cache: 02:00:00:00:00:42 at dc2 (via map-reply, after SMR",
+        "itr's map-cache: [100] 10.1.0.42 -> 127.0.66.1",
     ] {
         let line = text.lines().find(|l| l.contains(step)).expect(step);
         // "  [   0.566 ms] ..." — a measured time on every step

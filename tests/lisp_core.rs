@@ -1347,6 +1347,38 @@ fn subscribers_get_a_publication_instead_of_an_smr() {
     assert!(sent.iter().all(|p| !is_type(p, 1)));
 }
 
+#[test]
+fn an_itr_subscribed_to_another_eid_still_gets_the_smr_for_one_it_only_requested() {
+    // Found by `vmmi demo`: the ITR subscribed to the VM's IP and resolved its MAC without a
+    // subscription; after the move its MAC entry never changed (every SMR to a subscriber's
+    // RLOC was skipped, whatever EID it was for).
+    let (mut net, ms, x, e, _) = subscribed();
+    let other = host(100, "10.1.0.6");
+    net.with(ms, |l, now| {
+        l.set_mapping(now, other, Some(ip("192.0.2.10")), 1)
+    });
+    net.with(x, |l, now| l.request(now, other, false));
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, other, Some(ip("192.0.2.20")), 2)
+    });
+    let smrs: Vec<&Pkt> = sent.iter().filter(|p| is_type(p, 1)).collect();
+    assert_eq!(smrs.len(), 1, "{sent:#?}");
+    assert_eq!(smrs[0].to, sa(XTR));
+    assert_eq!(
+        map_request(smrs[0]).source_eid,
+        other.to_wire(Default::default()).0
+    );
+    let cache = net.nodes[x].lisp.map_cache(net.now);
+    let entry = cache.iter().find(|c| c.eid == other).expect("cached");
+    assert_eq!(entry.rlocs, vec![ip("192.0.2.20")]);
+    // the subscribed EID itself: a publication, no SMR
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.30")), 2)
+    });
+    assert!(sent.iter().any(|p| is_type(p, 4)));
+    assert!(sent.iter().all(|p| !is_type(p, 1)));
+}
+
 // ---------------------------------------------------------------------------------------
 // xTR registration
 

@@ -93,8 +93,6 @@ pub(crate) struct PubSub {
     /// nonce seen per xTR-ID (and EID-Prefix)"), oldest first out.
     tombstones: Map<(u128, EidPrefix), u64>,
     tomb_order: VecDeque<(u128, EidPrefix)>,
-    /// ITR-RLOCs of subscribers, with a count (SMRs skip them: they get publications).
-    pub(crate) sub_rlocs: Map<IpAddr, u32>,
 }
 
 impl PubSub {
@@ -107,7 +105,6 @@ impl PubSub {
             next_id: 0,
             tombstones: Map::with_hasher(hasher(seed ^ 0x24)),
             tomb_order: VecDeque::new(),
-            sub_rlocs: Map::with_hasher(hasher(seed ^ 0x25)),
         }
     }
 }
@@ -267,7 +264,6 @@ impl Lisp {
         // xTR-ID MUST be overwritten."
         if exists {
             self.cancel_subscription_notify(&key);
-            self.forget_rlocs(&key);
         }
         // "create a temporary subscription state ... the TTL of the temporary subscription
         // state ... a value of 15 minutes being RECOMMENDED".
@@ -280,9 +276,6 @@ impl Lisp {
                 },
             )
         });
-        for r in &rlocs {
-            *self.ps.sub_rlocs.entry(*r).or_insert(0) += 1;
-        }
         let first = rlocs.first().copied();
         match self.ps.subs.get_mut(&key) {
             Some(s) => {
@@ -716,26 +709,25 @@ impl Lisp {
         }
     }
 
-    fn forget_rlocs(&mut self, key: &(u128, EidPrefix)) {
-        let rlocs = self
-            .ps
-            .subs
-            .get(key)
-            .map(|s| s.itr_rlocs.clone())
-            .unwrap_or_default();
-        for r in rlocs {
-            if let Some(c) = self.ps.sub_rlocs.get_mut(&r) {
-                *c = c.saturating_sub(1);
-                if *c == 0 {
-                    self.ps.sub_rlocs.remove(&r);
-                }
-            }
-        }
+    /// Will a change of `eid` be published to `rloc`? True when a subscription covering
+    /// `eid` lists `rloc` among its ITR-RLOCs: that ITR gets the Map-Notify, so an SMR for the
+    /// same change would only make it ask again (smr.rs skips it). An ITR subscribed to other
+    /// EIDs only is still solicited for this one.
+    pub(crate) fn publishes_to(&self, eid: &EidPrefix, rloc: IpAddr) -> bool {
+        self.ps.by_eid.covering(eid).iter().any(|p| {
+            self.ps.by_eid.get(p).is_some_and(|xtrs| {
+                xtrs.iter().any(|x| {
+                    self.ps
+                        .subs
+                        .get(&(*x, *p))
+                        .is_some_and(|s| s.itr_rlocs.contains(&rloc))
+                })
+            })
+        })
     }
 
     fn remove_subscription(&mut self, key: (u128, EidPrefix), why: SubscriptionEnd) {
         self.cancel_subscription_notify(&key);
-        self.forget_rlocs(&key);
         let Some(s) = self.ps.subs.remove(&key) else {
             return;
         };

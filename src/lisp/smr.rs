@@ -140,7 +140,7 @@ impl Lisp {
             };
             self.smr.total = self.smr.total.saturating_sub(v.len());
             for r in v {
-                if r.expires <= now || self.ps.sub_rlocs.contains_key(&r.rloc) {
+                if r.expires <= now || self.publishes_to(&eid, r.rloc) {
                     continue;
                 }
                 self.smr_enqueue(now, r.rloc, eid, r.src_eid);

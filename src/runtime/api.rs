@@ -44,6 +44,7 @@ pub fn router(send: impl Fn(ApiReq) -> bool + std::marker::Send + Sync + 'static
         .route("/v1/dad/clear", post(dad_clear))
         .route("/metrics", get(metrics))
         .route("/v1/lisp/{what}", get(lisp_view))
+        .route("/v1/lisp/request", post(lisp_request))
         .fallback(|| async {
             err(
                 StatusCode::NOT_FOUND,
@@ -399,6 +400,54 @@ async fn lisp_view(State(s): State<Send>, Path(what): Path<String>) -> Response 
     match ask(&s, |reply| ApiReq::Lisp(v, reply)).await {
         Ok(Ok(x)) => Json(x).into_response(),
         Ok(Err(e)) => err(StatusCode::NOT_FOUND, "LISP is off", serde_json::json!(e)),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LispRequestBody {
+    /// `iid:N PREFIX` or `iid:N mac:MAC`, as in `[[lisp.site]] eids`.
+    eid: String,
+    #[serde(default)]
+    subscribe: bool,
+}
+
+/// The xTR asks its Map-Resolver for `eid` (and subscribes): the answer lands in
+/// `GET /v1/lisp/map-cache`. 202: the Map-Request is on its way (or one for this EID already
+/// is, RFC 9301 §5.3 allows one per second per EID-prefix).
+async fn lisp_request(
+    State(s): State<Send>,
+    body: Result<Json<LispRequestBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let b = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return bad("bad body: {eid, subscribe}", e.body_text()),
+    };
+    let eid = match crate::config::parse_eid(&b.eid) {
+        Ok(crate::config::EidCfg::MacAny { .. }) => {
+            return bad(
+                "bad eid",
+                "mac:any is a site wildcard, not an EID to resolve",
+            );
+        }
+        Ok(c) => crate::lisp::EidPrefix::from_cfg(&c),
+        Err(e) => return bad("bad eid", e),
+    };
+    let subscribe = b.subscribe;
+    match ask(&s, |reply| ApiReq::LispRequest {
+        eid,
+        subscribe,
+        reply,
+    })
+    .await
+    {
+        Ok(Ok(())) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"eid": eid.to_string(), "subscribe": subscribe})),
+        )
+            .into_response(),
+        Ok(Err(e)) => err(StatusCode::CONFLICT, "not requested", serde_json::json!(e)),
         Err(r) => r,
     }
 }

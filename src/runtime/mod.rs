@@ -78,6 +78,13 @@ pub enum ApiReq {
     Metrics(oneshot::Sender<String>),
     /// `GET /v1/lisp/...`.
     Lisp(LispView, oneshot::Sender<Result<serde_json::Value, String>>),
+    /// `POST /v1/lisp/request`: the xTR resolves an EID through its Map-Resolver and, with
+    /// `subscribe`, subscribes to it (RFC 9437) — what a LISP data plane's cache miss would do.
+    LispRequest {
+        eid: crate::lisp::EidPrefix,
+        subscribe: bool,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// What `GET /v1/lisp/{what}` shows.
@@ -636,6 +643,23 @@ fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
             };
             let _ = reply.send(v);
         }
+        Ev::Api(ApiReq::LispRequest {
+            eid,
+            subscribe,
+            reply,
+        }) => {
+            let r = match cx.lisp.as_mut() {
+                None => Err("no [lisp] roles are configured: the LISP control plane is off".into()),
+                Some(l) if !l.core.cfg().xtr => {
+                    Err("the xtr role is not configured ([lisp] roles)".into())
+                }
+                Some(l) => {
+                    l.core.request(now, eid, subscribe);
+                    Ok(())
+                }
+            };
+            let _ = reply.send(r);
+        }
         Ev::Dataplane(e) => {
             if let Some(v) = cx.vtep.as_mut() {
                 v.dataplane_event(now, e);
@@ -718,6 +742,9 @@ fn api_req(sp: &mut Speaker, now: std::time::Instant, req: ApiReq) {
             let _ = reply.send(metrics::render(sp, None, None, now));
         }
         ApiReq::Lisp(_, reply) => {
+            let _ = reply.send(Err("no LISP".into()));
+        }
+        ApiReq::LispRequest { reply, .. } => {
             let _ = reply.send(Err("no LISP".into()));
         }
         ApiReq::Refresh {
