@@ -28,6 +28,14 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // files of a passing test go; a failing test's stay for reading
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.config);
+            let _ = std::fs::remove_file(&self.log);
+            if let Some(d) = self.log.parent() {
+                let _ = std::fs::remove_dir(d); // only once empty: the last daemon out
+            }
+        }
     }
 }
 
@@ -173,6 +181,13 @@ fn two_daemons_exchange_routes_and_survive_a_graceful_restart() {
         "established\n{}\n{}",
         log_of(&a),
         log_of(&b)
+    );
+    // each neighbor's log lines are in its own `peer` span
+    let la = log_of(&a);
+    assert!(
+        la.lines()
+            .any(|l| l.contains("peer{peer=127.0.1.2") && l.contains("session established")),
+        "{la}"
     );
     let n = &cli(&a, &["show", "neighbors", "--json"]).unwrap()[0];
     assert_eq!(

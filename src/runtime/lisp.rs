@@ -170,6 +170,15 @@ impl LispShell {
         // the core's events are structured (serde): one line each; refusals are warnings,
         // at most WARN_PER_SEC a second (all of them are counted in /metrics)
         let text = serde_json::to_string(e).unwrap_or_default();
+        // events about a site's registrations are logged in a `lisp_site` span (one per site)
+        let site = serde_json::to_value(e)
+            .ok()
+            .and_then(|v| v.get("site").and_then(|s| s.as_str()).map(str::to_string));
+        let span = match site {
+            Some(s) => tracing::info_span!("lisp_site", site = %s),
+            None => tracing::Span::none(),
+        };
+        let _g = span.enter();
         let refused = text.contains("reject") || text.contains("auth") || text.contains("drop");
         if !refused {
             debug!(event = %text, "lisp");

@@ -862,63 +862,83 @@ fn start_conn(
     conns.insert(conn, ConnHandle { tx, reader });
 }
 
+/// Logs one speaker event inside a `peer` span (one per neighbor, so `VMMI_LOG` directives
+/// like `[peer{peer=192.0.2.7}]=debug` and the JSON log's `span` field select a neighbor).
 fn log_event(e: &Event) {
+    let peer = match e {
+        Event::StateChange { peer, .. }
+        | Event::Established { peer, .. }
+        | Event::SessionDown { peer, .. }
+        | Event::NotificationSent { peer, .. }
+        | Event::NotificationReceived { peer, .. }
+        | Event::UpdateError { peer, .. }
+        | Event::MaxPrefix { peer, .. }
+        | Event::StaleSwept { peer, .. }
+        | Event::RouteRefresh { peer, .. }
+        | Event::EndOfRib { peer, .. } => Some(peer.as_str()),
+        Event::Rejected { .. } | Event::DeferralEnded { .. } => None,
+    };
+    let span = match peer {
+        Some(p) => tracing::info_span!("peer", peer = %p),
+        None => tracing::Span::none(),
+    };
+    let _g = span.enter();
+    log_event_in_span(e);
+}
+
+fn log_event_in_span(e: &Event) {
     match e {
-        Event::StateChange { peer, from, to } => info!(%peer, ?from, ?to, "state"),
-        Event::Established { peer, families } => {
+        Event::StateChange { from, to, .. } => info!(?from, ?to, "state"),
+        Event::Established { families, .. } => {
             let f: Vec<String> = families.iter().map(|f| f.to_string()).collect();
-            info!(%peer, families = ?f, "session established")
+            info!(families = ?f, "session established")
         }
         Event::SessionDown {
-            peer,
-            reason,
-            graceful,
+            reason, graceful, ..
         } => {
-            warn!(%peer, %reason, graceful, "session down")
+            warn!(%reason, graceful, "session down")
         }
         Event::NotificationSent {
-            peer,
             notification,
             reason,
+            ..
         } => {
-            warn!(%peer, notification = %notification.describe(), %reason, "NOTIFICATION sent")
+            warn!(notification = %notification.describe(), %reason, "NOTIFICATION sent")
         }
-        Event::NotificationReceived { peer, notification } => {
-            warn!(%peer, notification = %notification.describe(), "NOTIFICATION received")
+        Event::NotificationReceived { notification, .. } => {
+            warn!(notification = %notification.describe(), "NOTIFICATION received")
         }
         Event::UpdateError {
-            peer,
-            action,
-            findings,
+            action, findings, ..
         } => {
-            warn!(%peer, %action, ?findings, "malformed UPDATE handled per RFC 7606")
+            warn!(%action, ?findings, "malformed UPDATE handled per RFC 7606")
         }
         Event::MaxPrefix {
-            peer,
             count,
             limit,
             teardown,
+            ..
         } => {
-            warn!(%peer, count, limit, teardown, "max-prefix exceeded")
+            warn!(count, limit, teardown, "max-prefix exceeded")
         }
         Event::StaleSwept {
-            peer,
             family,
             removed,
             why,
+            ..
         } => {
-            info!(%peer, %family, removed, why, "stale routes swept")
+            info!(%family, removed, why, "stale routes swept")
         }
         Event::RouteRefresh {
-            peer,
             family,
             subtype,
             received,
+            ..
         } => {
-            info!(%peer, %family, subtype, received, "route refresh")
+            info!(%family, subtype, received, "route refresh")
         }
         Event::Rejected { remote } => debug!(%remote, "connection refused"),
-        Event::EndOfRib { peer, family } => info!(%peer, %family, "End-of-RIB received"),
+        Event::EndOfRib { family, .. } => info!(%family, "End-of-RIB received"),
         Event::DeferralEnded { timed_out } => {
             info!(
                 timed_out,
