@@ -381,7 +381,7 @@ pub fn explain_mac(mac: &str, vni: u32, json: bool, api: SocketAddr) -> ExitCode
         s(&v["highest_seq_seen"])
     );
     println!(
-        "duplicate detection: {} ({} moves in the window, {} since the last clear)",
+        "duplicate detection: {} (moves: {} in the window, {} since the last clear)",
         if v["duplicate"] == true {
             "FROZEN"
         } else {

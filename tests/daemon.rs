@@ -854,3 +854,115 @@ listen = "127.0.0.1:51482"
     // a bad EID: exit status 2 before asking
     assert_eq!(lisp_request(&["10.1.0.5/40"]).0, Some(2));
 }
+
+/// `tests/snapshots/cli/NAME.txt` holds the expected output; `VMMI_UPDATE_SNAPSHOTS=1`
+/// rewrites it. Fields that vary between runs are blanked first by `rules` (regex, with).
+fn snapshot(name: &str, text: &str, rules: &[(&str, &str)]) {
+    let mut t = text.to_string();
+    for (re, with) in rules {
+        t = regex::Regex::new(re)
+            .unwrap()
+            .replace_all(&t, *with)
+            .into_owned();
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots/cli")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("VMMI_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &t).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (VMMI_UPDATE_SNAPSHOTS=1 writes it)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        t,
+        want,
+        "{name}: the CLI output differs from {} (VMMI_UPDATE_SNAPSHOTS=1 rewrites it)",
+        path.display()
+    );
+}
+
+/// The human tables of `vmmi show` and `vmmi explain` after a VM moved from A to B, as an
+/// operator reads them: exact text, only uptimes, message counts and timings blanked.
+#[test]
+fn cli_tables_match_their_snapshots() {
+    let (sa, sb) = (dir().join("snap-a.json"), dir().join("snap-b.json"));
+    let a = start(
+        "snap-a",
+        &vtep_cfg("127.0.6.1", "127.0.6.2", "127.0.0.1:51601", &sa),
+        "127.0.0.1:51601",
+    );
+    let b = start(
+        "snap-b",
+        &vtep_cfg("127.0.6.2", "127.0.6.1", "127.0.0.1:51602", &sb),
+        "127.0.0.1:51602",
+    );
+    assert!(wait(Duration::from_secs(15), || state(&a) == "Established"
+        && state(&b) == "Established"));
+    let mac = "02:00:00:00:06:01";
+    let attach = |d: &Daemon| {
+        cli(
+            d,
+            &[
+                "vm",
+                "attach",
+                "--vni",
+                "100",
+                "--mac",
+                mac,
+                "--ip",
+                "10.1.0.61",
+            ],
+        )
+        .expect("attach")
+    };
+    attach(&a);
+    assert!(wait(Duration::from_secs(5), || mac_at(&b, mac)
+        .is_some_and(|m| m["location"]["at"] == "remote")));
+    attach(&b);
+    assert!(wait(Duration::from_secs(5), || mac_at(&a, mac)
+        .is_some_and(
+            |m| m["seq"] == 1 && m["location"]["at"] == "remote"
+        )));
+    // B's withdrawal of its remote entry and A's withdrawal reach both sides
+    assert!(wait(Duration::from_secs(5), || routes(&b).len() == 4));
+    let run = |d: &Daemon, args: &[&str]| {
+        let out = Command::new(VMMI)
+            .args(args)
+            .args(["--api", &d.api])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let timings: &[(&str, &str)] = &[(r"\d+\.\d{3}", "T.TTT"), (r"\d+ µs ago", "N µs ago")];
+    snapshot(
+        "show-neighbors",
+        &run(&a, &["show", "neighbors"]),
+        // up(s), msg in, msg out and the last error depend on timing (who connected first)
+        &[(
+            r"(?m)^(\S+ +\d+ Established) +\d+ (\S+) +\d+ +\d+  .*$",
+            "$1 UP $2 MSGS",
+        )],
+    );
+    snapshot(
+        "show-routes",
+        &run(&a, &["show", "routes", "--family", "evpn"]),
+        &[],
+    );
+    snapshot("show-macs-a", &run(&a, &["show", "macs"]), &[]);
+    snapshot("show-macs-b", &run(&b, &["show", "macs"]), &[]);
+    snapshot("show-vnis", &run(&a, &["show", "vnis"]), &[]);
+    snapshot("show-moves-a", &run(&a, &["show", "moves"]), timings);
+    snapshot("show-moves-b", &run(&b, &["show", "moves"]), timings);
+    snapshot(
+        "explain-mac",
+        &run(&a, &["explain", "mac", mac, "--vni", "100"]),
+        timings,
+    );
+}
