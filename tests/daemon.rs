@@ -581,6 +581,10 @@ fn vm_hook_moves_a_mac_between_daemons_and_the_sequence_survives_a_restart() {
         "vmmi_evpn_macs{vni=\"100\",location=\"remote\"} 1",
         "vmmi_evpn_move_to_dataplane_seconds_count 2",
         "vmmi_evpn_move_to_update_seconds_count 2",
+        "vmmi_bgp_sessions{state=\"Established\"} 1",
+        "vmmi_bgp_sessions{state=\"Idle\"} 0",
+        "vmmi_bgp_routes{family=\"l2vpn-evpn\",type=\"inclusive-multicast\"} 2",
+        "vmmi_bgp_routes{family=\"l2vpn-evpn\",type=\"mac-ip\"} 2",
         "# EOF",
     ] {
         assert!(m.contains(want), "{want:?} not in:\n{m}");

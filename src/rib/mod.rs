@@ -198,6 +198,19 @@ impl Rib {
         self.tables.get(&f).map_or(0, |t| t.map.len())
     }
 
+    /// Loc-RIB entries of `f` per leading octet of the key — the EVPN route type (RFC 7432
+    /// §7); one pass over the table (for `/metrics`, not for hot paths).
+    pub fn count_by_first_octet(&self, f: Family) -> BTreeMap<u8, usize> {
+        let mut out = BTreeMap::new();
+        if let Some(t) = self.tables.get(&f) {
+            for k in t.map.keys() {
+                let b = k.as_bytes().first().copied().unwrap_or(0);
+                *out.entry(b).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.tables.values().all(|t| t.map.is_empty())
     }

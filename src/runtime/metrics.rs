@@ -30,10 +30,11 @@ pub fn render(
     now: Instant,
 ) -> String {
     let mut r = Registry::default();
+    let views = sp.neighbors(now);
     let up: Family<Labels, Gauge> = Family::default();
     let pfx: Family<Labels, Gauge> = Family::default();
     let flaps: Family<Labels, Gauge> = Family::default();
-    for n in sp.neighbors(now) {
+    for n in &views {
         let l = vec![("neighbor".to_string(), n.name.clone())];
         up.get_or_create(&l)
             .set(i64::from(n.state == PeerState::Established));
@@ -44,6 +45,58 @@ pub fn render(
             pfx.get_or_create(&lf).set(i64::from(*count));
         }
     }
+    // sessions by FSM state (RFC 4271 §8.2.2), every state listed so a dashboard sees zeros
+    let states: Family<Labels, Gauge> = Family::default();
+    let all = [
+        PeerState::Idle,
+        PeerState::Connect,
+        PeerState::Active,
+        PeerState::OpenSent,
+        PeerState::OpenConfirm,
+        PeerState::Established,
+    ];
+    for st in all {
+        let n = views.iter().filter(|v| v.state == st).count();
+        states
+            .get_or_create(&vec![("state".to_string(), format!("{st:?}"))])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    r.register("vmmi_bgp_sessions", "BGP sessions per FSM state", states);
+    // Loc-RIB routes by family and (EVPN) route type
+    let routes: Family<Labels, Gauge> = Family::default();
+    for f in sp.rib().families() {
+        let evpn = f == crate::wire::bgp::afi::Family::L2VPN_EVPN;
+        if evpn {
+            for (t, n) in sp.rib().count_by_first_octet(f) {
+                let name = match t {
+                    1 => "ethernet-ad".to_string(),
+                    2 => "mac-ip".to_string(),
+                    3 => "inclusive-multicast".to_string(),
+                    4 => "ethernet-segment".to_string(),
+                    5 => "ip-prefix".to_string(),
+                    other => format!("type-{other}"),
+                };
+                routes
+                    .get_or_create(&vec![
+                        ("family".to_string(), f.to_string()),
+                        ("type".to_string(), name),
+                    ])
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        } else {
+            routes
+                .get_or_create(&vec![
+                    ("family".to_string(), f.to_string()),
+                    ("type".to_string(), "prefix".to_string()),
+                ])
+                .set(i64::try_from(sp.rib().len(f)).unwrap_or(i64::MAX));
+        }
+    }
+    r.register(
+        "vmmi_bgp_routes",
+        "Loc-RIB routes (one per key, any number of paths) by family and EVPN route type",
+        routes,
+    );
     r.register(
         "vmmi_bgp_neighbor_up",
         "1 when the BGP session is Established",
