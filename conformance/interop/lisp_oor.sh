@@ -31,10 +31,12 @@
 #   [3] the move of VM 1 (`vm attach` on B, 3.2 s after VM 2's SMR: SMRs to one RLOC are rate
 #       limited): B advertises MAC Mobility seq 1, A follows and withdraws; A's mapping moves to
 #       10.255.0.10; A sends OOR an SMR, OOR's SMR-invoked request gets 10.255.0.10 and its data
-#       goes there. NOTE lines: vm attach -> SMR -> SMR-invoked request -> Map-Reply times from
-#       the capture.
+#       goes there. `vm detach` on A then changes nothing; `vm detach` on B (3.2 s later): the EID
+#       leaves the mapping system, A sends a third SMR, OOR's SMR-invoked request gets a negative
+#       answer and OOR sends no more data for the VM. NOTE lines: vm attach -> SMR -> SMR-invoked
+#       request -> Map-Reply times from the capture.
 #   [4] tshark oracle on every UDP 4342 datagram vmmi sent: decodes as LISP of the expected type,
-#       no malformed/warning expert info; at least 1 Map-Notify, 4 Map-Replies, 2 SMRs.
+#       no malformed/warning expert info; at least 1 Map-Notify, 5 Map-Replies, 3 SMRs.
 # Sourced by run.sh.
 
 LO_NS=vi-lo
@@ -247,6 +249,15 @@ except socket.timeout:
 PY
 }
 
+# lo_smr_answered_negative N: OOR's log has more than N "SMR: Map-Request for EID" lines for VM 1,
+# and after the last one the Map-Reply record it took is the negative one (TTL 1, no locator)
+lo_smr_answered_negative() {
+    local re="SMR: Map-Request for EID: \(IID 107/32, EID $LO_VM_IP/32\)" f="$LO_DIR/oor.log" last
+    [ "$(grep -cE -- "$re" "$f")" -gt "$1" ] || { tail -5 "$f"; return 1; }
+    last="$(grep -nE -- "$re" "$f" | tail -1 | cut -d: -f1)"
+    tail -n +"$last" "$f" | grep -E -- "Mapping-record -> ttl: 1 loc-count: 0 action: native-forward .*EID $LO_VM_IP/32\)" ||
+        { tail -5 "$f"; return 1; }
+}
 lo_macs_a() { V show macs --json --vni "$LO_IID" --api "$API"; }
 lo_macs_b() { VB show macs --json --vni "$LO_IID" --api "$LO_API_B"; }
 lo_mac_a() { lo_macs_a | "$PY" "$CHECK" json "${@/#/[mac=$LO_VM_MAC]/}"; }
@@ -275,15 +286,16 @@ lo_frames() {
 #             [107] VM 2, IID LCAF on both) -> OOR's SMR-invoked ECM -> vmmi's Map-Reply (same
 #             nonce), locator A
 #   smr-move  the same for VM 1 after its move, locator B
+#   smr-leave the same after VM 1 left B: the answer is negative (no locator, ACT 1)
 #   data-a / data-b  OOR's LISP data (UDP 4341) to A's / B's VTEP (data-b: after the move)
 #   oracle    what vmmi sent: Map-Notify / Map-Reply / SMR only, counts
 lo_pcap_check() {
     lo_frames >"$VI_RUN/lisp-oor-frames.tsv"
     "$PY" - "$1" "$VI_RUN/lisp-oor-frames.tsv" "$VMMI_IP" "$LO_IP" "$VMMI_LO" "$LB_LO" "$LO_VM_IP" "$LO_VM2_IP" \
-        "$LO_EID" "${LO_T_APPEAR:-0}" "${LO_T_MOVE:-0}" <<'PY'
+        "$LO_EID" "${LO_T_APPEAR:-0}" "${LO_T_MOVE:-0}" "${LO_T_LEAVE:-0}" <<'PY'
 import sys
 what, path, ms, oor, vtep_a, vtep_b, vm1, vm2, oor_eid = sys.argv[1:10]
-t_appear, t_move = float(sys.argv[10]), float(sys.argv[11])
+t_appear, t_move, t_leave = float(sys.argv[10]), float(sys.argv[11]), float(sys.argv[12])
 F = []
 for line in open(path):
     c = line.rstrip("\n").split("\t")
@@ -323,15 +335,17 @@ if what in ("first-reply", "negative"):
     else:
         out = "ECM Map-Requests for [107] %s: %d; replies with its nonce: %s\n%s" % (
             vm, len(req), show(rep) or "none", show(F))
-elif what in ("smr-appear", "smr-move"):
-    vm, after, vtep, tag = ((vm2, t_appear, vtep_a, "VM 2 appears (vm attach on A)") if what == "smr-appear"
-                            else (vm1, t_move, vtep_b, "VM 1 moves (vm attach on B)"))
+elif what in ("smr-appear", "smr-move", "smr-leave"):
+    vm, after, vtep, tag = {"smr-appear": (vm2, t_appear, vtep_a, "VM 2 appears (vm attach on A)"),
+                            "smr-move": (vm1, t_move, vtep_b, "VM 1 moves (vm attach on B)"),
+                            "smr-leave": (vm1, t_leave, None, "VM 1 leaves (vm detach on B)")}[what]
     smr = [f for f in from_ms if f["t"] >= after and f["types"] == ["1"] and yes(f["smr"]) and f["dst"] == oor]
     good = [f for f in smr if f["iid_ips"][:2] == [vm, oor_eid] and f["iids"][:2] == ["107", "107"]]
     inv = ecm_req(vm, good[0]["t"], True) if good else []
     rep = reply_to(vm, inv[0]) if inv else []
-    if rep and rep[0]["locs"] == [vtep]:
+    if rep and (rep[0]["locs"] == [vtep] if vtep else (not rep[0]["locs"] and rep[0]["act"] == ["1"])):
         ok = True
+        vtep = vtep or "negative, ACT 1"
         s, i, r = good[0]["t"], inv[0]["t"], rep[0]["t"]
         out = ("NOTE lisp-oor: %s -> SMR from vmmi %.1f ms; SMR -> OOR's SMR-invoked Map-Request %.2f ms; "
                "-> vmmi's Map-Reply (%s) %.2f ms; SMR -> reply %.2f ms (capture timestamps)"
@@ -344,13 +358,19 @@ elif what in ("data-a", "data-b"):
     d = [f for f in F if f["src"] == oor and f["dst"] == dst and f["dport"] == "4341" and f["t"] >= after]
     ok = bool(d)
     out = "%d LISP data packets %s -> %s:4341" % (len(d), oor, dst) if ok else show(F)
+elif what == "no-data-after-leave":
+    # once the negative answer is in, OOR sends no more LISP data to either VTEP
+    rep = [f for f in from_ms if f["t"] >= t_leave and f["types"] == ["2"] and f["iid_ips"] == [vm1] and not f["locs"]]
+    d = [f for f in F if rep and f["t"] > rep[0]["t"] and f["src"] == oor and f["dport"] == "4341"]
+    ok = bool(rep) and not d
+    out = "no LISP data after the negative answer" if ok else ("negative answer: %d\n%s" % (len(rep), show(d or F)))
 elif what == "oracle":
     bad = [f for f in from_ms if not f["types"] or f["types"][0] not in ("1", "2", "4") or f["sev"]
            or (f["types"][0] == "1" and not yes(f["smr"]))]
     n_notify = sum(1 for f in from_ms if f["types"] == ["4"])
     n_reply = sum(1 for f in from_ms if f["types"] == ["2"])
     n_smr = sum(1 for f in from_ms if f["types"] == ["1"] and yes(f["smr"]))
-    ok = not bad and n_notify >= 1 and n_reply >= 4 and n_smr >= 2
+    ok = not bad and n_notify >= 1 and n_reply >= 5 and n_smr >= 3
     out = "%d datagrams from %s:4342: %d Map-Notify, %d Map-Reply, %d SMR" % (len(from_ms), ms, n_notify, n_reply, n_smr)
     if bad:
         out += "; not Map-Notify/Map-Reply/SMR or with expert info:\n" + show(bad)
@@ -397,7 +417,7 @@ lo_setup() {
 suite_lisp_oor() {
     log "== lisp-oor suite (OOR $(dpkg-query -W -f '${Version}' openoverlayrouter 2>/dev/null), VM $LO_VM_MAC $LO_VM_IP in VNI $LO_IID)"
     local P="lisp-oor:" n1 r a0 j0 m0 t
-    LO_NOTES=(); LO_T_APPEAR=0; LO_T_MOVE=0
+    LO_NOTES=(); LO_T_APPEAR=0; LO_T_MOVE=0; LO_T_LEAVE=0
     lo_setup || return
 
     # ---------------------------------------------------------------- 1. registration
@@ -472,6 +492,26 @@ suite_lisp_oor() {
         lo_log_has "SMR: Map-Request for EID: \(IID 107/32, EID $LO_VM_IP/32\)"
     check "$P [3] OOR replaces the locator: $LB_LO for (IID 107/32, EID $LO_VM_IP/32)" 10 \
         lo_log_has "Added locator \[$LB_LO, .* to the mapping with EID \(IID 107/32, EID $LO_VM_IP/32\)"
+    lo_ping
+    # the orchestrator takes the VM off A (it had left already): nothing changes for LISP
+    n1="$(lo_lisp | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["counters"]["smr_tx"])')"
+    V vm detach --vni "$LO_IID" --mac "$LO_VM_MAC" --api "$API" >/dev/null \
+        || fail "$P [3] vmmi vm detach on A (CLI)" "$(tail -3 "$VI_RUN/lisp-a.log")"
+    sleep 0.3
+    check_now "$P [3] \`vm detach\` on A after the move: the mapping stays at $LB_LO and no SMR is sent" \
+        lo_json lo_lisp -- "j['counters']['smr_tx'] == ${n1:-0} and (lambda r: r is not None and r['rlocs'] == ['$LB_LO'])($(lo_reg "[107] $LO_VM_IP/32"))"
+    # the VM leaves B too (outside the move SMR's 3 s interval): the EID is gone from the mapping
+    # system; OOR is solicited, asks again and gets a negative answer
+    t="$(awk -v a="$LO_T_MOVE" -v n="$(date +%s.%N)" 'BEGIN { d = a + 3.2 - n; print (d > 0 ? d : 0) }')"
+    sleep "$t"
+    n1="$(lo_log_count "SMR: Map-Request for EID: \(IID 107/32, EID $LO_VM_IP/32\)")"
+    LO_T_LEAVE=$(date +%s.%N)
+    VB vm detach --vni "$LO_IID" --mac "$LO_VM_MAC" --api "$LO_API_B" >/dev/null \
+        || fail "$P [3] vmmi vm detach on B (CLI)" "$(tail -3 "$VI_RUN/lisp-b.log")"
+    check "$P [3] VM 1 leaves B: vmmi A's mapping database no longer has [107] $LO_VM_IP/32" "$T" \
+        lo_json lo_lisp -- "$(lo_reg "[107] $LO_VM_IP/32") is None and j['counters']['smr_tx'] >= 3"
+    check "$P [3] ... OOR acts on the third SMR and takes the negative answer (no locator) for (IID 107/32, EID $LO_VM_IP/32)" 10 \
+        lo_smr_answered_negative "${n1:-0}"
     lo_ping; sleep 0.3
     check_now "$P [3] OOR never logged an SMR as 'not locally configured' / 'doesn't exist in cache', nor 'SMR: No Map Reply'" \
         bash -c "! grep -E \"not locally configured|doesn't exist in cache|SMR: No Map Reply\" '$LO_DIR/oor.log'"
@@ -484,8 +524,10 @@ suite_lisp_oor() {
     lo_pcap_pass "$P [2] capture: VM 2 appears -> SMR from vmmi to OOR (record [107] $LO_EID, source EID [107] $LO_VM2_IP, IID LCAF on both) -> OOR's SMR-invoked ECM Map-Request -> vmmi's Map-Reply (its nonce) with $VMMI_LO" smr-appear
     lo_pcap_pass "$P [3] capture: VM 1 moves -> SMR from vmmi to OOR (record [107] $LO_EID, source EID [107] $LO_VM_IP) -> SMR-invoked ECM Map-Request -> vmmi's Map-Reply (its nonce) with $LB_LO" smr-move
     lo_pcap_pass "$P [3] capture: after the move OOR's LISP data goes to B's VTEP $LB_LO:4341" data-b
+    lo_pcap_pass "$P [3] capture: VM 1 leaves -> SMR -> SMR-invoked ECM Map-Request -> vmmi's negative Map-Reply (its nonce, no locator, ACT Natively-Forward)" smr-leave
+    lo_pcap_pass "$P [3] capture: after that answer OOR sends no LISP data for the VM" no-data-after-leave
     check_now "$P [4] tshark: every UDP 4342 datagram vmmi sent is LISP, none malformed or with warning expert info" lo_tshark_clean
-    lo_pcap_pass "$P [4] capture: vmmi sent only Map-Notify (type 4, >= 1), Map-Reply (type 2, >= 4) and SMR (type 1 with S, >= 2)" oracle
+    lo_pcap_pass "$P [4] capture: vmmi sent only Map-Notify (type 4, >= 1), Map-Reply (type 2, >= 5) and SMR (type 1 with S, >= 3)" oracle
     log "lisp-oor: ${LO_NOTES[*]: -1}"
 }
 
