@@ -20,6 +20,8 @@
 #       vmmi's Map-Notify; vmmi's /v1/lisp/registrations has it with OOR's RLOC. A Map-Register
 #       signed with a wrong key (hand-built, OOR's layout) gets no Map-Notify and is counted
 #       (/v1/lisp/counters auth_failures, registrations_rejected); OOR's registration stays.
+#       Another ITR's ECM Map-Request for OOR's EID (hand-built, from vi-v's loopback) is
+#       forwarded by vmmi to OOR (no proxy-reply), and OOR answers that ITR.
 #   [2] the VM at A (`vm attach` on A): B learns it over iBGP; A's mapping database has
 #       [107] VM/32 -> 10.255.0.1 from EVPN. A ping from OOR's EID misses OOR's map-cache: ECM
 #       Map-Request to A's Map-Resolver, OOR installs the Map-Reply (log; capture: record
@@ -36,7 +38,8 @@
 #       answer and OOR sends no more data for the VM. NOTE lines: vm attach -> SMR -> SMR-invoked
 #       request -> Map-Reply times from the capture.
 #   [4] tshark oracle on every UDP 4342 datagram vmmi sent: decodes as LISP of the expected type,
-#       no malformed/warning expert info; at least 1 Map-Notify, 5 Map-Replies, 3 SMRs.
+#       no malformed/warning expert info; at least 1 Map-Notify, 5 Map-Replies, 3 SMRs, and the
+#       forwarded ECM (to OOR only).
 # Sourced by run.sh.
 
 LO_NS=vi-lo
@@ -258,6 +261,60 @@ lo_smr_answered_negative() {
     tail -n +"$last" "$f" | grep -E -- "Mapping-record -> ttl: 1 loc-count: 0 action: native-forward .*EID $LO_VM_IP/32\)" ||
         { tail -5 "$f"; return 1; }
 }
+# lo_itr_request: another ITR asks vmmi's Map-Resolver for OOR's EID: an ECM Map-Request (inner
+# 10.255.0.1 -> 10.1.7.1, UDP ephemeral -> 4342; record [107] 10.1.7.1/32, IID LCAF; ITR-RLOC
+# 10.255.0.1) sent from vi-v's loopback (OOR routes everything from its RLOC via 10.99.0.1, so its
+# answer must go to an address of vi-v). vmmi forwards it to OOR (registered without proxy-reply),
+# OOR answers the ITR-RLOC. Prints "from ADDR:PORT nonce=ok|bad eid=[IID]A.B.C.D/LEN a=0|1
+# locs=IP,... ttl=N" or "no-answer" (2 s).
+lo_itr_request() {
+    ip netns exec "$NS_V" timeout 10 "$PY" - "$VMMI_IP" "$VMMI_LO" "$LO_EID" "$LO_IID" <<'PY'
+import os, socket, struct, sys
+ms, itr, eid, iid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def csum(b):
+    b += b"\0" * (len(b) % 2)
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+nonce = os.urandom(8)
+rec_eid = struct.pack("!HBBBBHIH", 16387, 0, 0, 2, 32, 10, iid, 1) + socket.inet_aton(eid)
+mreq = (struct.pack("!BBBB", 0x10, 0, 0, 1) + nonce + struct.pack("!HH", 0, 1) + socket.inet_aton(itr)
+        + struct.pack("!BB", 0, 32) + rec_eid)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((itr, 0))
+sport = s.getsockname()[1]
+src, dst, ulen = socket.inet_aton(itr), socket.inet_aton(eid), 8 + len(mreq)
+ck = csum(src + dst + struct.pack("!BBH", 0, 17, ulen) + struct.pack("!HHHH", sport, 4342, ulen, 0) + mreq) or 0xffff
+udp = struct.pack("!HHHH", sport, 4342, ulen, ck) + mreq
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, src, dst)
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+s.settimeout(2.0)
+s.sendto(struct.pack("!I", 0x80000000) + ip + udp, (ms, 4342))
+try:
+    d, frm = s.recvfrom(9000)
+except socket.timeout:
+    print("no-answer")
+    sys.exit(1)
+try:
+    assert d[0] >> 4 == 2 and d[3] >= 1
+    ttl, nloc, mlen, flags = struct.unpack("!IBBH", d[12:20])
+    afi, _, _, typ, _, _, riid, iafi = struct.unpack("!HBBBBHIH", d[22:36])
+    assert afi == 16387 and typ == 2 and iafi == 1
+    reid, off, locs = socket.inet_ntoa(d[36:40]), 40, []
+    for _ in range(nloc):
+        lafi = struct.unpack("!H", d[off + 6:off + 8])[0]
+        assert lafi == 1
+        locs.append(socket.inet_ntoa(d[off + 8:off + 12]))
+        off += 12
+    print("from %s:%d nonce=%s eid=[%d]%s/%d a=%d locs=%s ttl=%d" % (frm[0], frm[1], "ok" if d[4:12] == nonce else "bad",
+          riid, reid, mlen, (flags >> 12) & 1, ",".join(locs), ttl))
+except (AssertionError, struct.error, OSError) as e:
+    print("undecodable reply from %s: %s (%r)" % (frm, d.hex(), e))
+    sys.exit(1)
+PY
+}
+
 lo_macs_a() { V show macs --json --vni "$LO_IID" --api "$API"; }
 lo_macs_b() { VB show macs --json --vni "$LO_IID" --api "$LO_API_B"; }
 lo_mac_a() { lo_macs_a | "$PY" "$CHECK" json "${@/#/[mac=$LO_VM_MAC]/}"; }
@@ -288,7 +345,7 @@ lo_frames() {
 #   smr-move  the same for VM 1 after its move, locator B
 #   smr-leave the same after VM 1 left B: the answer is negative (no locator, ACT 1)
 #   data-a / data-b  OOR's LISP data (UDP 4341) to A's / B's VTEP (data-b: after the move)
-#   oracle    what vmmi sent: Map-Notify / Map-Reply / SMR only, counts
+#   oracle    what vmmi sent: Map-Notify / Map-Reply / SMR / the ECM forwarded to OOR only, counts
 lo_pcap_check() {
     lo_frames >"$VI_RUN/lisp-oor-frames.tsv"
     "$PY" - "$1" "$VI_RUN/lisp-oor-frames.tsv" "$VMMI_IP" "$LO_IP" "$VMMI_LO" "$LB_LO" "$LO_VM_IP" "$LO_VM2_IP" \
@@ -365,15 +422,17 @@ elif what == "no-data-after-leave":
     ok = bool(rep) and not d
     out = "no LISP data after the negative answer" if ok else ("negative answer: %d\n%s" % (len(rep), show(d or F)))
 elif what == "oracle":
-    bad = [f for f in from_ms if not f["types"] or f["types"][0] not in ("1", "2", "4") or f["sev"]
-           or (f["types"][0] == "1" and not yes(f["smr"]))]
+    bad = [f for f in from_ms if not f["types"] or f["types"][:2] not in (["1"], ["2"], ["4"], ["8", "1"]) or f["sev"]
+           or (f["types"] == ["1"] and not yes(f["smr"])) or (f["types"][0] == "8" and f["dst"] != oor)]
+    n_fwd = sum(1 for f in from_ms if f["types"][:2] == ["8", "1"])
     n_notify = sum(1 for f in from_ms if f["types"] == ["4"])
     n_reply = sum(1 for f in from_ms if f["types"] == ["2"])
     n_smr = sum(1 for f in from_ms if f["types"] == ["1"] and yes(f["smr"]))
-    ok = not bad and n_notify >= 1 and n_reply >= 5 and n_smr >= 3
-    out = "%d datagrams from %s:4342: %d Map-Notify, %d Map-Reply, %d SMR" % (len(from_ms), ms, n_notify, n_reply, n_smr)
+    ok = not bad and n_notify >= 1 and n_reply >= 5 and n_smr >= 3 and n_fwd >= 1
+    out = "%d datagrams from %s:4342: %d Map-Notify, %d Map-Reply, %d SMR, %d forwarded ECM" % (
+        len(from_ms), ms, n_notify, n_reply, n_smr, n_fwd)
     if bad:
-        out += "; not Map-Notify/Map-Reply/SMR or with expert info:\n" + show(bad)
+        out += "; not Map-Notify/Map-Reply/SMR/ECM to OOR, or with expert info:\n" + show(bad)
 print(out)
 sys.exit(0 if ok else 1)
 PY
@@ -441,6 +500,15 @@ suite_lisp_oor() {
         lo_json lo_lisp -- "j['counters']['auth_failures'] == ${a0:-0} + 1 and j['counters']['registrations_rejected'] == ${j0:-0} + 1 and j['counters']['map_notifies_tx'] == ${m0:-0}"
     check_now "$P [1] ... and OOR's registration is untouched" \
         lo_json lo_lisp -- "(lambda r: r is not None and r['rlocs'] == ['$LO_IP'])($(lo_reg "[107] 10.1.7.0/24"))"
+    n1="$(lo_lisp | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["counters"]["map_requests_forwarded"])')"
+    r="$(lo_itr_request)"
+    if [[ "$r" == "from $LO_IP:4342 nonce=ok eid=[107]10.1.7.0/24 a=1 locs=$LO_IP "* ]]; then
+        pass "$P [1] another ITR's ECM Map-Request for [107] $LO_EID: vmmi forwards it to OOR (registered without proxy-reply, RFC 9301 §8.3), OOR answers the ITR ($r)"
+    else
+        fail "$P [1] another ITR's ECM Map-Request for [107] $LO_EID: vmmi forwards it to OOR (registered without proxy-reply, RFC 9301 §8.3), OOR answers the ITR" "$r"
+    fi
+    check_now "$P [1] ... vmmi counted it forwarded (/v1/lisp/counters map_requests_forwarded +1)" \
+        lo_json lo_lisp -- "j['counters']['map_requests_forwarded'] == ${n1:-0} + 1"
 
     # ---------------------------------------------------------------- 2. VMs at A, OOR resolves them
     check "$P [2] vmmi A and B: iBGP session Established (l2vpn-evpn)" 30 \
@@ -527,7 +595,7 @@ suite_lisp_oor() {
     lo_pcap_pass "$P [3] capture: VM 1 leaves -> SMR -> SMR-invoked ECM Map-Request -> vmmi's negative Map-Reply (its nonce, no locator, ACT Natively-Forward)" smr-leave
     lo_pcap_pass "$P [3] capture: after that answer OOR sends no LISP data for the VM" no-data-after-leave
     check_now "$P [4] tshark: every UDP 4342 datagram vmmi sent is LISP, none malformed or with warning expert info" lo_tshark_clean
-    lo_pcap_pass "$P [4] capture: vmmi sent only Map-Notify (type 4, >= 1), Map-Reply (type 2, >= 5) and SMR (type 1 with S, >= 3)" oracle
+    lo_pcap_pass "$P [4] capture: vmmi sent only Map-Notify (type 4, >= 1), Map-Reply (type 2, >= 5), SMR (type 1 with S, >= 3) and the ECM it forwarded to OOR (type 8, >= 1)" oracle
     log "lisp-oor: ${LO_NOTES[*]: -1}"
 }
 
