@@ -439,7 +439,7 @@ impl<V> PrefixTable<V> {
         let w = q.family.width();
         let mut left = u128::from(budget);
         for l in lens.desc(w).take_while(|l| *l > q.len) {
-            let extra = l - q.len;
+            let extra = l.saturating_sub(q.len);
             let n = if extra >= 127 {
                 u128::MAX
             } else {
@@ -453,7 +453,7 @@ impl<V> PrefixTable<V> {
                 let k = EidPrefix {
                     iid: q.iid,
                     family: q.family,
-                    bits: q.bits | (i << (w - l)),
+                    bits: q.bits | (i << w.saturating_sub(l)),
                     len: l,
                 };
                 if self.map.contains_key(&k) {
