@@ -12,7 +12,8 @@
 #                 cargo test --doc (installs a toolchain with rustup if cargo is missing)
 #   3. live       bash conformance/run.sh (real FRR/GoBGP/OOR peers in network namespaces; root)
 #   4. oracle     bash conformance/tshark-oracle.sh (tshark cross-check of the captured vectors)
-#   4b. interop   bash conformance/interop/run.sh (vmmi against FRR, GoBGP, ExaBGP; root)
+#   4b. interop   bash conformance/interop/run.sh (vmmi against FRR, GoBGP, ExaBGP, and OOR as a LISP
+#                 xTR against vmmi's Map-Server/Map-Resolver; root)
 #   4c. e2e       bash conformance/e2e/vxlan.sh (three VTEPs in namespaces with vmmi's Linux VXLAN
 #                 dataplane: pings between VM namespaces, exact kernel FDBs, a VM move, a graceful
 #                 restart mid-ping, a mixed vmmi/FRR fabric; root)
@@ -233,17 +234,20 @@ fi
 # ------------------------------------------------------------------ 4b. interop
 # conformance/interop/run.sh: vmmi itself against FRR, GoBGP and ExaBGP in network namespaces
 # (sessions, EVPN type 2/3/5 + IPv4 both ways, withdraws, MAC Mobility, graceful restart of either
-# side), and the evpn-move suite (a VM moving between an FRR VTEP and vmmi: MAC Mobility sequences
-# both ways, the silent VM, DAD). It builds nothing: the vmmi binary is built here. Same conditions as the live stage (root,
-# the packages of stage 1); --quick skips it. About a minute on 2 cores.
-say "stage 4b: interop (vmmi against FRR, GoBGP, ExaBGP; a VM moving between FRR and vmmi; in network namespaces)"
+# side), the evpn-move suite (a VM moving between an FRR VTEP and vmmi: MAC Mobility sequences
+# both ways, the silent VM, DAD) and the lisp-oor suite (Open Overlay Router 1.3 as a LISP xTR
+# against vmmi's Map-Server/Map-Resolver: registration, a VM in vmmi's EVPN resolved, SMR after its
+# move, tshark as the oracle). It builds nothing: the vmmi binary is built here. Same conditions
+# as the live stage (root, the packages of stage 1); --quick skips it. About a minute and a half
+# on 2 cores.
+say "stage 4b: interop (vmmi against FRR, GoBGP, ExaBGP; a VM moving between FRR and vmmi; OOR as LISP xTR; in network namespaces)"
 VMMI_BIN="${CARGO_TARGET_DIR:-target}/debug/vmmi"
 if [ "$QUICK" = 1 ]; then
     note "--quick: skipped"; record interop skip
 elif [ ! -f conformance/interop/run.sh ]; then
     note "conformance/interop/run.sh not present: skipped"; record interop skip
 elif [ "$IS_ROOT" != 1 ]; then
-    note "needs root (network namespaces, FRR, GoBGP, ExaBGP): skipped"; record interop skip
+    note "needs root (network namespaces, FRR, GoBGP, ExaBGP, OOR): skipped"; record interop skip
 elif [ "$DRY" != 1 ] && [ "${#MISSING[@]}" -gt 0 ] && [ -n "$(missing_pkgs 2>/dev/null)" ]; then
     note "packages missing ($(missing_pkgs | tr '\n' ' ')): skipped"; record interop skip
 elif ! command -v cargo >/dev/null 2>&1 && [ "$DRY" != 1 ]; then

@@ -778,6 +778,134 @@ fn negative_replies_carry_the_rfc_ttl_act_and_least_specific_prefix() {
     assert_eq!(net.nodes[ms].lisp.counters().negative_replies_tx, 6);
 }
 
+/// Real OOR 1.3.0 bytes from the live suite (conformance/interop/lisp_oor.sh; capture on
+/// vmmi's port towards OOR, 2026-11-25): OOR (RLOC 10.99.0.11, EID 10.1.7.0/24 in IID 107,
+/// pinging from 10.1.7.1) misses [107] 10.107.0.50 before any VM has it: ECM, inner IPv4
+/// 10.1.7.1 → 10.107.0.50, UDP 4342 → 4342, Map-Request nonce 7c79df6b3bb5303c.
+const OOR_ECM_MISS: &str = "80000000 4500005400024000ff115ff80a0107010a6b0032 10f610f600403eab \
+    100000017c79df6b3bb5303c 400300000220000a0000006b00010a010701 00010a63000b \
+    0020400300000220000a0000006b00010a6b0032";
+/// ... and, after vmmi's SMR, OOR's SMR-invoked ECM Map-Request (s bit, nonce
+/// 5a7ba66b38cc7b08) for the negative prefix it had cached from our answer, [107]
+/// 10.64.0.0/10 (inner destination = the prefix's network address).
+const OOR_ECM_SMR_INVOKED: &str = "80000000 4500005400044000ff1160530a0107010a400000 10f610f600405256 \
+    104000015a7ba66b38cc7b08 400300000220000a0000006b00010a010701 00010a63000b \
+    000a400300000220000a0000006b00010a400000";
+const OOR_RLOC: &str = "10.99.0.11";
+
+/// The only datagram sent since `mark`, as a Map-Reply to OOR's control port.
+fn reply_to_oor(net: &Net, mark: usize) -> MapReply {
+    let sent = net.since(mark);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].to, sa(OOR_RLOC));
+    reply(&sent[0])
+}
+
+/// Found by the live OOR suite: a VNI's IID had no VM yet, so OOR's miss got the 15-minute
+/// least-specific hole [107] 10.64.0.0/10; RFC 9301 §8.3 makes a configured VNI's space
+/// "configured", so the answer is the 1-minute negative for the queried host, and the VM
+/// appearing there solicits OOR with exactly the EIDs OOR checks (lab/oor/README.md step 4).
+#[test]
+fn oor_misses_in_a_vni_before_the_vm_get_a_one_minute_host_negative_then_an_smr() {
+    let mut cfg = ms_cfg("10.99.0.1", vec![oor_site(true, true)]);
+    cfg.evpn_iids = vec![107];
+    let mut net = Net::new();
+    let ms = net.add(cfg);
+    let vm = host(107, "10.107.0.50");
+    let mark = net.wire.len();
+    net.inject(sa(OOR_RLOC), ms, &unhex(OOR_ECM_MISS));
+    let r = reply_to_oor(&net, mark);
+    assert_eq!(r.nonce, 0x7c79_df6b_3bb5_303c);
+    let rec = &r.records[0];
+    assert_eq!(
+        (rec.mask_len, rec.ttl, rec.act),
+        (32, 1, Act::NATIVELY_FORWARD)
+    );
+    assert_eq!(rec.eid, vm.to_wire(Default::default()).0);
+    assert!(rec.locators.is_empty());
+    // the VM appears at a VTEP: OOR is solicited, record = its Source-EID, source EID = the VM
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, vm, Some(ip("10.255.0.1")), 0)
+    });
+    let smr: Vec<&Pkt> = sent.iter().filter(|p| is_type(p, 1)).collect();
+    assert_eq!(smr.len(), 1);
+    assert_eq!(smr[0].to, sa(OOR_RLOC));
+    let m = map_request(smr[0]);
+    assert!(m.smr && m.dont_map_reply);
+    assert_eq!(m.source_eid, vm.to_wire(Default::default()).0);
+    assert_eq!(
+        m.records[0].eid,
+        host(107, "10.1.7.1").to_wire(Default::default()).0
+    );
+    // without the VNI in `evpn_iids` (an IID the feed has not touched yet): §8.4's hole
+    let mut net = Net::new();
+    let ms = net.add(ms_cfg("10.99.0.1", vec![oor_site(true, true)]));
+    let mark = net.wire.len();
+    net.inject(sa(OOR_RLOC), ms, &unhex(OOR_ECM_MISS));
+    let rec = reply_to_oor(&net, mark).records[0].clone();
+    assert_eq!((rec.mask_len, rec.ttl), (10, 15));
+}
+
+/// Found by the live OOR suite: OOR answers an SMR by asking for the prefix it cached — here
+/// our own 15-minute negative [107] 10.64.0.0/10 — and we answered that prefix with a
+/// negative again although the VM had just appeared inside it, so OOR re-armed its negative
+/// entry and could not reach the VM. RFC 9301 §8.4: the answer must not "match any
+/// EID-Prefix known to exist"; it now carries TTL 0 (§5.4: "the entry MUST be removed from
+/// the cache immediately"), while a prefix with nothing inside keeps the 1-minute TTL.
+#[test]
+fn a_negative_answer_never_caches_over_a_mapping_inside_it() {
+    let mut net = Net::new();
+    let ms = net.add(ms_cfg("10.99.0.1", vec![oor_site(true, true)]));
+    let vm = host(107, "10.107.0.50");
+    let mark = net.wire.len();
+    net.inject(sa(OOR_RLOC), ms, &unhex(OOR_ECM_MISS));
+    let rec = reply_to_oor(&net, mark).records[0].clone();
+    assert_eq!((rec.mask_len, rec.ttl), (10, 15));
+    let (_, sent) = net.call(ms, |l, now| {
+        l.set_mapping(now, vm, Some(ip("10.255.0.1")), 0)
+    });
+    let smr: Vec<&Pkt> = sent.iter().filter(|p| is_type(p, 1)).collect();
+    assert_eq!(smr.len(), 1, "the requester of the hole is solicited");
+    assert_eq!(
+        map_request(smr[0]).source_eid,
+        vm.to_wire(Default::default()).0
+    );
+    let mark = net.wire.len();
+    net.inject(sa(OOR_RLOC), ms, &unhex(OOR_ECM_SMR_INVOKED));
+    let r = reply_to_oor(&net, mark);
+    assert_eq!(r.nonce, 0x5a7b_a66b_38cc_7b08);
+    let rec = &r.records[0];
+    assert_eq!(
+        (rec.mask_len, rec.ttl, rec.act, rec.locators.len()),
+        (10, 0, Act::NATIVELY_FORWARD, 0)
+    );
+    assert_eq!(
+        rec.eid,
+        pfx(107, "10.64.0.0/10").to_wire(Default::default()).0
+    );
+    // the host itself now resolves
+    let mark = net.wire.len();
+    net.inject(sa(OOR_RLOC), ms, &unhex(OOR_ECM_MISS));
+    let rec = reply_to_oor(&net, mark).records[0].clone();
+    assert_eq!((rec.mask_len, rec.locators.len()), (32, 1));
+    assert_eq!(
+        rec.locators[0].addr,
+        LispAddr::Ipv4(Ipv4Addr::new(10, 255, 0, 1))
+    );
+    // a prefix that holds no mapping (checked exactly: 256 probes) keeps the 1-minute TTL;
+    // the /24 holding the VM gets 0
+    for (p, ttl) in [("10.107.1.0/24", 1), ("10.107.0.0/24", 0)] {
+        let mark = net.wire.len();
+        net.inject(
+            sa(OOR_RLOC),
+            ms,
+            &bytes_of(&request(pfx(107, p), OOR_RLOC, 9)),
+        );
+        let rec = reply_to_oor(&net, mark).records[0].clone();
+        assert_eq!((rec.mask_len, rec.ttl), (24, ttl), "{p}");
+    }
+}
+
 #[test]
 fn a_mac_request_with_afi_16389_gets_a_16389_reply() {
     let (mut net, ms) = ms_net();

@@ -95,7 +95,7 @@ core_up() {
     ip -n "$NS_V" addr add "$VMMI_LO/32" dev lo
 }
 # every namespace this runner may create (cleanup deletes those that exist)
-ALL_NS=(vi-fi vi-fih vi-fe vi-feh vi-ge vi-gi vi-x vi-mf vi-mvm vi-v)
+ALL_NS=(vi-fi vi-fih vi-fe vi-feh vi-ge vi-gi vi-x vi-mf vi-mvm vi-lb vi-lo vi-v)
 
 # ------------------------------------------------------------------ vmmi
 V() { ip netns exec "$NS_V" timeout 10 "$VMMI" "$@"; }

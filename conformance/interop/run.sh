@@ -2,11 +2,11 @@
 # Live interop tests of a running vmmi against FRR 8.4, GoBGP 3.10 and ExaBGP 4.2, each in its own
 # network namespaces (names vi-*), traffic only on veth pairs between them.
 #
-#   sudo VMMI=target/debug/vmmi bash conformance/interop/run.sh [frr] [gobgp] [exabgp] [evpn-move]
-#   (default: all four)
+#   sudo VMMI=target/debug/vmmi bash conformance/interop/run.sh [frr] [gobgp] [exabgp] [evpn-move] [lisp-oor]
+#   (default: all five)
 #
 # Builds nothing: VMMI (default target/debug/vmmi) must exist. Needs root, iproute2, frr, gobgpd,
-# exabgp, arping (iputils-arping; evpn-move), /usr/bin/python3 with python3-grpcio +
+# exabgp, arping (iputils-arping; evpn-move), openoverlayrouter + tshark (lisp-oor), /usr/bin/python3 with python3-grpcio +
 # python3-grpc-tools and golang-github-osrg-gobgp-dev (GoBGP's gRPC protos, for MAC Mobility
 # routes; conformance/lab/gobgp_api.py).
 #
@@ -19,7 +19,11 @@
 #   [5] the peer restarts (SIGKILL): vmmi keeps its routes stale until End-of-RIB, then fresh / gone
 #   [6] vmmi restarts (SIGTERM): what the peer keeps meanwhile; re-announced routes are fresh
 # and, as its own suite (evpn-move, evpn_move.sh), a VM moving between an FRR VTEP and a vmmi VTEP:
-# MAC Mobility sequences followed both ways, the silent VM (`vmmi vm attach` alone), DAD freeze.
+# MAC Mobility sequences followed both ways, the silent VM (`vmmi vm attach` alone), DAD freeze;
+# and (lisp-oor, lisp_oor.sh) Open Overlay Router 1.3 as a LISP xTR against vmmi as Map-Server/
+# Map-Resolver: registration (legacy Key ID, 20-byte HMAC), a wrong key refused, an EVPN VM resolved
+# through the mapping feed, the VM moving to a second vmmi VTEP (SMR, SMR-invoked Map-Request, new
+# locator), tshark as the oracle of every LISP datagram vmmi sent.
 # Output: one PASS / FAIL / KNOWN-FAIL line per assertion, then
 #   interop: N passed, M failed, K known-failures (T s)
 # Exit status: 0 when nothing failed unexpectedly (known failures are vmmi bugs marked in the suites),
@@ -39,11 +43,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 . conformance/interop/exabgp.sh
 # shellcheck source=evpn_move.sh
 . conformance/interop/evpn_move.sh
+# shellcheck source=lisp_oor.sh
+. conformance/interop/lisp_oor.sh
 
 SUITES=("$@")
-[ "${#SUITES[@]}" -eq 0 ] && SUITES=(frr gobgp exabgp evpn-move)
+[ "${#SUITES[@]}" -eq 0 ] && SUITES=(frr gobgp exabgp evpn-move lisp-oor)
 for s in "${SUITES[@]}"; do
-    case "$s" in frr|gobgp|exabgp|evpn-move) ;; *) echo "run.sh: unknown suite $s (frr gobgp exabgp evpn-move)" >&2; exit 2 ;; esac
+    case "$s" in frr|gobgp|exabgp|evpn-move|lisp-oor) ;; *) echo "run.sh: unknown suite $s (frr gobgp exabgp evpn-move lisp-oor)" >&2; exit 2 ;; esac
 done
 
 # ------------------------------------------------------------------ preflight
@@ -60,6 +66,7 @@ for s in "${SUITES[@]}"; do
                "$PY" -c 'import grpc, grpc_tools' 2>/dev/null || missing+=(python3-grpcio/python3-grpc-tools)
                [ -f /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto ] || missing+=(golang-github-osrg-gobgp-dev) ;;
         exabgp) command -v exabgp >/dev/null 2>&1 || missing+=(exabgp) ;;
+        lisp-oor) for b in "$OOR_BIN" tshark stdbuf; do command -v "$b" >/dev/null 2>&1 || missing+=("$b"); done ;;
     esac
 done
 [ "${#missing[@]}" -eq 0 ] || { echo "interop: missing ${missing[*]} (scripts/test.sh installs them)" >&2; exit 2; }
@@ -72,6 +79,7 @@ cleanup() {
     kill_pidfile "$VI_RUN/mv-garp.pid" 2; kill_pidfile "$VI_RUN/mv-poll.pid" 2
     for ns in vi-ge vi-gi; do gobgp_stop "$ns" 2>/dev/null; done
     exa_stop vi-x 2>/dev/null
+    lo_oor_stop 2>/dev/null; lo_capture_stop 2>/dev/null; kill_pidfile "$VI_RUN/lisp-b.pid" 5
     for ns in "${ALL_NS[@]}"; do del_ns "$ns"; done
     ip link del vi-tmp-a 2>/dev/null
     return 0

@@ -429,6 +429,41 @@ impl<V> PrefixTable<V> {
         out
     }
 
+    /// Whether the table may hold a prefix strictly inside `q` (longer, same IID and
+    /// family). Exact while at most `budget` candidate prefixes need a hash probe (every
+    /// present length longer than `q` costs `2^(len - q.len)` probes); `true` (may) past it.
+    pub(crate) fn may_hold_inside(&self, q: &EidPrefix, budget: u32) -> bool {
+        let Some(lens) = self.lens.get(&(q.iid, q.family)) else {
+            return false;
+        };
+        let w = q.family.width();
+        let mut left = u128::from(budget);
+        for l in lens.desc(w).take_while(|l| *l > q.len) {
+            let extra = l.saturating_sub(q.len);
+            let n = if extra >= 127 {
+                u128::MAX
+            } else {
+                1u128 << extra
+            };
+            if n > left {
+                return true;
+            }
+            left -= n;
+            for i in 0..n {
+                let k = EidPrefix {
+                    iid: q.iid,
+                    family: q.family,
+                    bits: q.bits | (i << w.saturating_sub(l)),
+                    len: l,
+                };
+                if self.map.contains_key(&k) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// Entries in unspecified order (callers sort before anything observable).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&EidPrefix, &V)> {
         self.map.iter()
@@ -467,6 +502,22 @@ mod tests {
         assert_eq!(t.covering(&q).len(), 3);
         t.remove(&p("10.1.0.0/16", 1));
         assert_eq!(t.lpm(&p("10.1.9.9/32", 1)).map(|(_, v)| *v), Some('a'));
+    }
+
+    #[test]
+    fn may_hold_inside_is_exact_within_its_budget() {
+        let mut t = PrefixTable::new(7);
+        t.insert(p("10.107.0.50/32", 107), ());
+        t.insert(p("10.1.7.0/24", 107), ());
+        // a /24 holds the /32 (256 probes) but not the other /24
+        assert!(t.may_hold_inside(&p("10.107.0.0/24", 107), 256));
+        assert!(!t.may_hold_inside(&p("10.107.1.0/24", 107), 256));
+        // itself is not inside itself; another IID holds nothing
+        assert!(!t.may_hold_inside(&p("10.1.7.0/24", 107), 256));
+        assert!(!t.may_hold_inside(&p("10.107.0.0/24", 108), 256));
+        // past the budget: "may"
+        assert!(t.may_hold_inside(&p("10.64.0.0/10", 107), 256));
+        assert!(!t.may_hold_inside(&p("10.107.0.50/32", 107), 0));
     }
 
     #[test]

@@ -229,6 +229,10 @@ enum NonceState {
 
 const RECENT: usize = 16;
 
+/// Hash probes spent proving that a negative answer covers no mapping (`negative_hole`);
+/// past them the answer is given with TTL 0.
+const NEGATIVE_PROBES: u32 = 256;
+
 /// Sites not covering a Map-Register's first EID whose key is still tried.
 const OTHER_SITES_TRIED: usize = 8;
 
@@ -907,14 +911,47 @@ impl Lisp {
         );
     }
 
-    /// Whether `eid` lies in configured EID space: a site's prefixes or an IID fed by EVPN.
+    /// Whether `eid` lies in configured EID space: a site's prefixes or an IID fed by EVPN
+    /// (a configured VNI, or an IID the feed has put mappings in).
     pub(crate) fn configured(&self, eid: &EidPrefix) -> bool {
-        self.ms.in_evpn_space(eid)
+        self.cfg.evpn_iids.contains(&eid.iid())
+            || self.ms.in_evpn_space(eid)
             || self
                 .cfg
                 .sites
                 .iter()
                 .any(|s| s.eids.iter().any(|p| p.contains(eid)))
+    }
+
+    /// The negative answer to a query `q` no mapping covers: (prefix, Record TTL minutes).
+    ///
+    /// RFC 9301 §8.3: "the Map-Server first checks to see if the destination EID matches a
+    /// configured EID-Prefix. If there is no match, the Map-Server returns a Negative
+    /// Map-Reply with action code 'Natively-Forward' and a 15-minute TTL" (for the least-
+    /// specific hole, §8.4); "Next, the Map-Server checks to see if any ETRs have registered
+    /// the matching EID-Prefix. If none are found, then the Map-Server returns a Negative
+    /// Map-Reply with action code 'Natively-Forward' and a 1-minute TTL" (for `q` itself).
+    ///
+    /// §8.4 also wants a prefix that "does not match any EID-Prefix known to exist". `q` is
+    /// not always a host: an ITR answering an SMR asks for the prefix it has cached (OOR,
+    /// lab/oor/README.md step 4), and a mapping may have appeared inside it since. When the
+    /// database may hold a more-specific prefix inside the answer, the TTL is 0 — §5.4: "If
+    /// it is set to 0, the entry MUST be removed from the cache immediately" — so the ITR
+    /// drops its covering negative entry and asks again for the destinations themselves
+    /// (found by the live OOR suite: a 10.64.0.0/10 negative re-asserted for 15 minutes
+    /// over a VM that had just appeared at 10.107.0.50).
+    pub(crate) fn negative_hole(&self, q: &EidPrefix) -> (EidPrefix, u32) {
+        let t = &self.cfg.timers;
+        let (hole, ttl) = if self.configured(q) {
+            (*q, t.negative_ttl_hole_minutes)
+        } else {
+            (self.least_specific_hole(q), t.negative_ttl_non_eid_minutes)
+        };
+        if self.ms.db.may_hold_inside(&hole, NEGATIVE_PROBES) {
+            (hole, 0)
+        } else {
+            (hole, ttl)
+        }
     }
 
     /// RFC 9301 §8.4: "the Map-Resolver SHOULD return the least-specific prefix that both

@@ -39,7 +39,8 @@
 //! (§5.6); Map-Register retransmitted after 1 s doubling to 60 s until the Map-Notify (§5.7);
 //! unsolicited Map-Notify retransmitted at +3, +6, +9, +15, +27, +51 s and given up at +99 s
 //! (§5.7: 3 tries 3 s apart, then 3 more with the interval doubled); negative Map-Reply TTL
-//! 15 min outside configured EID space, 1 min for unregistered configured space (§8.3); SMRs at
+//! 15 min outside configured EID space (every configured VNI's IID is configured space), 1 min
+//! for unregistered configured space (§8.3), 0 when the answer may cover a mapping (§8.4); SMRs at
 //! most one per 3 s per destination RLOC, SMR-invoked Map-Requests at most one per 3 s per
 //! EID-prefix (§6.1); Map-Requests retransmitted once a second (§5.3).
 //!
@@ -304,6 +305,12 @@ pub struct LispCoreCfg {
     /// `from_config` sets it when exactly one site is configured; `None` = such
     /// subscriptions get ACT 5.
     pub pubsub_default_site: Option<usize>,
+    /// Instance IDs fed by the EVPN mapping feed (the configured `[[vni]]` VNIs; the shell
+    /// fills it). All of their EID space is configured EID space (RFC 9301 §8.3): a VM may
+    /// appear at any address of a VNI, so a miss there is "not registered" (a 1-minute
+    /// negative for the queried EID), never "not an EID" (a 15-minute negative for a
+    /// least-specific hole that an ITR keeps after the VM appears).
+    pub evpn_iids: Vec<u32>,
     /// Where the xTR sends Map-Requests; empty = the map-servers' addresses.
     pub map_resolvers: Vec<SocketAddr>,
     /// Our xTR-ID and Site-ID (RFC 9301 §5.6 I bit; RFC 9437 §5 step 1).
@@ -333,6 +340,7 @@ impl LispCoreCfg {
             sites: Vec::new(),
             map_servers: Vec::new(),
             pubsub_default_site: None,
+            evpn_iids: Vec::new(),
             map_resolvers: Vec::new(),
             xtr_id: xtr_id_from(rloc),
             site_id: 0,

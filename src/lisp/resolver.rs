@@ -209,14 +209,8 @@ impl Lisp {
                     self.smr_track(now, p, itr, src_eid, ttl);
                 }
                 None => {
-                    let (hole, ttl) = if self.configured(&eid) {
-                        (eid, self.cfg.timers.negative_ttl_hole_minutes)
-                    } else {
-                        (
-                            self.least_specific_hole(&eid),
-                            self.cfg.timers.negative_ttl_non_eid_minutes,
-                        )
-                    };
+                    // RFC 9301 §8.3 steps 1-2 and §8.4 (`negative_hole`)
+                    let (hole, ttl) = self.negative_hole(&eid);
                     negative_record(&hole, mac_afi, Act::NATIVELY_FORWARD, ttl)
                         .encode(&mut records);
                     count = count.saturating_add(1);

@@ -88,6 +88,8 @@ impl LispShell {
             PeerAddr::Name(n) => names.get(n).copied(),
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // the EVPN mapping feed owns the EID space of every configured VNI (IID = VNI)
+        cfg.evpn_iids = c.vni.iter().map(|v| v.vni).collect();
         // RFC 9301 §5.6: Map-Register nonces must keep increasing across restarts; without
         // persistent storage the wall clock's seconds are the high half
         let secs = std::time::SystemTime::now()
