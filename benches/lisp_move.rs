@@ -133,9 +133,11 @@ struct Cli {
     /// self-check).
     #[arg(long)]
     timeout_ms: Option<u64>,
-    /// The daemon's VMMI_LOG filter (its log is in the temporary directory).
-    #[arg(long, default_value = "info")]
-    daemon_log: String,
+    /// The daemon's VMMI_LOG filter (its log is in the temporary directory). With
+    /// `vmmi::runtime` at debug the log is also checked for what each move's turn did.
+    /// Default: info; `info,vmmi::runtime=debug` in the self-check.
+    #[arg(long)]
+    daemon_log: Option<String>,
     /// Keep the temporary directory (config, daemon log).
     #[arg(long)]
     keep: bool,
@@ -1227,6 +1229,69 @@ fn lisp_setup(p: &Plan, lisp: &LispSide) -> Result<(), String> {
     Ok(())
 }
 
+/// What the daemon's debug log says about each move's loop turn.
+struct Turns {
+    /// Moves whose lines, from the UPDATE's dataplane op to the SMR, were checked.
+    checked: usize,
+    /// ... of which had a line of some other input among them.
+    mixed: usize,
+    first_mixed: Option<String>,
+}
+
+/// The daemon's own log (`vmmi::runtime` at debug): in `runtime::run` a BGP frame is handled in
+/// a `select!` branch, and the next turn starts with `Vtep::pump` (EVPN import: the dataplane
+/// op is logged), `LispShell::mappings` and `LispShell::flush` (the LISP events are logged as
+/// the datagrams are sent) with no await in between. So for every move the lines from its
+/// dataplane op to its `smr-sent` must belong to that move alone (its MAC/IP ops, its
+/// `mapping-changed` events, the publication's `map-notify-sent`); a line of any other input
+/// among them would mean the SMR or Map-Notify left in a later turn. `None`: not at debug.
+fn turn_check(log: &str, p: &Plan) -> Option<Turns> {
+    if !log.contains("dataplane op=") {
+        return None;
+    }
+    let vms: HashMap<String, String> = (0..p.vms)
+        .map(|v| (vm_mac(v).to_string(), vm_ip(v).to_string()))
+        .collect();
+    let mut t = Turns {
+        checked: 0,
+        mixed: 0,
+        first_mixed: None,
+    };
+    // the open move: (MAC, IP, foreign lines)
+    let mut open: Option<(&str, &str, Vec<&str>)> = None;
+    for l in log.lines() {
+        if let Some(rest) = l.split(&format!("op=Fdb {{ vni: {VNI}, mac: ")).nth(1) {
+            let mac = rest.split(',').next().unwrap_or("");
+            // a new block supersedes one that sent no SMR (the initial announcements)
+            open = vms
+                .get_key_value(mac)
+                .map(|(m, ip)| (m.as_str(), ip.as_str(), Vec::new()));
+            continue;
+        }
+        let Some((mac, ip, foreign)) = open.as_mut() else {
+            continue;
+        };
+        let host = format!("] {ip}/32\"");
+        if l.contains("smr-sent") && l.contains(&host) {
+            t.checked += 1;
+            if !foreign.is_empty() {
+                t.mixed += 1;
+                t.first_mixed.get_or_insert_with(|| foreign.join("\n"));
+            }
+            open = None;
+            continue;
+        }
+        let ours = l.contains(*mac)
+            || l.contains(&host)
+            || l.contains(&format!("ip: {ip},"))
+            || (l.contains("map-notify-sent") && l.contains("publication"));
+        if !ours {
+            foreign.push(l);
+        }
+    }
+    Some(t)
+}
+
 // ---------------------------------------------------------------------------------------------
 // main
 
@@ -1236,6 +1301,7 @@ struct Report {
     counters: Value,
     send_errors: Option<u64>,
     warnings: Vec<String>,
+    turns: Option<Turns>,
     others: Vec<String>,
     auth_failures: usize,
     plan: Plan,
@@ -1264,7 +1330,14 @@ fn run(cli: &Cli, full: bool) -> Result<Report, String> {
         keep: cli.keep,
     };
     std::fs::create_dir_all(&dir.path).map_err(|e| e.to_string())?;
-    let mut daemon = spawn_daemon(&bin, &dir.path, &plan, &cli.daemon_log)?;
+    let filter = cli.daemon_log.clone().unwrap_or_else(|| {
+        if full {
+            "info".into()
+        } else {
+            "info,vmmi::runtime=debug".into()
+        }
+    });
+    let mut daemon = spawn_daemon(&bin, &dir.path, &plan, &filter)?;
     let lisp = start_lisp_side(plan, itr_socks, sub)?;
     let mut bgp = Bgp::connect(&plan)?;
     announce_all(&plan, &mut bgp, &mut daemon)?;
@@ -1310,6 +1383,7 @@ fn run(cli: &Cli, full: bool) -> Result<Report, String> {
         .take(10)
         .map(str::to_string)
         .collect();
+    let turns = turn_check(&log, &plan);
     drop(bgp);
     drop(lisp);
     drop(daemon);
@@ -1321,6 +1395,7 @@ fn run(cli: &Cli, full: bool) -> Result<Report, String> {
         warnings,
         others,
         auth_failures,
+        turns,
         plan,
         bin,
     })
@@ -1404,6 +1479,15 @@ fn print(rep: &Report, full: bool) {
         c["rx_dropped"],
         rep.send_errors.map_or("?".into(), |n| n.to_string())
     );
+    match &rep.turns {
+        Some(t) => println!(
+            "daemon log (debug): {} moves checked, {} with another input handled between the UPDATE's EVPN import and its SMR / Map-Notify (0 = same loop turn)",
+            t.checked, t.mixed
+        ),
+        None => println!(
+            "daemon log: loop turns not checked (run with --daemon-log info,vmmi::runtime=debug)"
+        ),
+    }
     for w in &rep.warnings {
         println!("daemon: {w}");
     }
@@ -1420,6 +1504,7 @@ fn print(rep: &Report, full: bool) {
                    "publications_tx": c["publications_tx"],
                    "map_notify_retransmits": c["map_notify_retransmits"],
                    "rx_dropped": c["rx_dropped"], "send_errors": rep.send_errors},
+               "loop_turns": rep.turns.as_ref().map(|t| json!({"checked": t.checked, "mixed": t.mixed})),
                "loadavg": load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")})
     );
 }
@@ -1444,6 +1529,20 @@ fn check(rep: &Report, cli: &Cli) -> Result<(), String> {
         if c[k].as_u64() != Some(0) {
             errs.push(format!("vmmi counter {k} = {}", c[k]));
         }
+    }
+    if let Some(t) = &rep.turns {
+        let moves = rep.closed.moves + rep.open.as_ref().map_or(0, |x| x.1.moves);
+        if t.mixed > 0 || t.checked < moves {
+            errs.push(format!(
+                "daemon log: {} of {moves} moves checked, {} not in one loop turn; first:\n{}",
+                t.checked,
+                t.mixed,
+                t.first_mixed.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    if !rep.others.is_empty() {
+        errs.push(format!("unexpected datagrams: {:?}", rep.others));
     }
     if rep.auth_failures > 0 {
         errs.push(format!(
