@@ -134,8 +134,8 @@ struct Cli {
     #[arg(long)]
     timeout_ms: Option<u64>,
     /// The daemon's VMMI_LOG filter (its log is in the temporary directory). With
-    /// `vmmi::runtime` at debug the log is also checked for what each move's turn did.
-    /// Default: info; `info,vmmi::runtime=debug` in the self-check.
+    /// `vmmi::runtime=debug,vmmi::turn=trace` the log is also checked for each move's loop
+    /// turn. Default: info; `info,vmmi::runtime=debug,vmmi::turn=trace` in the self-check.
     #[arg(long)]
     daemon_log: Option<String>,
     /// Keep the temporary directory (config, daemon log).
@@ -1229,27 +1229,29 @@ fn lisp_setup(p: &Plan, lisp: &LispSide) -> Result<(), String> {
     Ok(())
 }
 
-/// What the daemon's debug log says about each move's loop turn.
+/// What the daemon's log says about each move's loop turn. Only the SMR is located: the
+/// publication's `map-notify-sent` names no EID, and both are queued by the same
+/// `Lisp::set_mapping` call (publication first), so they leave in the same `flush`.
 struct Turns {
-    /// Moves whose lines, from the UPDATE's dataplane op to the SMR, were checked.
+    /// Moves whose UPDATE import (dataplane op) and SMR were both found.
     checked: usize,
-    /// ... of which had a line of some other input among them.
+    /// ... of which the SMR was logged in a later turn.
     mixed: usize,
     first_mixed: Option<String>,
 }
 
-/// The daemon's own log (`vmmi::runtime` at debug): in `runtime::run` a BGP frame is handled in
-/// a `select!` branch, and the next turn starts with `Vtep::pump` (EVPN import: the dataplane
-/// op is logged), `LispShell::mappings` and `LispShell::flush` (the LISP events are logged as
-/// the datagrams are sent) with no await in between. So for every move the lines from its
-/// dataplane op to its `smr-sent` must belong to that move alone (its MAC/IP ops, its
-/// `mapping-changed` events, the publication's `map-notify-sent`); a line of any other input
-/// among them would mean the SMR or Map-Notify left in a later turn. `None`: not at debug.
+/// The daemon's own log, `vmmi::runtime` at debug and `vmmi::turn` at trace: `runtime::run`
+/// logs `vmmi::turn` right before the one await of its event loop, so the lines between two
+/// such markers are one loop turn: a BGP frame handled (up to 256 at once), then `Vtep::pump`
+/// (the EVPN import logs each dataplane op), `LispShell::mappings` and `LispShell::flush` (each
+/// LISP event is logged as its datagram is queued on the socket). A move is in one turn when
+/// its `dataplane op=Fdb` line and its `smr-sent` line have no marker between them. `None`:
+/// the log has no markers (another filter).
 fn turn_check(log: &str, p: &Plan) -> Option<Turns> {
-    if !log.contains("dataplane op=") {
+    if !log.contains("vmmi::turn") || !log.contains("dataplane op=") {
         return None;
     }
-    let vms: HashMap<String, String> = (0..p.vms)
+    let ip_of: HashMap<String, String> = (0..p.vms)
         .map(|v| (vm_mac(v).to_string(), vm_ip(v).to_string()))
         .collect();
     let mut t = Turns {
@@ -1257,36 +1259,34 @@ fn turn_check(log: &str, p: &Plan) -> Option<Turns> {
         mixed: 0,
         first_mixed: None,
     };
-    // the open move: (MAC, IP, foreign lines)
-    let mut open: Option<(&str, &str, Vec<&str>)> = None;
+    // moves whose dataplane op is logged and SMR not yet: IP -> the turn of the op
+    let mut open: HashMap<&str, u64> = HashMap::new();
+    let mut turn = 0u64;
     for l in log.lines() {
-        if let Some(rest) = l.split(&format!("op=Fdb {{ vni: {VNI}, mac: ")).nth(1) {
+        if l.contains("vmmi::turn") {
+            turn += 1;
+        } else if let Some(rest) = l.split(&format!("op=Fdb {{ vni: {VNI}, mac: ")).nth(1) {
             let mac = rest.split(',').next().unwrap_or("");
-            // a new block supersedes one that sent no SMR (the initial announcements)
-            open = vms
-                .get_key_value(mac)
-                .map(|(m, ip)| (m.as_str(), ip.as_str(), Vec::new()));
-            continue;
-        }
-        let Some((mac, ip, foreign)) = open.as_mut() else {
-            continue;
-        };
-        let host = format!("] {ip}/32\"");
-        if l.contains("smr-sent") && l.contains(&host) {
-            t.checked += 1;
-            if !foreign.is_empty() {
-                t.mixed += 1;
-                t.first_mixed.get_or_insert_with(|| foreign.join("\n"));
+            if let Some(ip) = ip_of.get(mac) {
+                open.insert(ip.as_str(), turn);
             }
-            open = None;
-            continue;
-        }
-        let ours = l.contains(*mac)
-            || l.contains(&host)
-            || l.contains(&format!("ip: {ip},"))
-            || (l.contains("map-notify-sent") && l.contains("publication"));
-        if !ours {
-            foreign.push(l);
+        } else if l.contains("\"smr-sent\"") {
+            // `"eid":"[IID] IP/32"`
+            let ip = l
+                .split("\"eid\":\"[")
+                .nth(1)
+                .and_then(|r| r.split("] ").nth(1))
+                .and_then(|r| r.split('/').next())
+                .unwrap_or("");
+            if let Some(at) = open.remove(ip) {
+                t.checked += 1;
+                if at != turn {
+                    t.mixed += 1;
+                    t.first_mixed.get_or_insert_with(|| {
+                        format!("{ip}: imported in turn {at}, SMR in turn {turn}")
+                    });
+                }
+            }
         }
     }
     Some(t)
@@ -1334,7 +1334,7 @@ fn run(cli: &Cli, full: bool) -> Result<Report, String> {
         if full {
             "info".into()
         } else {
-            "info,vmmi::runtime=debug".into()
+            "info,vmmi::runtime=debug,vmmi::turn=trace".into()
         }
     });
     let mut daemon = spawn_daemon(&bin, &dir.path, &plan, &filter)?;
@@ -1481,11 +1481,11 @@ fn print(rep: &Report, full: bool) {
     );
     match &rep.turns {
         Some(t) => println!(
-            "daemon log (debug): {} moves checked, {} with another input handled between the UPDATE's EVPN import and its SMR / Map-Notify (0 = same loop turn)",
+            "daemon log (loop turns): {} moves checked, {} whose SMR left in a later turn than the one that imported the UPDATE",
             t.checked, t.mixed
         ),
         None => println!(
-            "daemon log: loop turns not checked (run with --daemon-log info,vmmi::runtime=debug)"
+            "daemon log: loop turns not checked (run with --daemon-log info,vmmi::runtime=debug,vmmi::turn=trace)"
         ),
     }
     for w in &rep.warnings {
