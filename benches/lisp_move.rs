@@ -743,11 +743,14 @@ struct Lat {
     elapsed: Duration,
     moves: usize,
     first_problem: Option<String>,
-    /// When the loop started, and its slowest moves (over 1 ms, at most 10): (seconds since
-    /// the start, move number, UPDATE -> SMR, UPDATE -> Map-Notify, after a pacing wait).
+    /// When the loop started, and its moves over 1 ms (at most 10).
     start: Option<Instant>,
-    slow: Vec<(f64, usize, Option<Duration>, Option<Duration>, bool)>,
+    slow: Vec<Slow>,
 }
+
+/// A move over 1 ms: seconds since its loop's start, its number, UPDATE -> SMR, UPDATE ->
+/// Map-Notify (None: lost), whether it left right after a pacing wait.
+struct Slow(f64, usize, Option<Duration>, Option<Duration>, bool);
 
 fn pct(v: &[Duration], p: f64) -> Option<Duration> {
     if v.is_empty() {
@@ -908,7 +911,7 @@ impl Run<'_> {
         let ms1 = Duration::from_millis(1);
         if (ds.is_none_or(|d| d > ms1) || dn.is_none_or(|d| d > ms1)) && lat.slow.len() < 10 {
             let at = lat.start.map_or(0.0, |s| (m.t0 - s).as_secs_f64());
-            lat.slow.push((at, m.n, ds, dn, m.after_wait));
+            lat.slow.push(Slow(at, m.n, ds, dn, m.after_wait));
         }
         lat.moves += 1;
     }
@@ -1506,7 +1509,7 @@ fn print(rep: &Report, full: bool) {
                 l.paced.as_secs_f64() * 1e3,
                 l.wrong
             );
-            for (at, n, ds, dn, waited) in &l.slow {
+            for Slow(at, n, ds, dn, waited) in &l.slow {
                 println!(
                     "  over 1 ms: move {n} at {at:.3} s: SMR {} ms, Map-Notify {} ms{}",
                     ms(*ds),
