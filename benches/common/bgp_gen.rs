@@ -1,7 +1,8 @@
 //! The pieces of a raw BGP speaker on vmmi's own codec (`vmmi::wire::bgp`), shared by the
 //! benches that drive a real daemon or another BGP implementation over TCP: `ingest.rs` (the
-//! EVPN ingest generator / sink) and `lisp_move.rs` (EVPN move → SMR / Map-Notify latency).
-//! Each includes this file with `#[path = "common/bgp_gen.rs"] mod bgp_gen;`.
+//! EVPN ingest generator / sink) and `lisp_move/` (EVPN move → SMR / Map-Notify latency).
+//! Each includes this file with `#[path = "common/bgp_gen.rs"] mod bgp_gen;` (from a
+//! directory bench, `"../common/bgp_gen.rs"`).
 //!
 //! Owns: message framing from a blocking `TcpStream`, the OPEN our generators send and the
 //! OPEN exchange up to Established (RFC 4271 §8), EVPN type-2 NLRI and the UPDATE that carries

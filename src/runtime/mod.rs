@@ -340,7 +340,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
         };
         // The await below ends this loop turn. `vmmi::turn` at trace marks it, so a log shows
         // what one turn did: an input's handling and everything it caused up to here (the
-        // UPDATE's EVPN import, its SMRs and Map-Notifies — benches/lisp_move.rs checks that).
+        // UPDATE's EVPN import, its SMRs and Map-Notifies — benches/lisp_move/ checks that).
         turn += 1;
         tracing::trace!(target: "vmmi::turn", turn, "await");
         tokio::select! {
