@@ -36,16 +36,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use vmmi::wire::MacAddr;
-use vmmi::wire::bgp::attr::{AsSegment, AttrValue, MpNextHop, MpReach, PathAttr, code, origin};
-use vmmi::wire::bgp::capability::Capability;
-use vmmi::wire::bgp::evpn::{Esi, EvpnRoute, Label, MacIpRoute};
-use vmmi::wire::bgp::extcomm::{ExtCommunity, RouteTarget};
-use vmmi::wire::bgp::message::frame_len;
+use vmmi::wire::bgp::attr::{AttrValue, code};
+use vmmi::wire::bgp::evpn::EvpnRoute;
+use vmmi::wire::bgp::extcomm::RouteTarget;
 use vmmi::wire::bgp::nlri::{EvpnNlri, NlriList};
 use vmmi::wire::bgp::notification::NotificationMsg;
-use vmmi::wire::bgp::open::{OpenMsg, OptParam};
 use vmmi::wire::bgp::rd::RouteDistinguisher;
 use vmmi::wire::bgp::{BgpCtx, Family, Message, UpdateMsg};
+
+#[path = "common/bgp_gen.rs"]
+mod bgp_gen;
+use bgp_gen::{
+    Framer, Opened, evpn_update, http_get, mac_ip_route, open_exchange, open_msg, sockaddr,
+};
 
 // ---------------------------------------------------------------------------------------------
 // command line
@@ -225,68 +228,6 @@ fn mark_blast_start() {
 // ---------------------------------------------------------------------------------------------
 // the speaker
 
-/// Reads whole BGP messages from a stream.
-struct Framer {
-    buf: Vec<u8>,
-    start: usize,
-}
-
-impl Framer {
-    fn new() -> Self {
-        Framer {
-            buf: Vec::with_capacity(1 << 17),
-            start: 0,
-        }
-    }
-
-    /// Next message's bytes (header included), or `Ok(None)` on a read timeout.
-    fn next(&mut self, s: &mut TcpStream) -> io::Result<Option<&[u8]>> {
-        // framing accepts up to 65535 octets; the decoder checks against what was negotiated
-        let fctx = BgpCtx {
-            extended_message: true,
-            ..BgpCtx::default()
-        };
-        loop {
-            let avail = self.buf.get(self.start..).unwrap_or(&[]);
-            match frame_len(avail, &fctx) {
-                Ok(Some(len)) if avail.len() >= len => {
-                    let from = self.start;
-                    self.start += len;
-                    return Ok(self.buf.get(from..from + len));
-                }
-                Ok(_) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
-            }
-            if self.start > 0 {
-                self.buf.drain(..self.start);
-                self.start = 0;
-            }
-            let old = self.buf.len();
-            self.buf.resize(old + (1 << 16), 0);
-            match s.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed"));
-                }
-                Ok(n) => self.buf.truncate(old + n),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    self.buf.truncate(old);
-                    return Ok(None);
-                }
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
 /// The key of an EVPN route for counting (RFC 7432 §7.2: a MAC/IP route is identified by RD,
 /// Ethernet Tag, MAC and IP; ESI and labels are not part of it).
 #[derive(Hash, PartialEq, Eq)]
@@ -316,16 +257,6 @@ struct RxState {
     /// Announced NLRI per distinct (AS_PATH, extended communities, next hop): shows what a
     /// re-advertising speaker kept of the generator's attributes (MAC Mobility, RT, encap).
     attr_sets: HashMap<String, u64>,
-}
-
-/// Parse `ADDR` or `ADDR:PORT` (port 179 by default).
-fn sockaddr(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    s.parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 179))
-        .map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn connect_bounded(o: &SpeakerOpts, remote: SocketAddr) -> io::Result<TcpStream> {
@@ -393,28 +324,6 @@ fn write_all_stoppable(s: &mut TcpStream, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-fn open_msg(o: &SpeakerOpts, rid: Ipv4Addr) -> Message {
-    let mut caps = vec![
-        Capability::Multiprotocol {
-            family: Family::L2VPN_EVPN,
-            reserved: 0,
-        },
-        Capability::RouteRefresh,
-        Capability::FourOctetAs { asn: o.asn },
-    ];
-    if !o.no_extended_message {
-        caps.push(Capability::ExtendedMessage);
-    }
-    Message::Open(OpenMsg {
-        version: 4,
-        my_as: u16::try_from(o.asn).unwrap_or(OpenMsg::AS_TRANS),
-        hold_time: o.hold_time,
-        bgp_id: rid,
-        params: vec![OptParam::Capabilities { capabilities: caps }],
-        extended_params: false,
-    })
-}
-
 struct Routes {
     rd: RouteDistinguisher,
     rt: RouteTarget,
@@ -438,54 +347,12 @@ fn type2(o: &SpeakerOpts, r: &Routes, i: u32) -> EvpnNlri {
     let m = (r.mac_base + u64::from(i)).to_be_bytes();
     let mut mac = [0u8; 6];
     mac.copy_from_slice(&m[2..]);
-    EvpnNlri {
-        path_id: None,
-        route: EvpnRoute::MacIp(MacIpRoute {
-            rd: r.rd,
-            esi: Esi::ZERO,
-            ethernet_tag: 0,
-            mac: MacAddr(mac),
-            ip: Some(IpAddr::V4(Ipv4Addr::from(
-                u32::from(o.ip_base).wrapping_add(i),
-            ))),
-            label1: Label(o.vni),
-            label2: None,
-        }),
-    }
+    let ip = IpAddr::V4(Ipv4Addr::from(u32::from(o.ip_base).wrapping_add(i)));
+    mac_ip_route(r.rd, MacAddr(mac), Some(ip), o.vni)
 }
 
 fn update_for(o: &SpeakerOpts, r: &Routes, nh: Ipv4Addr, routes: Vec<EvpnNlri>) -> Message {
-    // RFC 7606 §5.1: MP_REACH_NLRI first
-    Message::Update(UpdateMsg {
-        attrs: vec![
-            PathAttr::new(
-                code::MP_REACH_NLRI,
-                AttrValue::MpReach(MpReach {
-                    family: Family::L2VPN_EVPN,
-                    next_hop: MpNextHop::Ipv4(nh),
-                    reserved: 0,
-                    nlri: NlriList::Evpn(routes),
-                }),
-            ),
-            PathAttr::new(code::ORIGIN, AttrValue::Origin(origin::IGP)),
-            PathAttr::new(
-                code::AS_PATH,
-                AttrValue::AsPath(vec![AsSegment {
-                    seg_type: vmmi::wire::bgp::attr::segment::AS_SEQUENCE,
-                    asns: vec![o.asn],
-                }]),
-            ),
-            PathAttr::new(
-                code::EXTENDED_COMMUNITIES,
-                AttrValue::ExtCommunities(vec![
-                    ExtCommunity::route_target(r.rt),
-                    ExtCommunity::vxlan_encap(),
-                    ExtCommunity::mac_mobility_seq(o.seq, false),
-                ]),
-            ),
-        ],
-        ..UpdateMsg::default()
-    })
+    evpn_update(o.asn, r.rt, Some(o.seq), nh, routes)
 }
 
 /// All UPDATEs for `o.count` routes, concatenated, then End-of-RIB. Returns (bytes, messages).
@@ -622,61 +489,23 @@ fn speaker(
     );
 
     // OPEN exchange (RFC 4271 §8: OpenSent -> OpenConfirm -> Established)
-    let pre = BgpCtx::default();
-    let mut ob = Vec::new();
-    open_msg(&o, rid).encode(&pre, &mut ob);
-    s.write_all(&ob).map_err(|e| format!("send OPEN: {e}"))?;
     let mut fr = Framer::new();
-    let mut ctx = BgpCtx::default();
-    let mut hold = o.hold_time;
-    let mut got_open = false;
-    loop {
-        let m = match fr.next(&mut s) {
-            Ok(Some(b)) => {
-                Message::decode(b, &ctx)
-                    .map_err(|e| format!("decode: {e}"))?
-                    .0
-            }
-            Ok(None) => return Err("timeout in OPEN exchange".into()),
-            Err(e) => return Err(format!("OPEN exchange: {e}")),
-        };
-        match m {
-            Message::Open(op) if !got_open => {
-                got_open = true;
-                let caps: Vec<&Capability> = op.capabilities().collect();
-                if let Some(want) = o.peer_asn
-                    && op.asn() != want
-                {
-                    let mut n = Vec::new();
-                    Message::Notification(NotificationMsg::new(2, 2, Vec::new()))
-                        .encode(&pre, &mut n);
-                    let _ = s.write_all(&n);
-                    return Err(format!("peer AS {} != expected {want}", op.asn()));
-                }
-                ctx.four_octet_as = caps
-                    .iter()
-                    .any(|c| matches!(c, Capability::FourOctetAs { .. }));
-                ctx.extended_message = !o.no_extended_message
-                    && caps
-                        .iter()
-                        .any(|c| matches!(c, Capability::ExtendedMessage));
-                hold = hold.min(op.hold_time);
-                emit(
-                    role,
-                    "open-received",
-                    json!({"peer_as": op.asn(), "peer_id": op.bgp_id.to_string(), "hold": hold,
-                           "four_octet_as": ctx.four_octet_as, "extended_message": ctx.extended_message}),
-                );
-                let mut k = Vec::new();
-                Message::Keepalive.encode(&ctx, &mut k);
-                s.write_all(&k)
-                    .map_err(|e| format!("send KEEPALIVE: {e}"))?;
-            }
-            Message::Keepalive if got_open => break,
-            Message::Notification(n) => return Err(format!("NOTIFICATION {}", n.describe())),
-            other => return Err(format!("unexpected {} in OPEN exchange", other.type_code())),
-        }
-    }
+    let ours = open_msg(o.asn, o.hold_time, rid, !o.no_extended_message);
+    let Opened { ctx, hold } = open_exchange(
+        &mut s,
+        &mut fr,
+        &ours,
+        !o.no_extended_message,
+        o.peer_asn,
+        |op, ctx, hold| {
+            emit(
+                role,
+                "open-received",
+                json!({"peer_as": op.asn(), "peer_id": op.bgp_id.to_string(), "hold": hold,
+                       "four_octet_as": ctx.four_octet_as, "extended_message": ctx.extended_message}),
+            )
+        },
+    )?;
     emit(role, "established", json!({}));
 
     // reader thread: counts what the peer sends, answers nothing itself
@@ -807,46 +636,6 @@ fn speaker(
 
 // ---------------------------------------------------------------------------------------------
 // polling
-
-fn http_get(target: &str, timeout: Duration) -> Result<String, String> {
-    let (hostport, path) = match target.find('/') {
-        Some(i) => (&target[..i], &target[i..]),
-        None => (target, "/"),
-    };
-    let addr = sockaddr(hostport)?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    let _ = s.set_read_timeout(Some(timeout));
-    let _ = s.set_write_timeout(Some(timeout));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(head.lines().next().unwrap_or("").to_string());
-    }
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((len, after)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(len.trim(), 16).map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            out.push_str(after.get(..n).ok_or("short chunk")?);
-            rest = after.get(n + 2..).unwrap_or("");
-        }
-        return Ok(out);
-    }
-    Ok(body.to_string())
-}
 
 /// One command over FRR's vty socket protocol: the command and a NUL; the answer ends with
 /// three NULs and a status octet.

@@ -311,6 +311,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     let mut cfg = cfg;
     let mut shutting_down: Option<Instant> = None;
     let mut stop = opts.stop.clone();
+    let mut turn: u64 = 0;
 
     loop {
         let now = Instant::now().into_std();
@@ -344,6 +345,11 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             Some(t) => deadline.min(t),
             None => deadline,
         };
+        // The await below ends this loop turn. `vmmi::turn` at trace marks it, so a log shows
+        // what one turn did: an input's handling and everything it caused up to here (the
+        // UPDATE's EVPN import, its SMRs and Map-Notifies — benches/lisp_move/ checks that).
+        turn += 1;
+        tracing::trace!(target: "vmmi::turn", turn, "await");
         tokio::select! {
             biased;
             ack = ack_rx.recv() => {
