@@ -17,10 +17,10 @@ use tracing::{debug, info, warn};
 
 use crate::bgp::{Event, Speaker};
 use crate::config::{Config, DataplaneKind, FamilyCfg, VniKind};
-use crate::dataplane::linux::{L3_UNSUPPORTED, Linux};
+use crate::dataplane::linux::Linux;
 use crate::dataplane::memory::Memory;
 use crate::dataplane::{
-    Batch, Dataplane, DataplaneOp, LearnEvent, OpError, ReconcileReport, VniDev,
+    Batch, Dataplane, DataplaneOp, LearnEvent, OpError, ReconcileReport, VniDev, VniDevKind,
 };
 use crate::evpn::view::{Explain, MacView, MoveView, VniView};
 use crate::evpn::{self, Evpn, EvpnCfg, EvpnEvent, Output};
@@ -187,6 +187,30 @@ struct StateFile {
     sequences: Vec<SavedSeq>,
 }
 
+/// The devices `Config` asks of a kernel dataplane: per `[[vni]]` a bridge and a VXLAN
+/// device, for an l3 VNI also its VRF device and table.
+pub fn vni_devs(c: &Config) -> Vec<VniDev> {
+    c.vni
+        .iter()
+        .map(|v| {
+            let mut d = VniDev::l2(v.vni, c.global.vtep);
+            if v.kind == VniKind::L3 {
+                d.kind = VniDevKind::L3 {
+                    vrf: v.vrf.clone().unwrap_or_else(|| format!("vrf{}", v.vni)),
+                    table: v.table_id(),
+                };
+            }
+            if let Some(b) = &v.bridge {
+                d.bridge = b.clone();
+            }
+            if let Some(x) = &v.vxlan {
+                d.vxlan = x.clone();
+            }
+            d
+        })
+        .collect()
+}
+
 /// What `Config` says the EVPN layer is.
 pub fn evpn_cfg(c: &Config) -> EvpnCfg {
     let m = &c.mobility;
@@ -222,29 +246,15 @@ impl Vtep {
             DataplaneKind::Linux => {
                 let mut lx = Linux::new()
                     .map_err(|e| anyhow::anyhow!("dataplane.kind = \"linux\": netlink: {e}"))?;
-                let devs: Vec<VniDev> = c
-                    .vni
-                    .iter()
-                    .filter(|v| v.kind == VniKind::L2)
-                    .map(|v| {
-                        let mut d = VniDev::l2(v.vni, c.global.vtep);
-                        if let Some(b) = &v.bridge {
-                            d.bridge = b.clone();
-                        }
-                        if let Some(x) = &v.vxlan {
-                            d.vxlan = x.clone();
-                        }
-                        d
-                    })
-                    .collect();
-                if c.vni.iter().any(|v| v.kind == VniKind::L3) {
-                    warn!(
-                        "l3 VNIs: {L3_UNSUPPORTED}; type 5 and symmetric IRB routes are kept in the EVPN layer only"
-                    );
+                let devs = vni_devs(c);
+                if let Err(e) = lx.configure(&devs).await {
+                    // an L3 VNI on a kernel without VRF support is configured all the same
+                    // (bridge, VXLAN device, routes in its table): warn and go on
+                    if lx.devices().len() < devs.len() {
+                        return Err(anyhow::anyhow!("dataplane: {e}"));
+                    }
+                    warn!("dataplane: {e}");
                 }
-                lx.configure(&devs)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("dataplane: {e}"))?;
                 info!(vnis = devs.len(), "linux dataplane: devices ready");
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
                 tokio::spawn(linux_task(lx, rx, back));
@@ -463,8 +473,10 @@ impl Vtep {
     fn failed(&mut self, now: Instant, errs: Vec<OpError>) {
         for e in errs {
             self.dp_failures += 1;
-            if e.reason == L3_UNSUPPORTED {
-                debug!(op = ?e.op, "dataplane: not supported by this backend");
+            // a route without a Router's MAC can never be written; when the EVPN layer's
+            // route changes, a new op comes (RFC 9135 §8.1)
+            if matches!(e.op, DataplaneOp::Route { rmac: None, .. }) {
+                warn!(op = ?e.op, reason = %e.reason, "dataplane op refused (not retried)");
                 continue;
             }
             let n = self.attempts.remove(&key_of(&e.op)).unwrap_or(0) + 1;
