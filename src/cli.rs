@@ -1,4 +1,5 @@
-//! Daemon-facing verbs of the binary: `run`, `show`, `route`, `refresh`. Parsing is in main.rs;
+//! Daemon-facing verbs of the binary: `run`, `show`, `explain`, `vm`, `dad`, `lisp request`,
+//! `route`, `refresh`. Parsing is in main.rs;
 //! protocol logic is in the library; this file formats what the API returns.
 
 use std::net::SocketAddr;
@@ -491,6 +492,7 @@ pub fn lisp_request(
         Ok(v) => v["eid"].as_str().unwrap_or_default().to_string(),
         Err(c) => return c,
     };
+    #[allow(clippy::disallowed_methods)] // a CLI waiting for an answer: real time
     let t0 = std::time::Instant::now();
     loop {
         let cache = match call(api, "GET", "/v1/lisp/map-cache", None) {

@@ -7,7 +7,7 @@
 //! Owns: the demo's configs, driving the daemons through their API (as an orchestrator would)
 //! and the printout. Must not: reach into the daemons — everything it shows comes from their
 //! API (`/v1/macs`, `/v1/moves`, `/v1/lisp/...`), as `vmmi show` would see it.
-//! Absent: `--netns` (real kernel VXLAN; `conformance/e2e/vxlan.sh` does that as a test).
+//! `--netns` (real kernel VXLAN in network namespaces) is `demo_netns.rs`.
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // a program: real time, threads
 
@@ -174,14 +174,7 @@ fn steps(api: SocketAddr, t0: Instant) -> Vec<(String, Duration)> {
         .collect()
 }
 
-pub fn run(netns: bool) -> ExitCode {
-    if netns {
-        eprintln!(
-            "vmmi demo --netns: not built yet — the kernel VXLAN version of the demo runs as the \
-             test conformance/e2e/vxlan.sh (root); `vmmi demo` runs the same move on loopback"
-        );
-        return ExitCode::from(2);
-    }
+pub fn run() -> ExitCode {
     let dir = std::env::temp_dir().join(format!("vmmi-demo-{}", std::process::id()));
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("vmmi demo: {}: {e}", dir.display());

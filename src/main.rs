@@ -6,6 +6,7 @@
 
 mod cli;
 mod demo;
+mod demo_netns;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -45,7 +46,7 @@ enum Cmd {
     /// VTEPs, a DC gateway that is also the LISP Map-Server, an ITR; real BGP and LISP), a
     /// timeline with each step's time.
     Demo {
-        /// Real kernel VXLAN in network namespaces (root) — not built yet.
+        /// Real kernel VXLAN in network namespaces (root): three hosts, a ping across the move.
         #[arg(long)]
         netns: bool,
     },
@@ -246,7 +247,8 @@ fn main() -> ExitCode {
             family,
             vni,
         } => cli::show(&what, json, api, family.as_deref(), vni),
-        Cmd::Demo { netns } => demo::run(netns),
+        Cmd::Demo { netns: false } => demo::run(),
+        Cmd::Demo { netns: true } => demo_netns::run(),
         Cmd::Explain {
             what,
             mac,
