@@ -64,7 +64,10 @@ pub enum DataplaneOp {
         ip: IpAddr,
     },
     /// A route in the IP-VRF of L3 VNI `vni` (symmetric IRB host route or type 5 prefix):
-    /// VXLAN to `vtep` with inner destination MAC `rmac` (RFC 9135 §4.1).
+    /// VXLAN to `vtep` with inner destination MAC `rmac` (RFC 9135 §4.1), replacing the
+    /// prefix's previous route (a move has no gap). One next hop: the EVPN layer sends its
+    /// best path. `rmac: None` (no Router's MAC extended community, RFC 9135 §8.1) cannot be
+    /// forwarded over VXLAN: a kernel backend refuses it and removes the route it replaces.
     Route {
         vni: u32,
         prefix: IpNet,

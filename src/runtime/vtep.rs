@@ -1,8 +1,12 @@
 //! The runtime side of the EVPN layer: one `Evpn` core next to the speaker, its dataplane
 //! backend, the MAC Mobility state file, and the API requests about MACs, VNIs and moves.
 //!
-//! Owns: the backend object, the state file I/O (write-then-rename, at most once a second and
-//! at shutdown), turning EVPN events into log lines and counters.
+//! Owns: the backend object (the memory one inline; the Linux one, or any given to
+//! `with_backend`, in a task of its own), retrying the ops such a backend fails — with backoff
+//! (1, 2, 4 ... 30 s), one pending retry per entry, sent as what the EVPN layer wants for the
+//! entry *then* (`Evpn::current`: a MAC that moved again meanwhile goes to where it is now) —
+//! the state file I/O (write-then-rename, at most once a second and at shutdown), turning
+//! EVPN events into log lines and counters.
 //! Must not: decide anything about routes or MACs (that is `evpn/`).
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // runtime/: the clock and files live here

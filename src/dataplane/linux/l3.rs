@@ -116,6 +116,13 @@ impl Write {
     }
 }
 
+/// The shared entries routes want: RMAC → VTEP (FDB), next hop → RMAC (neighbours).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Wanted {
+    pub rmacs: Vec<(MacAddr, IpAddr)>,
+    pub nhs: Vec<(IpAddr, MacAddr)>,
+}
+
 /// What vmmi asked of one L3 VNI's kernel state.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Vrf {
@@ -272,8 +279,8 @@ impl Vrf {
             .collect()
     }
 
-    /// What the routes want of every shared entry: (RMAC → VTEP), (next hop → RMAC).
-    pub fn wanted(&self) -> (Vec<(MacAddr, IpAddr)>, Vec<(IpAddr, MacAddr)>) {
+    /// What the routes want of every shared entry.
+    pub fn wanted(&self) -> Wanted {
         let f = self
             .rmac
             .iter()
@@ -284,7 +291,7 @@ impl Vrf {
             .iter()
             .filter_map(|(g, r)| r.current().map(|m| (*g, m)))
             .collect();
-        (f, n)
+        Wanted { rmacs: f, nhs: n }
     }
 
     /// Mark `e` unsure (a reconcile step for it failed).
@@ -362,7 +369,7 @@ mod tests {
         );
         // deleting what is not there: only the (absent-is-success) route delete
         assert_eq!(v.del(net("10.2.0.1/32")).len(), 1);
-        assert_eq!(v.wanted(), (vec![], vec![]));
+        assert_eq!(v.wanted(), Wanted::default());
     }
 
     #[test]
@@ -419,7 +426,13 @@ mod tests {
                 Write::FdbDel { rmac: mac(1) },
             ]
         );
-        assert_eq!(v.wanted(), (vec![(mac(2), x)], vec![(x, mac(2))]));
+        assert_eq!(
+            v.wanted(),
+            Wanted {
+                rmacs: vec![(mac(2), x)],
+                nhs: vec![(x, mac(2))]
+            }
+        );
     }
 
     #[test]

@@ -27,7 +27,9 @@
 //! kernel handles them in order) and each op gets its own result: one failure never stops
 //! the rest. Errors carry the request and the kernel's text. Measured in a namespace (release
 //! build, 2 cores): 20,000 remote MACs written in ≈ 0.2 s, all moved in ≈ 0.25 s, a
-//! reconcile adopting them in ≈ 0.1 s.
+//! reconcile adopting them in ≈ 0.1 s. 10,000 L3 routes behind 100 VTEPs (debug build, the
+//! `dataplane_linux` test): written in ≈ 0.26 s, all moved to other VTEPs in ≈ 0.25 s,
+//! removed in ≈ 0.2 s.
 //!
 //! Driving it (runtime): `Linux::new()` inside the tokio runtime → `configure(&vnis)` →
 //! `reconcile(&desired)` once the EVPN layer's desired state is complete (after End-of-RIB /
@@ -36,6 +38,12 @@
 //! backoff → in the event loop, `select!` on `events_ready()` and then `drain_events()`.
 //!
 //! Absent (and reported, never faked):
+//! - The L3 VNI's bridge keeps its own MAC: it is not set to the Router's MAC we advertise
+//!   (RFC 9135 §8.1), which a remote VTEP puts as the inner destination of routed frames to
+//!   us; the operator sets it (`ip link set brN address <router_mac>`).
+//! - ECMP: one next hop per prefix (the EVPN layer's best path).
+//! - The start-up reconcile dumps all routes of both families and keeps the L3 VNIs' tables
+//!   (filtering by table in the kernel needs strict checking on the socket).
 //! - Bridge-side `master extern_learn` entries for remote MACs (FRR also writes them): without
 //!   them the bridge floods known-unicast for remote MACs to local ports too.
 //! - VLAN-aware bridges / single VXLAN device (SVD): one bridge and one VXLAN device per VNI.

@@ -271,11 +271,11 @@ pub(super) fn plan(
         p.vrfs.entry(vni).or_default().push((prefix, vtep, rmac));
     }
     for (&vni, rs) in &p.vrfs {
-        let (rmacs, nhs) = Vrf::from_routes(rs.iter().copied()).wanted();
-        for (rmac, vtep) in rmacs {
+        let w = Vrf::from_routes(rs.iter().copied()).wanted();
+        for (rmac, vtep) in w.rmacs {
             fdb.insert((vni, rmac), (vtep, false));
         }
-        for (gw, rmac) in nhs {
+        for (gw, rmac) in w.nhs {
             neigh.insert((vni, gw), rmac);
         }
     }
