@@ -672,6 +672,8 @@ fn vrf_supported(ns: &Ns) -> bool {
 
 const L3: u32 = 5000;
 const TABLE: u32 = 1001;
+/// The Router's MAC we advertise: the L3 VNI bridge's address.
+const OUR_RMAC: &str = "02:00:0a:ff:00:01";
 const R1: &str = "02:00:00:00:ee:01";
 const R2: &str = "02:00:00:00:ee:02";
 const X: &str = "10.0.0.2";
@@ -679,7 +681,8 @@ const Y: &str = "10.0.0.3";
 
 fn l3dev() -> Value {
     json!({"vni": L3, "kind": {"type": "l3", "vrf": "vrf-t1", "table": TABLE},
-           "bridge": "br5000", "vxlan": "vxlan5000", "local": VTEP, "neigh_suppress": false})
+           "bridge": "br5000", "vxlan": "vxlan5000", "local": VTEP, "neigh_suppress": false,
+           "router_mac": OUR_RMAC})
 }
 
 fn route(prefix: &str, vtep: &str, rmac: Option<&str>) -> Value {
@@ -723,6 +726,8 @@ fn configure_l3(ns: &Ns, p: &mut Probe) {
     let vx = &ns.json("ip -d -j link show vxlan5000")[0];
     assert_eq!(vx["linkinfo"]["info_data"]["id"], L3);
     assert_eq!(vx["master"], "br5000");
+    // remote VTEPs send routed frames to our Router's MAC: the bridge answers to it
+    assert_eq!(ns.json("ip -j link show br5000")[0]["address"], OUR_RMAC);
 }
 
 /// `ip -j [-6] route show table 1001` as (dst, next hop, dev, protocol, metric, flags).
@@ -882,8 +887,12 @@ impl Drop for Monitor {
 fn an_l3_vni_gets_a_vrf_or_a_clear_error_and_its_routes_either_way() {
     require!();
     let ns = Ns::new();
+    // a bridge already there (with the kernel's random MAC) is adopted and readdressed
+    ns.sh("ip link add br5000 type bridge");
+    let bi = ns.ifindex("br5000");
     let mut p = ns.probe();
     configure_l3(&ns, &mut p);
+    assert_eq!(ns.ifindex("br5000"), bi, "adopted, not recreated");
     // a route without a Router's MAC is refused and nothing is written
     let errs = p.apply(json!([route("10.1.0.0/16", X, None)]));
     assert_eq!(errs.len(), 1, "{errs:?}");

@@ -144,6 +144,10 @@ pub struct VniDev {
     pub local: IpAddr,
     /// ARP/ND suppression on the VXLAN bridge port (`neigh_suppress`).
     pub neigh_suppress: bool,
+    /// L3 VNI: the Router's MAC we advertise (RFC 9135 §8.1) — remote VTEPs send routed
+    /// frames to it, so it is the bridge's own address (the bridge then routes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_mac: Option<MacAddr>,
 }
 
 /// What a `VniDev` is for.
@@ -166,6 +170,7 @@ impl VniDev {
             vxlan: format!("vxlan{vni}"),
             local,
             neigh_suppress: false,
+            router_mac: None,
         }
     }
 }

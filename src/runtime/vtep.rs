@@ -209,6 +209,11 @@ pub fn vni_devs(c: &Config) -> Vec<VniDev> {
                     vrf: v.vrf.clone().unwrap_or_else(|| format!("vrf{}", v.vni)),
                     table: v.table_id(),
                 };
+                // the MAC the EVPN layer advertises in the Router's MAC community
+                d.router_mac = Some(
+                    v.router_mac
+                        .unwrap_or(crate::evpn::vni::default_router_mac(c.global.router_id)),
+                );
             }
             if let Some(b) = &v.bridge {
                 d.bridge = b.clone();

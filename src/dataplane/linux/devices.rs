@@ -12,7 +12,8 @@
 //! Must not: delete or recreate a device. A device that is present with the wrong identity
 //! (kind, VNI, local address, port, data-plane learning, enslaved to another master, VRF
 //! table) is reported by name with the mismatch and left as it is; what can be set without
-//! disturbing traffic (admin up, attaching an unattached port, bridge-port flags) is set.
+//! disturbing traffic (admin up, attaching an unattached port, bridge-port flags, an L3 VNI
+//! bridge's address = our Router's MAC) is set.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -25,6 +26,7 @@ use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVrf, LinkVxl
 
 use super::nl::{self, NlError};
 use crate::dataplane::{VniDev, VniDevKind};
+use crate::wire::types::MacAddr;
 
 /// The IANA VXLAN port (RFC 7348 §5).
 pub(super) const VXLAN_PORT: u16 = 4789;
@@ -38,6 +40,8 @@ pub(super) struct LinkView {
     pub kind: Option<String>,
     pub up: bool,
     pub master: Option<u32>,
+    /// IFLA_ADDRESS (an Ethernet device's MAC).
+    pub address: Option<MacAddr>,
     pub vxlan_id: Option<u32>,
     pub vxlan_local: Option<IpAddr>,
     pub vxlan_port: Option<u16>,
@@ -69,6 +73,9 @@ impl LinkView {
         for a in &m.attributes {
             match a {
                 LinkAttribute::IfName(n) => v.name = n.clone(),
+                LinkAttribute::Address(a) => {
+                    v.address = <[u8; 6]>::try_from(a.as_slice()).ok().map(MacAddr)
+                }
                 LinkAttribute::Controller(i) => v.master = Some(*i),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
@@ -350,7 +357,13 @@ pub(super) async fn setup(
             if let (Some((v, _)), None) = (vrf, l.master) {
                 m = m.controller(v);
             }
-            if !l.up || (vrf.is_some() && l.master.is_none()) {
+            // an L3 VNI's bridge answers to the Router's MAC (settable without disturbing
+            // its ports)
+            let readdress = d.router_mac.filter(|r| l.address != Some(*r));
+            if let Some(r) = readdress {
+                m = m.address(r.0.to_vec());
+            }
+            if !l.up || (vrf.is_some() && l.master.is_none()) || readdress.is_some() {
                 set(handle, &d.bridge, "setting up", m.build()).await?;
             }
             l.index
@@ -359,6 +372,9 @@ pub(super) async fn setup(
             let mut m = LinkBridge::new(&d.bridge).up();
             if let Some((v, _)) = vrf {
                 m = m.controller(v);
+            }
+            if let Some(r) = d.router_mac {
+                m = m.address(r.0.to_vec());
             }
             add(handle, &d.bridge, m.build()).await?
         }

@@ -20,7 +20,8 @@
 //!   it would have replaced. Routes go to the VNI's table whether or not its VRF device
 //!   exists (a kernel without `vrf` support: `configure` says so, the rest works).
 //! - Devices (`configure`, `devices.rs`): created when absent, adopted when right, reported
-//!   by name and mismatch when wrong (never deleted).
+//!   by name and mismatch when wrong (never deleted). An L3 VNI's bridge gets our Router's
+//!   MAC as its address (RFC 9135 §8.1: the inner destination of frames routed to us).
 //! - Local learning (`learn.rs`) and start-up reconcile (`reconcile.rs`).
 //!
 //! Ops of one batch are pipelined (up to `WINDOW` requests in flight on one socket; the
@@ -38,9 +39,6 @@
 //! backoff → in the event loop, `select!` on `events_ready()` and then `drain_events()`.
 //!
 //! Absent (and reported, never faked):
-//! - The L3 VNI's bridge keeps its own MAC: it is not set to the Router's MAC we advertise
-//!   (RFC 9135 §8.1), which a remote VTEP puts as the inner destination of routed frames to
-//!   us; the operator sets it (`ip link set brN address <router_mac>`).
 //! - ECMP: one next hop per prefix (the EVPN layer's best path).
 //! - The start-up reconcile dumps all routes of both families and keeps the L3 VNIs' tables
 //!   (filtering by table in the kernel needs strict checking on the socket).
