@@ -446,6 +446,19 @@ pub struct VniCfg {
     /// l3 only: our Router's MAC (RFC 9135 §8.1); default `02:00` + router ID.
     #[serde(deserialize_with = "text_opt")]
     pub router_mac: Option<MacAddr>,
+    /// l3 only, Linux dataplane: the VRF device; default `vrf<vni>`.
+    pub vrf: Option<String>,
+    /// l3 only, Linux dataplane: the VRF's routing table, where the IP-VRF's routes go;
+    /// default the VNI.
+    #[serde(deserialize_with = "opt_int")]
+    pub table: Option<u32>,
+}
+
+impl VniCfg {
+    /// The routing table of an l3 VNI (`table`, default the VNI).
+    pub fn table_id(&self) -> u32 {
+        self.table.unwrap_or(self.vni)
+    }
 }
 
 impl Default for VniCfg {
@@ -463,6 +476,8 @@ impl Default for VniCfg {
             prefixes: Vec::new(),
             gateway_mac: None,
             router_mac: None,
+            vrf: None,
+            table: None,
         }
     }
 }

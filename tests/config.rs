@@ -1235,6 +1235,38 @@ fn check_bad_file_prints_every_error() {
 }
 
 #[test]
+fn l3_vni_vrf_and_table() {
+    valid("[[vni]]\nvni = 5000\nkind = \"l3\"\nvrf = \"vrf-blue\"\ntable = 1001\n");
+    // the default table is the VNI; 253-255 are the kernel's own
+    valid("[[vni]]\nvni = 5000\nkind = \"l3\"\n");
+    only_error(
+        "[[vni]]\nvni = 254\nkind = \"l3\"\n",
+        "vni[0].table",
+        "the default (the VNI, 254) is a reserved routing table",
+    );
+    only_error(
+        "[[vni]]\nvni = 5000\nkind = \"l3\"\ntable = 0\n",
+        "vni[0].table",
+        "0 is a reserved routing table",
+    );
+    only_error(
+        "[[vni]]\nvni = 5000\nkind = \"l3\"\ntable = 7\n[[vni]]\nvni = 5001\nkind = \"l3\"\ntable = 7\n",
+        "vni[1].table",
+        "table 7 is already vni[0]'s",
+    );
+    only_error(
+        &format!("{VNI}table = 7\n"),
+        "vni[0].table",
+        "only for kind \"l3\"",
+    );
+    only_error(
+        &format!("{VNI}vrf = \"vrf1\"\n"),
+        "vni[0].vrf",
+        "only for kind \"l3\"",
+    );
+}
+
+#[test]
 fn vni_gateway_and_router_macs() {
     valid(&format!(
         "{VNI}gateway_ip = \"10.1.0.1/24\"\ngateway_mac = \"00:00:5e:00:01:01\"\n[[vni]]\nvni = 5000\nkind = \"l3\"\nrouter_mac = \"02:aa:00:00:00:01\"\n"

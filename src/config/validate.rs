@@ -186,6 +186,7 @@ fn neighbors(c: &Config, e: &mut Errors) {
 fn vnis(c: &Config, e: &mut Errors) {
     let mut seen: HashMap<u32, usize> = HashMap::new();
     let mut devices: HashMap<&str, String> = HashMap::new();
+    let mut tables: HashMap<u32, usize> = HashMap::new();
     for (i, v) in c.vni.iter().enumerate() {
         let k = |f: &str| format!("vni[{i}].{f}");
         if !(1..=0xFF_FFFF).contains(&v.vni) {
@@ -207,7 +208,7 @@ fn vnis(c: &Config, e: &mut Errors) {
                 }
             }
         }
-        for (field, dev) in [("bridge", &v.bridge), ("vxlan", &v.vxlan)] {
+        for (field, dev) in [("bridge", &v.bridge), ("vxlan", &v.vxlan), ("vrf", &v.vrf)] {
             let Some(dev) = dev.as_deref() else { continue };
             if let Err(r) = ifname(dev) {
                 e.add(k(field), r);
@@ -228,6 +229,12 @@ fn vnis(c: &Config, e: &mut Errors) {
                 }
                 if v.router_mac.is_some() {
                     fail!(e, k("router_mac") => "only for kind \"l3\" (the IP-VRF's Router's MAC, RFC 9135 §8.1)");
+                }
+                if v.vrf.is_some() {
+                    fail!(e, k("vrf") => "only for kind \"l3\" (an IP-VRF's VRF device)");
+                }
+                if v.table.is_some() {
+                    fail!(e, k("table") => "only for kind \"l3\" (an IP-VRF's routing table)");
                 }
                 if let Some(m) = v.gateway_mac {
                     if v.gateway_ip.is_none() {
@@ -252,6 +259,18 @@ fn vnis(c: &Config, e: &mut Errors) {
                     && let Err(r) = unicast_mac(m)
                 {
                     e.add(k("router_mac"), r);
+                }
+                // 0 is "unspecified"; 253–255 are the kernel's default, main and local tables
+                match v.table_id() {
+                    0 | 253..=255 if v.table.is_some() => fail!(e, k("table") =>
+                        "{} is a reserved routing table (0 unspec, 253 default, 254 main, 255 local)", v.table_id()),
+                    253..=255 => fail!(e, k("table") =>
+                        "the default (the VNI, {}) is a reserved routing table (253 default, 254 main, 255 local): set table", v.vni),
+                    t => {
+                        if let Some(j) = first_seen(&mut tables, t, i) {
+                            fail!(e, k("table") => "table {t} is already vni[{j}]'s");
+                        }
+                    }
                 }
                 for (p, prefix) in v.prefixes.iter().enumerate() {
                     if let Err(r) = canonical(*prefix) {

@@ -64,7 +64,10 @@ pub enum DataplaneOp {
         ip: IpAddr,
     },
     /// A route in the IP-VRF of L3 VNI `vni` (symmetric IRB host route or type 5 prefix):
-    /// VXLAN to `vtep` with inner destination MAC `rmac` (RFC 9135 §4.1).
+    /// VXLAN to `vtep` with inner destination MAC `rmac` (RFC 9135 §4.1), replacing the
+    /// prefix's previous route (a move has no gap). One next hop: the EVPN layer sends its
+    /// best path. `rmac: None` (no Router's MAC extended community, RFC 9135 §8.1) cannot be
+    /// forwarded over VXLAN: a kernel backend refuses it and removes the route it replaces.
     Route {
         vni: u32,
         prefix: IpNet,
@@ -141,6 +144,10 @@ pub struct VniDev {
     pub local: IpAddr,
     /// ARP/ND suppression on the VXLAN bridge port (`neigh_suppress`).
     pub neigh_suppress: bool,
+    /// L3 VNI: the Router's MAC we advertise (RFC 9135 §8.1) — remote VTEPs send routed
+    /// frames to it, so it is the bridge's own address (the bridge then routes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_mac: Option<MacAddr>,
 }
 
 /// What a `VniDev` is for.
@@ -163,6 +170,7 @@ impl VniDev {
             vxlan: format!("vxlan{vni}"),
             local,
             neigh_suppress: false,
+            router_mac: None,
         }
     }
 }

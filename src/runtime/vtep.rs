@@ -1,8 +1,12 @@
 //! The runtime side of the EVPN layer: one `Evpn` core next to the speaker, its dataplane
 //! backend, the MAC Mobility state file, and the API requests about MACs, VNIs and moves.
 //!
-//! Owns: the backend object, the state file I/O (write-then-rename, at most once a second and
-//! at shutdown), turning EVPN events into log lines and counters.
+//! Owns: the backend object (the memory one inline; the Linux one, or any given to
+//! `with_backend`, in a task of its own), retrying the ops such a backend fails — with backoff
+//! (1, 2, 4 ... 30 s), one pending retry per entry, sent as what the EVPN layer wants for the
+//! entry *then* (`Evpn::current`: a MAC that moved again meanwhile goes to where it is now) —
+//! the state file I/O (write-then-rename, at most once a second and at shutdown), turning
+//! EVPN events into log lines and counters.
 //! Must not: decide anything about routes or MACs (that is `evpn/`).
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // runtime/: the clock and files live here
@@ -17,10 +21,10 @@ use tracing::{debug, info, warn};
 
 use crate::bgp::{Event, Speaker};
 use crate::config::{Config, DataplaneKind, FamilyCfg, VniKind};
-use crate::dataplane::linux::{L3_UNSUPPORTED, Linux};
+use crate::dataplane::linux::Linux;
 use crate::dataplane::memory::Memory;
 use crate::dataplane::{
-    Batch, Dataplane, DataplaneOp, LearnEvent, OpError, ReconcileReport, VniDev,
+    Batch, Dataplane, DataplaneOp, LearnEvent, OpError, ReconcileReport, VniDev, VniDevKind,
 };
 use crate::evpn::view::{Explain, MacView, MoveView, VniView};
 use crate::evpn::{self, Evpn, EvpnCfg, EvpnEvent, Output};
@@ -62,9 +66,10 @@ pub enum EvpnReq {
 /// Batch ids of retries (the EVPN layer's own batch ids never reach this bit).
 const RETRY_BIT: u64 = 1 << 63;
 
-/// The first retry of a failed dataplane op, doubled per attempt up to `RETRY_MAX`.
-const RETRY_MIN: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+/// The wait before the first retry of a failed dataplane op, doubled per attempt up to
+/// `RETRY_MAX` (1, 2, 4, 8, 16, 30, 30 ... s).
+pub const RETRY_MIN: Duration = Duration::from_secs(1);
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// What the dataplane task reports to the loop.
 #[derive(Debug)]
@@ -84,17 +89,18 @@ enum DpCmd {
 /// The dataplane backends this build runs.
 enum Dp {
     Memory(Memory),
-    /// The kernel backend, owned by its own task (netlink round trips never stall the loop).
-    Linux(tokio::sync::mpsc::UnboundedSender<DpCmd>),
+    /// A backend owned by its own task — the kernel one (netlink round trips never stall the
+    /// loop), or any other given to `Vtep::with_backend`. Its ops can fail: failed ones are
+    /// retried with backoff.
+    Task(tokio::sync::mpsc::UnboundedSender<DpCmd>),
     /// `[dataplane] kind = "none"`: nothing is programmed (a route server / DC GW without
     /// forwarding).
     None,
 }
 
-/// The Linux backend's task: apply batches in order, reconcile on request, forward learn
-/// events.
-async fn linux_task(
-    mut lx: Linux,
+/// A backend's task: apply batches in order, reconcile on request, forward learn events.
+async fn backend_task<D: Dataplane>(
+    mut lx: D,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<DpCmd>,
     back: impl Fn(DpEv) -> bool + Send + 'static,
 ) {
@@ -152,15 +158,19 @@ pub struct Vtep {
     mappings: Vec<crate::evpn::Mapping>,
     pub latency: Latency,
     dp: Dp,
-    /// Failed ops waiting for their retry: (due, attempt, op).
-    retry: Vec<(Instant, u32, DataplaneOp)>,
+    /// Failed ops waiting for their retry, one per entry (by entry key): (due, attempt, op).
+    /// What is sent at `due` is what the EVPN layer wants for the entry then.
+    retry: std::collections::BTreeMap<String, (Instant, u32, DataplaneOp)>,
     /// Attempts so far of an entry being retried (by entry key).
     attempts: std::collections::HashMap<String, u32>,
     /// Retry batches in flight: id (with `RETRY_BIT`) → the entries they carry; an entry that
     /// comes back without an error is done and forgotten.
     retry_batches: std::collections::HashMap<u64, Vec<String>>,
     next_retry: u64,
+    /// Failed dataplane ops, counted once per failure (`vmmi_dataplane_op_failures`).
     pub dp_failures: u64,
+    /// Commands sent to a task backend whose answer has not come back yet.
+    in_flight: usize,
     /// Start-up reconcile (Linux): done, or waiting for every EVPN neighbor's End-of-RIB (or
     /// `reconcile_at`).
     reconciled: bool,
@@ -185,6 +195,44 @@ struct SavedSeq {
 struct StateFile {
     version: u32,
     sequences: Vec<SavedSeq>,
+}
+
+/// The devices `Config` asks of a kernel dataplane: per `[[vni]]` a bridge and a VXLAN
+/// device, for an l3 VNI also its VRF device and table.
+pub fn vni_devs(c: &Config) -> Vec<VniDev> {
+    c.vni
+        .iter()
+        .map(|v| {
+            let mut d = VniDev::l2(v.vni, c.global.vtep);
+            if v.kind == VniKind::L3 {
+                d.kind = VniDevKind::L3 {
+                    vrf: v.vrf.clone().unwrap_or_else(|| format!("vrf{}", v.vni)),
+                    table: v.table_id(),
+                };
+                // the MAC the EVPN layer advertises in the Router's MAC community
+                d.router_mac = Some(
+                    v.router_mac
+                        .unwrap_or(crate::evpn::vni::default_router_mac(c.global.router_id)),
+                );
+            }
+            if let Some(b) = &v.bridge {
+                d.bridge = b.clone();
+            }
+            if let Some(x) = &v.vxlan {
+                d.vxlan = x.clone();
+            }
+            d
+        })
+        .collect()
+}
+
+fn spawn_backend<D: Dataplane + 'static>(
+    backend: D,
+    back: impl Fn(DpEv) -> bool + Send + 'static,
+) -> Dp {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(backend_task(backend, rx, back));
+    Dp::Task(tx)
 }
 
 /// What `Config` says the EVPN layer is.
@@ -222,35 +270,39 @@ impl Vtep {
             DataplaneKind::Linux => {
                 let mut lx = Linux::new()
                     .map_err(|e| anyhow::anyhow!("dataplane.kind = \"linux\": netlink: {e}"))?;
-                let devs: Vec<VniDev> = c
-                    .vni
-                    .iter()
-                    .filter(|v| v.kind == VniKind::L2)
-                    .map(|v| {
-                        let mut d = VniDev::l2(v.vni, c.global.vtep);
-                        if let Some(b) = &v.bridge {
-                            d.bridge = b.clone();
-                        }
-                        if let Some(x) = &v.vxlan {
-                            d.vxlan = x.clone();
-                        }
-                        d
-                    })
-                    .collect();
-                if c.vni.iter().any(|v| v.kind == VniKind::L3) {
-                    warn!(
-                        "l3 VNIs: {L3_UNSUPPORTED}; type 5 and symmetric IRB routes are kept in the EVPN layer only"
-                    );
+                let devs = vni_devs(c);
+                if let Err(e) = lx.configure(&devs).await {
+                    // an L3 VNI on a kernel without VRF support is configured all the same
+                    // (bridge, VXLAN device, routes in its table): warn and go on
+                    if lx.devices().len() < devs.len() {
+                        return Err(anyhow::anyhow!("dataplane: {e}"));
+                    }
+                    warn!("dataplane: {e}");
                 }
-                lx.configure(&devs)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("dataplane: {e}"))?;
                 info!(vnis = devs.len(), "linux dataplane: devices ready");
-                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                tokio::spawn(linux_task(lx, rx, back));
-                Dp::Linux(tx)
+                spawn_backend(lx, back)
             }
         };
+        Ok(Some(Vtep::build(c, sp, now, dp)))
+    }
+
+    /// A `Vtep` over `backend`, run in its own task as the Linux backend is (its ops may fail
+    /// and are retried; a start-up reconcile is sent once the EVPN layer's state is complete).
+    /// `[dataplane] kind` is not looked at. `None` when no `[[vni]]` is configured.
+    pub fn with_backend<D: Dataplane + 'static>(
+        c: &Config,
+        sp: &mut Speaker,
+        now: Instant,
+        backend: D,
+        back: impl Fn(DpEv) -> bool + Send + 'static,
+    ) -> Option<Vtep> {
+        if c.vni.is_empty() {
+            return None;
+        }
+        Some(Vtep::build(c, sp, now, spawn_backend(backend, back)))
+    }
+
+    fn build(c: &Config, sp: &mut Speaker, now: Instant, dp: Dp) -> Vtep {
         let mut evpn = Evpn::new(&evpn_cfg(c));
         let state_file =
             Some(PathBuf::from(&c.mobility.state_file)).filter(|p| !p.as_os_str().is_empty());
@@ -288,17 +340,19 @@ impl Vtep {
             .iter()
             .filter(|n| n.families.contains(&FamilyCfg::L2vpnEvpn))
             .count();
-        Ok(Some(Vtep {
+        let reconciled = !matches!(dp, Dp::Task(_));
+        Vtep {
             evpn,
             mappings: Vec::new(),
             latency: Latency::new(),
             dp,
-            retry: Vec::new(),
+            retry: Default::default(),
             attempts: Default::default(),
             retry_batches: Default::default(),
             next_retry: 0,
             dp_failures: 0,
-            reconciled: !matches!(c.dataplane.kind, DataplaneKind::Linux),
+            in_flight: 0,
+            reconciled,
             reconcile_at: now
                 + Duration::from_secs(u64::from(c.global.graceful_restart_time.max(30))),
             evpn_neighbors,
@@ -307,7 +361,20 @@ impl Vtep {
             state_due: None,
             state_written: None,
             outs: Vec::new(),
-        }))
+        }
+    }
+
+    /// Commands sent to a task backend whose answer has not come back (`dataplane_event`).
+    pub fn dp_in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    fn send(&mut self, cmd: DpCmd) {
+        if let Dp::Task(tx) = &self.dp
+            && tx.send(cmd).is_ok()
+        {
+            self.in_flight += 1;
+        }
     }
 
     /// After every input: routes both ways, then dataplane batches and events.
@@ -325,11 +392,9 @@ impl Vtep {
                             m.apply_now(&b.ops);
                             self.evpn.handle_applied(now, b.id);
                         }
-                        Dp::Linux(tx) => {
-                            // before the start-up reconcile, batches still go out: entries
-                            // the kernel kept are replaced in place (idempotent)
-                            let _ = tx.send(DpCmd::Apply(b));
-                        }
+                        // before the start-up reconcile, batches still go out: entries the
+                        // kernel kept are replaced in place (idempotent)
+                        Dp::Task(_) => self.send(DpCmd::Apply(b)),
                         Dp::None => self.evpn.handle_applied(now, b.id),
                     }
                 }
@@ -373,7 +438,7 @@ impl Vtep {
     }
 
     pub fn deadline(&self) -> Option<Instant> {
-        let retry = self.retry.iter().map(|r| r.0).min();
+        let retry = self.retry.values().map(|r| r.0).min();
         let rec = (!self.reconciled).then_some(self.reconcile_at);
         [self.evpn.poll_timeout(), self.state_due, retry, rec]
             .into_iter()
@@ -388,22 +453,26 @@ impl Vtep {
         self.maybe_reconcile(now);
         // failed ops: retry what the layer wants *now* for the same entry (a newer op may
         // have superseded the failed one)
-        let (due, later): (Vec<_>, Vec<_>) = self.retry.drain(..).partition(|r| r.0 <= now);
-        self.retry = later;
-        if let Dp::Linux(tx) = &self.dp {
-            let ops: Vec<DataplaneOp> =
-                due.iter().map(|(_, _, op)| self.evpn.current(op)).collect();
-            if !ops.is_empty() {
-                let mut keys = Vec::with_capacity(ops.len());
-                for (op, (_, n, _)) in ops.iter().zip(&due) {
-                    self.attempts.insert(key_of(op), *n);
-                    keys.push(key_of(op));
+        let due: Vec<String> = self
+            .retry
+            .iter()
+            .filter(|(_, r)| r.0 <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if matches!(self.dp, Dp::Task(_)) && !due.is_empty() {
+            let mut ops = Vec::with_capacity(due.len());
+            let mut keys = Vec::with_capacity(due.len());
+            for k in due {
+                if let Some((_, n, op)) = self.retry.remove(&k) {
+                    ops.push(self.evpn.current(&op));
+                    self.attempts.insert(k.clone(), n);
+                    keys.push(k);
                 }
-                self.next_retry += 1;
-                let id = RETRY_BIT | self.next_retry;
-                self.retry_batches.insert(id, keys);
-                let _ = tx.send(DpCmd::Apply(Batch { id, ops }));
             }
+            self.next_retry += 1;
+            let id = RETRY_BIT | self.next_retry;
+            self.retry_batches.insert(id, keys);
+            self.send(DpCmd::Apply(Batch { id, ops }));
         }
     }
 
@@ -425,19 +494,22 @@ impl Vtep {
             return;
         }
         self.reconciled = true;
-        if let Dp::Linux(tx) = &self.dp {
+        if matches!(self.dp, Dp::Task(_)) {
             let d = self.evpn.desired();
             info!(
                 entries = d.len(),
                 eor = self.eor.len(),
-                "linux dataplane: start-up reconcile"
+                "dataplane: start-up reconcile"
             );
-            let _ = tx.send(DpCmd::Reconcile(d));
+            self.send(DpCmd::Reconcile(d));
         }
     }
 
     /// What the dataplane task reported.
     pub fn dataplane_event(&mut self, now: Instant, e: DpEv) {
+        if matches!(e, DpEv::Applied(..) | DpEv::Reconciled(_)) {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
         match e {
             DpEv::Applied(id, errs) => {
                 if id & RETRY_BIT == 0 {
@@ -463,14 +535,30 @@ impl Vtep {
     fn failed(&mut self, now: Instant, errs: Vec<OpError>) {
         for e in errs {
             self.dp_failures += 1;
-            if e.reason == L3_UNSUPPORTED {
-                debug!(op = ?e.op, "dataplane: not supported by this backend");
+            // a route without a Router's MAC can never be written; when the EVPN layer's
+            // route changes, a new op comes (RFC 9135 §8.1)
+            if matches!(e.op, DataplaneOp::Route { rmac: None, .. }) {
+                warn!(op = ?e.op, reason = %e.reason, "dataplane op refused (not retried)");
                 continue;
             }
-            let n = self.attempts.remove(&key_of(&e.op)).unwrap_or(0) + 1;
-            let wait = RETRY_MIN.saturating_mul(1 << n.min(5)).min(RETRY_MAX);
+            let n = self
+                .attempts
+                .remove(&key_of(&e.op))
+                .unwrap_or(0)
+                .saturating_add(1);
+            let wait = RETRY_MIN.saturating_mul(1 << (n - 1).min(5)).min(RETRY_MAX);
             warn!(op = ?e.op, reason = %e.reason, attempt = n, retry_in_ms = wait.as_millis() as u64, "dataplane op failed");
-            self.retry.push((now + wait, n, e.op));
+            // an entry already waiting keeps its turn: one retry per entry
+            let k = key_of(&e.op);
+            match self.retry.get_mut(&k) {
+                Some(r) => {
+                    r.1 = r.1.max(n);
+                    r.2 = e.op;
+                }
+                None => {
+                    self.retry.insert(k, (now + wait, n, e.op));
+                }
+            }
         }
     }
 
@@ -516,7 +604,7 @@ impl Vtep {
     fn dp_entry(&self, vni: u32, mac: MacAddr) -> Option<IpAddr> {
         match &self.dp {
             Dp::Memory(m) => m.vtep_of(vni, mac),
-            Dp::Linux(_) | Dp::None => None,
+            Dp::Task(_) | Dp::None => None,
         }
     }
 

@@ -2,12 +2,18 @@
 //! VNI, local VTEP, UDP 4789, nolearning; bridge-port learning off, `neigh_suppress` as asked)
 //! and, for an L3 VNI, a VRF device the bridge is enslaved to.
 //!
+//! A kernel built without VRF support (`CONFIG_NET_VRF`: creating the device answers "not
+//! supported") still gets the L3 VNI's bridge and VXLAN device, unenslaved; its routes go to
+//! the configured table all the same (the backend never needs the VRF device to write them),
+//! and `setup` returns the reason next to the devices so `configure` reports it.
+//!
 //! Owns: reading links into `LinkView`, deciding adopt / create / refuse (`check_*`, pure),
 //! and the create/attach requests.
 //! Must not: delete or recreate a device. A device that is present with the wrong identity
 //! (kind, VNI, local address, port, data-plane learning, enslaved to another master, VRF
 //! table) is reported by name with the mismatch and left as it is; what can be set without
-//! disturbing traffic (admin up, attaching an unattached port, bridge-port flags) is set.
+//! disturbing traffic (admin up, attaching an unattached port, bridge-port flags, an L3 VNI
+//! bridge's address = our Router's MAC) is set.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -20,6 +26,7 @@ use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVrf, LinkVxl
 
 use super::nl::{self, NlError};
 use crate::dataplane::{VniDev, VniDevKind};
+use crate::wire::types::MacAddr;
 
 /// The IANA VXLAN port (RFC 7348 §5).
 pub(super) const VXLAN_PORT: u16 = 4789;
@@ -33,6 +40,8 @@ pub(super) struct LinkView {
     pub kind: Option<String>,
     pub up: bool,
     pub master: Option<u32>,
+    /// IFLA_ADDRESS (an Ethernet device's MAC).
+    pub address: Option<MacAddr>,
     pub vxlan_id: Option<u32>,
     pub vxlan_local: Option<IpAddr>,
     pub vxlan_port: Option<u16>,
@@ -64,6 +73,9 @@ impl LinkView {
         for a in &m.attributes {
             match a {
                 LinkAttribute::IfName(n) => v.name = n.clone(),
+                LinkAttribute::Address(a) => {
+                    v.address = <[u8; 6]>::try_from(a.as_slice()).ok().map(MacAddr)
+                }
                 LinkAttribute::Controller(i) => v.master = Some(*i),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
@@ -258,14 +270,33 @@ async fn index_of(handle: &Handle, name: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("device {name} absent right after it was created"))
 }
 
+/// `EOPNOTSUPP`: the kernel does not know the link kind (module absent and not built in).
+const EOPNOTSUPP: i32 = 95;
+
 async fn add(handle: &Handle, name: &str, msg: LinkMessage) -> Result<u32, String> {
+    add_nl(handle, msg)
+        .await
+        .map_err(|e| format!("creating {name}: {e}"))?;
+    index_of(handle, name).await
+}
+
+async fn add_nl(handle: &Handle, msg: LinkMessage) -> Result<(), NlError> {
     handle
         .link()
         .add(msg)
         .execute()
         .await
-        .map_err(|e| format!("creating {name}: {}", NlError::from(e)))?;
-    index_of(handle, name).await
+        .map_err(NlError::from)
+}
+
+/// Why an L3 VNI runs without its VRF device.
+pub(super) fn no_vrf_support(vrf: &str, table: u32, d: &VniDev, e: &NlError) -> String {
+    format!(
+        "creating {vrf}: this kernel has no vrf link type (CONFIG_NET_VRF): {e}; \
+         {} and {} are set up without a VRF and routes are written to table {table}, \
+         but nothing enslaves {} to it: traffic is not routed through that table",
+        d.bridge, d.vxlan, d.bridge
+    )
 }
 
 async fn set(handle: &Handle, name: &str, what: &str, msg: LinkMessage) -> Result<(), String> {
@@ -277,12 +308,18 @@ async fn set(handle: &Handle, name: &str, what: &str, msg: LinkMessage) -> Resul
         .map_err(|e| format!("{what} {name}: {}", NlError::from(e)))
 }
 
-/// Create or adopt the devices of `d`.
-pub(super) async fn setup(handle: &Handle, links: &Links, d: &VniDev) -> Result<Devs, String> {
+/// Create or adopt the devices of `d`; with them, why an L3 VNI has no VRF device (a kernel
+/// without VRF support).
+pub(super) async fn setup(
+    handle: &Handle,
+    links: &Links,
+    d: &VniDev,
+) -> Result<(Devs, Option<String>), String> {
+    let mut degraded = None;
     // L3: the VRF first, the bridge is enslaved to it.
     let vrf = match &d.kind {
         VniDevKind::L2 => None,
-        VniDevKind::L3 { vrf, table } => Some(match links.get(vrf) {
+        VniDevKind::L3 { vrf, table } => match links.get(vrf) {
             Some(l) => {
                 let bad = check_vrf(l, *table);
                 if !bad.is_empty() {
@@ -297,13 +334,17 @@ pub(super) async fn setup(handle: &Handle, links: &Links, d: &VniDev) -> Result<
                     )
                     .await?;
                 }
-                (l.index, vrf.as_str())
+                Some((l.index, vrf.as_str()))
             }
-            None => {
-                let i = add(handle, vrf, LinkVrf::new(vrf, *table).up().build()).await?;
-                (i, vrf.as_str())
-            }
-        }),
+            None => match add_nl(handle, LinkVrf::new(vrf, *table).up().build()).await {
+                Ok(()) => Some((index_of(handle, vrf).await?, vrf.as_str())),
+                Err(e) if e.errno == EOPNOTSUPP => {
+                    degraded = Some(no_vrf_support(vrf, *table, d, &e));
+                    None
+                }
+                Err(e) => return Err(format!("creating {vrf}: {e}")),
+            },
+        },
     };
 
     let bridge = match links.get(&d.bridge) {
@@ -316,7 +357,13 @@ pub(super) async fn setup(handle: &Handle, links: &Links, d: &VniDev) -> Result<
             if let (Some((v, _)), None) = (vrf, l.master) {
                 m = m.controller(v);
             }
-            if !l.up || (vrf.is_some() && l.master.is_none()) {
+            // an L3 VNI's bridge answers to the Router's MAC (settable without disturbing
+            // its ports)
+            let readdress = d.router_mac.filter(|r| l.address != Some(*r));
+            if let Some(r) = readdress {
+                m = m.address(r.0.to_vec());
+            }
+            if !l.up || (vrf.is_some() && l.master.is_none()) || readdress.is_some() {
                 set(handle, &d.bridge, "setting up", m.build()).await?;
             }
             l.index
@@ -325,6 +372,9 @@ pub(super) async fn setup(handle: &Handle, links: &Links, d: &VniDev) -> Result<
             let mut m = LinkBridge::new(&d.bridge).up();
             if let Some((v, _)) = vrf {
                 m = m.controller(v);
+            }
+            if let Some(r) = d.router_mac {
+                m = m.address(r.0.to_vec());
             }
             add(handle, &d.bridge, m.build()).await?
         }
@@ -369,11 +419,14 @@ pub(super) async fn setup(handle: &Handle, links: &Links, d: &VniDev) -> Result<
         .await
         .map_err(|e| format!("bridge port flags of {}: {}", d.vxlan, NlError::from(e)))?;
 
-    Ok(Devs {
-        bridge,
-        vxlan,
-        vrf: vrf.map(|v| v.0),
-    })
+    Ok((
+        Devs {
+            bridge,
+            vxlan,
+            vrf: vrf.map(|v| v.0),
+        },
+        degraded,
+    ))
 }
 
 #[cfg(test)]

@@ -1,15 +1,18 @@
 //! Netlink plumbing of the Linux backend: one send/acknowledge pair (so a batch can keep many
 //! requests in flight), the neighbour messages that make FDB, flood-list and ARP/ND entries,
-//! dumps, and a flat view of a neighbour message.
+//! the route messages of an L3 VNI's table, dumps, and flat views of a neighbour and a route
+//! message.
 //!
 //! Owns: how a `DataplaneOp` looks on the wire (`Req`), errno handling, AF_BRIDGE address
-//! decoding (NDA_DST comes back as raw bytes in AF_BRIDGE messages; decoded by length).
+//! decoding (NDA_DST comes back as raw bytes in AF_BRIDGE messages; decoded by length), the
+//! route protocol and metric that mark vmmi's routes (`RTPROT_VMMI`, `ROUTE_METRIC`).
 //! Must not: decide anything (which entry to write is `mod.rs` / `reconcile.rs`).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use ipnet::IpNet;
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
     NetlinkPayload,
@@ -18,7 +21,10 @@ use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
-use netlink_packet_route::route::RouteType;
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType, RouteVia,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::Handle;
 
@@ -30,6 +36,24 @@ pub(super) const NUD_NOARP: u16 = 0x40;
 pub(super) const NUD_PERMANENT: u16 = 0x80;
 
 const ENOENT: i32 = 2;
+/// What a route delete of an absent route answers.
+const ESRCH: i32 = 3;
+
+/// The route protocol (`rtm_protocol`) of every route vmmi writes: how `reconcile` tells its
+/// routes from everybody else's (`ip route show table N proto 210`). 210 is used by nobody we
+/// know of: the kernel's uapi names 0–4 and 8–18, 42 (babel), 99 (openr) and 186–192;
+/// iproute2's `rt_protos` adds nothing above that; FRR's zebra uses 11 and 186–198 — EVPN
+/// routes installed by zebra are `proto bgp` (186). A protocol of our own means a vmmi and an
+/// FRR on one host never take each other's routes for their own.
+pub(super) const RTPROT_VMMI: u8 = 210;
+
+/// The metric (`RTA_PRIORITY`) of every route vmmi writes. A route replace replaces the route
+/// with the same prefix *and metric* whatever its protocol, so vmmi's metric must differ from
+/// the ones other writers use by default — the kernel's (0 for IPv4, 1024 for IPv6 static,
+/// 256 for IPv6 connected) and FRR's (20) — for a write of ours never to overwrite a route an
+/// operator or another daemon put in the same table under the same prefix. Such a route, when
+/// its metric is lower, wins the lookup; ours stays next to it.
+pub(super) const ROUTE_METRIC: u32 = 30;
 
 /// Header flags of a create-or-replace (`bridge fdb replace`, `ip neigh replace`).
 const F_REPLACE: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
@@ -71,7 +95,8 @@ impl From<rtnetlink::Error> for NlError {
 pub(super) struct Req {
     msg: RouteNetlinkMessage,
     flags: u16,
-    /// A delete of something absent succeeds (ARCHITECTURE rule 4).
+    /// A delete of something absent succeeds (ARCHITECTURE rule 4): ENOENT (neighbours) and
+    /// ESRCH (routes) are success.
     enoent_ok: bool,
     pub what: String,
 }
@@ -97,7 +122,7 @@ pub(super) async fn ack(req: &Req, mut pending: Pending) -> Result<(), NlError> 
             && let Some(code) = e.code
         {
             let errno = code.get().abs();
-            if errno == ENOENT && req.enoent_ok {
+            if (errno == ENOENT || errno == ESRCH) && req.enoent_ok {
                 return Ok(());
             }
             return Err(NlError {
@@ -262,6 +287,152 @@ pub(super) fn neigh_delete(br: u32, dev: &str, ip: IpAddr) -> Req {
         flags: F_DELETE,
         enoent_ok: true,
         what: format!("neighbour delete {ip} on {dev}"),
+    }
+}
+
+/// The gateway of a route to `prefix` through `vtep` as the kernel needs it: the VTEP itself
+/// when the families match; for an IPv6 prefix behind an IPv4 VTEP the IPv4-mapped IPv6
+/// address (what FRR's zebra installs: the kernel accepts a mapped next hop, and the neighbour
+/// entry for it is an IPv6 one); for an IPv4 prefix behind an IPv6 VTEP the VTEP itself,
+/// written as `RTA_VIA` (an IPv4 route with an IPv6 next hop, RFC 8950 style).
+pub(super) fn gateway(prefix: &IpNet, vtep: IpAddr) -> IpAddr {
+    match (prefix, vtep) {
+        (IpNet::V6(_), IpAddr::V4(v)) => IpAddr::V6(v.to_ipv6_mapped()),
+        _ => vtep,
+    }
+}
+
+fn route_msg(prefix: &IpNet, table: u32) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = match prefix {
+        IpNet::V4(_) => AddressFamily::Inet,
+        IpNet::V6(_) => AddressFamily::Inet6,
+    };
+    m.header.destination_prefix_length = prefix.prefix_len();
+    // iproute2's encoding: the 8-bit header field when it fits, RTA_TABLE always
+    m.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+    m.header.protocol = RouteProtocol::from(RTPROT_VMMI);
+    m.attributes = vec![
+        RouteAttribute::Destination(RouteAddress::from(prefix.network())),
+        RouteAttribute::Table(table),
+        RouteAttribute::Priority(ROUTE_METRIC),
+    ];
+    m
+}
+
+/// `ip route replace PREFIX via GW dev BRIDGE onlink table T proto 210 metric 30`: the route
+/// of an L3 VNI (symmetric IRB host route or type-5 prefix). `onlink`: the VTEP is not on the
+/// bridge's subnet (the bridge has none); the kernel takes the next hop's MAC from the
+/// neighbour entry `nh_replace` writes, and the VXLAN device's FDB entry for that MAC says
+/// which VTEP to send to.
+pub(super) fn route_replace(br: u32, dev: &str, table: u32, prefix: &IpNet, gw: IpAddr) -> Req {
+    let mut m = route_msg(prefix, table);
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    m.header.flags = RouteFlags::Onlink;
+    m.attributes.push(match (prefix, gw) {
+        (IpNet::V4(_), IpAddr::V6(v)) => RouteAttribute::Via(RouteVia::Inet6(v)),
+        _ => RouteAttribute::Gateway(RouteAddress::from(gw)),
+    });
+    m.attributes.push(RouteAttribute::Oif(br));
+    Req {
+        msg: RouteNetlinkMessage::NewRoute(m),
+        flags: F_REPLACE,
+        enoent_ok: false,
+        what: format!("route replace {prefix} via {gw} dev {dev} table {table}"),
+    }
+}
+
+/// `ip route del PREFIX table T proto 210 metric M`: only a route of ours (the kernel matches
+/// the protocol and metric given), never another writer's route of the same prefix.
+pub(super) fn route_delete(table: u32, prefix: &IpNet, metric: u32) -> Req {
+    let mut m = route_msg(prefix, table);
+    m.header.scope = RouteScope::NoWhere;
+    m.header.kind = RouteType::Unicast;
+    for a in &mut m.attributes {
+        if let RouteAttribute::Priority(p) = a {
+            *p = metric;
+        }
+    }
+    Req {
+        msg: RouteNetlinkMessage::DelRoute(m),
+        flags: F_DELETE,
+        enoent_ok: true,
+        what: format!("route delete {prefix} table {table}"),
+    }
+}
+
+/// Every route of one family, all tables (filtered by the caller: the kernel filters a dump
+/// by table only with strict checking on the socket).
+pub(super) async fn dump_routes(
+    handle: &Handle,
+    family: AddressFamily,
+) -> Result<Vec<RouteView>, NlError> {
+    let mut m = RouteMessage::default();
+    m.header.address_family = family;
+    let mut out = Vec::new();
+    let mut s = handle.route().get(m).execute().boxed();
+    while let Some(r) = s.try_next().await? {
+        if let Some(v) = RouteView::from_msg(&r) {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// The parts of a route message the backend looks at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct RouteView {
+    pub table: u32,
+    pub prefix: IpNet,
+    pub protocol: u8,
+    pub metric: u32,
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+    pub onlink: bool,
+    /// Several next hops (RTA_MULTIPATH): never what vmmi writes.
+    pub multipath: bool,
+}
+
+impl RouteView {
+    /// `None` for a message without a usable destination.
+    pub fn from_msg(m: &RouteMessage) -> Option<RouteView> {
+        let mut table = u32::from(m.header.table);
+        let mut dst = None;
+        let mut v = RouteView {
+            table: 0,
+            prefix: IpNet::default(),
+            protocol: u8::from(m.header.protocol),
+            metric: 0,
+            gateway: None,
+            oif: None,
+            onlink: m.header.flags.contains(RouteFlags::Onlink),
+            multipath: false,
+        };
+        for a in &m.attributes {
+            match a {
+                RouteAttribute::Table(t) => table = *t,
+                RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = Some(IpAddr::V4(*a)),
+                RouteAttribute::Destination(RouteAddress::Inet6(a)) => dst = Some(IpAddr::V6(*a)),
+                RouteAttribute::Gateway(RouteAddress::Inet(a)) => v.gateway = Some(IpAddr::V4(*a)),
+                RouteAttribute::Gateway(RouteAddress::Inet6(a)) => v.gateway = Some(IpAddr::V6(*a)),
+                RouteAttribute::Via(RouteVia::Inet(a)) => v.gateway = Some(IpAddr::V4(*a)),
+                RouteAttribute::Via(RouteVia::Inet6(a)) => v.gateway = Some(IpAddr::V6(*a)),
+                RouteAttribute::Priority(p) => v.metric = *p,
+                RouteAttribute::Oif(i) => v.oif = Some(*i),
+                RouteAttribute::MultiPath(_) => v.multipath = true,
+                _ => {}
+            }
+        }
+        // a default route has no RTA_DST
+        let dst = dst.or(match m.header.address_family {
+            AddressFamily::Inet => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            AddressFamily::Inet6 => Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+            _ => None,
+        })?;
+        v.table = table;
+        v.prefix = IpNet::new(dst, m.header.destination_prefix_length).ok()?;
+        Some(v)
     }
 }
 

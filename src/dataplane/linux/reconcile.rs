@@ -5,9 +5,15 @@
 //!
 //! Ownership (what may be removed): on a configured VXLAN device, unicast `self` entries
 //! marked `extern_learn` and every flood-list entry (00:00:00:00:00:00 `self`); on a
-//! configured bridge, neighbour entries marked `extern_learn`. Everything else (entries an
-//! operator added, the kernel's own) is never removed; a desired MAC that an operator's entry
-//! holds is rewritten as vmmi's.
+//! configured bridge, neighbour entries marked `extern_learn`; in the table of a configured
+//! L3 VNI, routes of protocol 210 (`nl::RTPROT_VMMI`). Everything else (entries an operator
+//! added, the kernel's own, another daemon's routes — FRR's are `proto bgp`) is never
+//! removed; a desired MAC that an operator's entry holds is rewritten as vmmi's.
+//!
+//! L3 VNIs: the desired `Route`s give the routes, and through `l3::Vrf` the RMAC FDB entries
+//! and next-hop neighbours they share; those are compared like any FDB or neighbour entry of
+//! the VNI. A route of ours is right when its next hop, device, `onlink` and metric are what
+//! `apply` writes; one with another metric (never written by this version) is removed.
 //!
 //! Owns: `Snapshot` (the dump, keyed by VNI) and `plan` (pure: snapshot + desired → steps).
 //! Must not: send anything (`mod.rs` lowers and runs the steps).
@@ -15,9 +21,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use netlink_packet_route::neighbour::NeighbourFlags;
 
-use super::nl::{NUD_NOARP, NeighView, fdb_kind};
+use super::l3::{Entry, NO_RMAC, Vrf};
+use super::nl::{NUD_NOARP, NeighView, ROUTE_METRIC, RTPROT_VMMI, RouteView, fdb_kind, gateway};
 use crate::dataplane::{DataplaneOp, OpError};
 use crate::wire::types::MacAddr;
 
@@ -54,12 +62,23 @@ pub(super) struct Neigh {
     pub ours: bool,
 }
 
+/// A route of ours in an L3 VNI's table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct OurRoute {
+    pub gateway: Option<IpAddr>,
+    pub metric: u32,
+    /// Through the VNI's bridge, `onlink`, one next hop: the shape `apply` writes.
+    pub shape: bool,
+}
+
 /// What the kernel holds on the configured devices, by VNI.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Snapshot {
     pub fdb: BTreeMap<(u32, MacAddr), Vec<Remote>>,
     pub flood: BTreeSet<(u32, IpAddr)>,
     pub neigh: BTreeMap<(u32, IpAddr), Neigh>,
+    /// Routes of protocol 210 in L3 VNIs' tables.
+    pub routes: BTreeMap<(u32, IpNet), Vec<OurRoute>>,
 }
 
 impl Snapshot {
@@ -107,6 +126,28 @@ impl Snapshot {
         }
         s
     }
+
+    /// Add the routes of ours (`RTPROT_VMMI`) in the tables of L3 VNIs; `tables`: table →
+    /// (VNI, bridge ifindex).
+    pub fn with_routes(mut self, routes: &[RouteView], tables: &HashMap<u32, (u32, u32)>) -> Self {
+        for r in routes {
+            let Some(&(vni, br)) = tables.get(&r.table) else {
+                continue;
+            };
+            if r.protocol != RTPROT_VMMI {
+                continue;
+            }
+            self.routes
+                .entry((vni, r.prefix))
+                .or_default()
+                .push(OurRoute {
+                    gateway: r.gateway,
+                    metric: r.metric,
+                    shape: r.oif == Some(br) && r.onlink && !r.multipath,
+                });
+        }
+        self
+    }
 }
 
 /// How a step is written.
@@ -117,6 +158,19 @@ pub(super) enum How {
     /// Delete the whole FDB entry, then write it (an entry whose state or flags a replace
     /// would keep: the kernel's VXLAN replace changes only the remote).
     Fresh,
+    /// A route alone (its RMAC entry and neighbour are steps of their own).
+    Bare,
+    /// Delete a route of ours with this metric.
+    Stale { metric: u32 },
+}
+
+/// The shared L3 entry a step on an L3 VNI is about.
+pub(super) fn l3_entry(op: &DataplaneOp) -> Option<Entry> {
+    match *op {
+        DataplaneOp::Fdb { mac, .. } | DataplaneOp::FdbDel { mac, .. } => Some(Entry::Rmac(mac)),
+        DataplaneOp::Neigh { ip, .. } | DataplaneOp::NeighDel { ip, .. } => Some(Entry::Nh(ip)),
+        _ => None,
+    }
 }
 
 /// Why a step is there.
@@ -138,23 +192,42 @@ pub(super) struct Step {
 pub(super) struct Plan {
     pub steps: Vec<Step>,
     pub adopted: usize,
-    /// Desired ops that cannot be reconciled (VNI not configured, L3 routes).
+    /// Desired ops that cannot be reconciled (VNI not configured, the wrong kind of VNI, a
+    /// route without a Router's MAC).
     pub errors: Vec<OpError>,
+    /// Per L3 VNI, the routes it will hold: (prefix, VTEP, RMAC).
+    pub vrfs: BTreeMap<u32, Vec<(IpNet, IpAddr, MacAddr)>>,
 }
 
-/// Compare; `configured`: the VNIs whose devices exist. Deletes in `desired` are ignored
-/// (desired state is a set of entries); a later add of the same key wins.
-pub(super) fn plan(desired: &[DataplaneOp], snap: &Snapshot, configured: &BTreeSet<u32>) -> Plan {
+/// Compare; `configured`: the VNIs whose devices exist, `l3` those of them that are L3 VNIs.
+/// Deletes in `desired` are ignored (desired state is a set of entries); a later add of the
+/// same key wins.
+pub(super) fn plan(
+    desired: &[DataplaneOp],
+    snap: &Snapshot,
+    configured: &BTreeSet<u32>,
+    l3: &BTreeSet<u32>,
+) -> Plan {
     let mut p = Plan::default();
     let mut fdb: BTreeMap<(u32, MacAddr), (IpAddr, bool)> = BTreeMap::new();
     let mut flood: BTreeSet<(u32, IpAddr)> = BTreeSet::new();
     let mut neigh: BTreeMap<(u32, IpAddr), MacAddr> = BTreeMap::new();
+    let mut routes: BTreeMap<(u32, IpNet), (IpAddr, MacAddr)> = BTreeMap::new();
     for op in desired {
         if !configured.contains(&op.vni()) {
             p.errors.push(OpError {
                 op: op.clone(),
                 reason: super::not_configured(op.vni()),
             });
+            continue;
+        }
+        if let Some(reason) = super::wrong_kind(op, l3.contains(&op.vni())) {
+            if !matches!(op, DataplaneOp::RouteDel { .. }) {
+                p.errors.push(OpError {
+                    op: op.clone(),
+                    reason,
+                });
+            }
             continue;
         }
         match *op {
@@ -172,14 +245,40 @@ pub(super) fn plan(desired: &[DataplaneOp], snap: &Snapshot, configured: &BTreeS
             DataplaneOp::Neigh { vni, ip, mac } => {
                 neigh.insert((vni, ip), mac);
             }
-            DataplaneOp::Route { .. } => p.errors.push(OpError {
-                op: op.clone(),
-                reason: super::L3_UNSUPPORTED.into(),
-            }),
+            DataplaneOp::Route {
+                vni,
+                prefix,
+                vtep,
+                rmac: Some(rmac),
+            } => {
+                routes.insert((vni, prefix), (vtep, rmac));
+            }
+            DataplaneOp::Route { vni, prefix, .. } => {
+                // not installable: and not kept either (a route of ours there is removed)
+                routes.remove(&(vni, prefix));
+                p.errors.push(OpError {
+                    op: op.clone(),
+                    reason: NO_RMAC.into(),
+                });
+            }
             _ => {}
         }
     }
     let step = |op, how, class| Step { op, how, class };
+
+    // L3 VNIs: the shared entries the routes want join the VNI's FDB and neighbour entries
+    for (&(vni, prefix), &(vtep, rmac)) in &routes {
+        p.vrfs.entry(vni).or_default().push((prefix, vtep, rmac));
+    }
+    for (&vni, rs) in &p.vrfs {
+        let w = Vrf::from_routes(rs.iter().copied()).wanted();
+        for (rmac, vtep) in w.rmacs {
+            fdb.insert((vni, rmac), (vtep, false));
+        }
+        for (gw, rmac) in w.nhs {
+            neigh.insert((vni, gw), rmac);
+        }
+    }
 
     for (&(vni, mac), &(vtep, sticky)) in &fdb {
         let op = DataplaneOp::Fdb {
@@ -245,6 +344,42 @@ pub(super) fn plan(desired: &[DataplaneOp], snap: &Snapshot, configured: &BTreeS
                 How::Normal,
                 Class::Removed,
             ));
+        }
+    }
+
+    for (&(vni, prefix), &(vtep, rmac)) in &routes {
+        let gw = gateway(&prefix, vtep);
+        let have = snap
+            .routes
+            .get(&(vni, prefix))
+            .map_or(&[][..], Vec::as_slice);
+        let op = DataplaneOp::Route {
+            vni,
+            prefix,
+            vtep,
+            rmac: Some(rmac),
+        };
+        if have
+            .iter()
+            .any(|r| r.shape && r.metric == ROUTE_METRIC && r.gateway == Some(gw))
+        {
+            p.adopted += 1;
+        } else if have.iter().any(|r| r.metric == ROUTE_METRIC) {
+            p.steps.push(step(op, How::Bare, Class::Fixed));
+        } else {
+            p.steps.push(step(op, How::Bare, Class::Added));
+        }
+    }
+    for (&(vni, prefix), have) in &snap.routes {
+        let wanted = routes.contains_key(&(vni, prefix));
+        for r in have {
+            if configured.contains(&vni) && !(wanted && r.metric == ROUTE_METRIC) {
+                p.steps.push(step(
+                    DataplaneOp::RouteDel { vni, prefix },
+                    How::Stale { metric: r.metric },
+                    Class::Removed,
+                ));
+            }
         }
     }
     p
@@ -358,7 +493,7 @@ mod tests {
                 vtep: ip("10.0.0.2"),
             },
         ];
-        let p = plan(&desired, &s, &[100].into_iter().collect());
+        let p = plan(&desired, &s, &[100].into_iter().collect(), &BTreeSet::new());
         assert_eq!(p.adopted, 3); // mac 1, flood 10.0.0.2, neighbour 192.0.2.1
         assert_eq!(
             classes(&p),
@@ -401,7 +536,10 @@ mod tests {
             ]
         );
         assert_eq!(p.errors.len(), 2);
-        assert_eq!(p.errors[0].reason, super::super::L3_UNSUPPORTED);
+        assert_eq!(
+            p.errors[0].reason,
+            "vni 100 is an l2 VNI: routes go in an l3 VNI's table"
+        );
         assert!(p.errors[1].reason.contains("vni 300"));
     }
 
@@ -433,6 +571,7 @@ mod tests {
             &[sticky.clone(), two.clone()],
             &s,
             &[1].into_iter().collect(),
+            &BTreeSet::new(),
         );
         assert_eq!(
             classes(&p),
@@ -474,5 +613,121 @@ mod tests {
             s.flood.iter().collect::<Vec<_>>(),
             vec![&(100, ip("10.0.0.2"))]
         );
+    }
+
+    #[test]
+    fn l3_routes_and_their_shared_entries_are_adopted_fixed_and_removed_only_when_ours() {
+        let (x, y) = (ip("10.0.0.2"), ip("10.0.0.3"));
+        let r = |b: u8| MacAddr([2, 0, 0, 0, 0xee, b]);
+        let net = |s: &str| -> IpNet { s.parse().unwrap() };
+        let ours = |gw: &str, metric| OurRoute {
+            gateway: Some(ip(gw)),
+            metric,
+            shape: true,
+        };
+        let mut s = Snapshot::default();
+        s.routes.insert(
+            (5000, net("10.1.0.0/16")),
+            vec![ours("10.0.0.2", ROUTE_METRIC)],
+        ); // right
+        s.routes.insert(
+            (5000, net("10.2.0.0/16")),
+            vec![ours("10.0.0.9", ROUTE_METRIC)],
+        ); // moved
+        s.routes.insert(
+            (5000, net("10.3.0.0/16")),
+            vec![ours("10.0.0.9", ROUTE_METRIC)],
+        ); // stale
+        s.routes
+            .insert((5000, net("10.4.0.0/16")), vec![ours("10.0.0.3", 99)]); // old metric
+        s.fdb
+            .insert((5000, r(1)), vec![remote("10.0.0.2", NUD_REACHABLE, OURS)]);
+        s.fdb
+            .insert((5000, r(9)), vec![remote("10.0.0.9", NUD_REACHABLE, OURS)]); // stale
+        s.neigh.insert(
+            (5000, x),
+            Neigh {
+                mac: Some(r(1)),
+                state: NUD_NOARP,
+                ours: true,
+            },
+        );
+        let route = |p: &str, vtep, rmac| DataplaneOp::Route {
+            vni: 5000,
+            prefix: net(p),
+            vtep,
+            rmac,
+        };
+        let desired = vec![
+            route("10.1.0.0/16", x, Some(r(1))),
+            route("10.2.0.0/16", x, Some(r(1))),
+            route("10.4.0.0/16", y, Some(r(2))),
+            route("10.5.0.0/16", y, None),
+            DataplaneOp::Fdb {
+                vni: 5000,
+                mac: r(7),
+                vtep: x,
+                sticky: false,
+            },
+        ];
+        let both: BTreeSet<u32> = [5000].into_iter().collect();
+        let p = plan(&desired, &s, &both, &both);
+        // adopted: RMAC 1, neighbour x, route 10.1/16
+        assert_eq!(p.adopted, 3);
+        let del = |p: &str, metric| {
+            (
+                DataplaneOp::RouteDel {
+                    vni: 5000,
+                    prefix: net(p),
+                },
+                How::Stale { metric },
+                Class::Removed,
+            )
+        };
+        assert_eq!(
+            classes(&p),
+            vec![
+                (
+                    DataplaneOp::Fdb {
+                        vni: 5000,
+                        mac: r(2),
+                        vtep: y,
+                        sticky: false
+                    },
+                    How::Normal,
+                    Class::Added
+                ),
+                (
+                    DataplaneOp::FdbDel {
+                        vni: 5000,
+                        mac: r(9)
+                    },
+                    How::Normal,
+                    Class::Removed
+                ),
+                (
+                    DataplaneOp::Neigh {
+                        vni: 5000,
+                        ip: y,
+                        mac: r(2)
+                    },
+                    How::Normal,
+                    Class::Added
+                ),
+                (route("10.2.0.0/16", x, Some(r(1))), How::Bare, Class::Fixed),
+                (route("10.4.0.0/16", y, Some(r(2))), How::Bare, Class::Added),
+                del("10.3.0.0/16", ROUTE_METRIC),
+                del("10.4.0.0/16", 99),
+            ]
+        );
+        let reasons: Vec<&str> = p.errors.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                NO_RMAC,
+                "vni 5000 is an l3 VNI: MAC, flood and neighbour ops belong to l2 VNIs"
+            ]
+        );
+        assert_eq!(p.vrfs[&5000].len(), 3);
     }
 }
