@@ -782,6 +782,12 @@ eids = ["iid:100 10.1.0.0/16", "iid:100 mac:any"]
     );
     let m = http_get("127.0.0.1:51481", "/metrics");
     assert!(m.contains("vmmi_lisp_map_replies_tx_total 1"), "{m}");
+    // the attached VM's IP and MAC, both from the EVPN feed
+    assert!(
+        m.contains("vmmi_lisp_registrations{source=\"evpn\"} 2"),
+        "{m}"
+    );
+    assert!(m.contains("vmmi_lisp_subscriptions 0"), "{m}");
     let (c, v) = http("127.0.0.1:51481", "GET", "/v1/lisp/counters", "");
     assert_eq!((c, &v["map_requests_rx"]), (200, &Value::from(1)), "{v}");
     // `POST /v1/lisp/request` is the xTR's: refused here with the reason, bad EIDs first

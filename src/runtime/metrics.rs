@@ -231,6 +231,28 @@ pub fn render(
                 }
             }
         }
+        // what the Map-Server holds now: mappings by where they come from (a site's
+        // registrations or the EVPN feed), and live subscriptions
+        let regs: Family<Labels, Gauge> = Family::default();
+        for v in l.core.registrations(now) {
+            for g in &v.registrants {
+                let from = g.site.clone().unwrap_or_else(|| g.source.to_string());
+                regs.get_or_create(&vec![("source".to_string(), from)])
+                    .inc();
+            }
+        }
+        r.register(
+            "vmmi_lisp_registrations",
+            "EID registrations held by the Map-Server, by site (or evpn for the EVPN feed)",
+            regs,
+        );
+        let subs: Gauge = Gauge::default();
+        subs.set(i64::try_from(l.core.subscribers(now).len()).unwrap_or(i64::MAX));
+        r.register(
+            "vmmi_lisp_subscriptions",
+            "RFC 9437 subscriptions held by the Map-Server",
+            subs,
+        );
         counter(
             &mut r,
             "vmmi_lisp_send_errors",
