@@ -43,7 +43,10 @@ use crate::wire::bgp::Family;
 use crate::wire::bgp::extcomm::RouteTarget;
 use crate::wire::bgp::rd::RouteDistinguisher;
 
+mod reload;
 mod validate;
+
+pub use reload::{ReloadPlan, reload_plan};
 
 /// The embedded default used by `vmmi run` without `--config` (and logged at start): one
 /// speaker on loopback with a memory dataplane, BGP passive on 1179, LISP Map-Server and

@@ -148,6 +148,20 @@ impl Net {
         n.evpn_cfg = Some(cfg);
     }
 
+    /// Node `i`'s EVPN configuration is reloaded (SIGHUP) with `f` applied to the running one;
+    /// returns the VNIs the layer reports changed.
+    pub fn reconfigure_evpn(&mut self, i: usize, f: impl FnOnce(&mut EvpnCfg)) -> Vec<u32> {
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        let (Some(ev), Some(cfg)) = (&mut n.evpn, &mut n.evpn_cfg) else {
+            panic!("testkit: node {i} has no EVPN layer");
+        };
+        f(cfg);
+        let changed = ev.reconfigure(now, cfg, n.speaker.rib());
+        self.settle();
+        changed
+    }
+
     /// A local learn (or leave) on node `i`, as its dataplane or `vmmi vm attach` reports it.
     pub fn learn(&mut self, i: usize, e: LearnEvent) {
         let now = self.now;

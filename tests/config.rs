@@ -1306,3 +1306,88 @@ fn vni_gateway_and_router_macs() {
         "{errs:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// SIGHUP: what a reload applies and what needs a restart (`reload_plan`)
+
+fn reloadable_base() -> Config {
+    Config::from_toml_str(
+        r#"
+[global]
+asn = 65001
+router_id = "192.0.2.1"
+[[neighbor]]
+address = "192.0.2.2"
+remote_asn = 65002
+[[vni]]
+vni = 100
+bridge = "br-a"
+[[vni]]
+vni = 200
+[lisp]
+roles = ["map-server"]
+[[lisp.site]]
+name = "dc-a"
+key = "k"
+eids = ["iid:100 10.1.0.0/16"]
+"#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn reload_applies_neighbors_vnis_dad_and_sites_and_keeps_the_rest() {
+    let old = reloadable_base();
+    let mut new = old.clone();
+    new.neighbor[0].hold_time = 30;
+    new.vni.retain(|v| v.vni != 200);
+    new.vni[0].export_rt = vec![RtCfg::Set("65001:1".into())];
+    new.vni.push(VniCfg {
+        vni: 300,
+        ..VniCfg::default()
+    });
+    new.mobility.dad_max_moves = 9;
+    new.lisp.site[0].key = "k2".into();
+    let plan = reload_plan(&old, &new);
+    assert_eq!(plan.needs_restart, Vec::<String>::new());
+    assert_eq!(plan.effective, new);
+}
+
+#[test]
+fn reload_keeps_what_needs_a_restart_and_names_each_key() {
+    let old = reloadable_base();
+    let mut new = old.clone();
+    new.global.asn = 65099;
+    new.api.listen = None;
+    new.dataplane.kind = DataplaneKind::Linux;
+    new.mobility.state_file = "/tmp/x.json".into();
+    new.lisp.roles.push(LispRole::MapResolver);
+    new.lisp.smr = false;
+    new.vni[0].bridge = Some("br-b".into()); // a device of a VNI that stays
+    new.vni[0].export_rt = vec![RtCfg::Set("65001:1".into())];
+    new.neighbor[0].hold_time = 30; // applied all the same
+    let plan = reload_plan(&old, &new);
+    assert_eq!(
+        plan.needs_restart,
+        vec![
+            "global",
+            "api",
+            "dataplane",
+            "mobility.state_file",
+            "lisp.roles",
+            "lisp.smr",
+            "vni 100: kind / bridge / vxlan / vrf / table (the VNI keeps its running configuration)",
+        ]
+    );
+    let e = &plan.effective;
+    assert_eq!(e.global, old.global);
+    assert_eq!(e.api, old.api);
+    assert_eq!(e.dataplane, old.dataplane);
+    assert_eq!(e.mobility.state_file, old.mobility.state_file);
+    assert_eq!(e.lisp, old.lisp);
+    // the VNI whose device changed keeps all of its running configuration
+    assert_eq!(e.vni[0], old.vni[0]);
+    assert_eq!(e.neighbor[0].hold_time, 30);
+    // a second reload of the same file reports the same keys (nothing was silently taken)
+    assert_eq!(reload_plan(e, &new).needs_restart, plan.needs_restart);
+}

@@ -7,151 +7,20 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // real processes and time
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-const VMMI: &str = env!("CARGO_BIN_EXE_vmmi");
+#[path = "daemon_harness/mod.rs"]
+mod daemon_harness;
+use daemon_harness::*;
 
 #[path = "lisp_harness/mod.rs"]
 mod lisp_harness;
 
-struct Daemon {
-    child: Child,
-    api: String,
-    config: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // files of a passing test go; a failing test's stay for reading
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.config);
-            let _ = std::fs::remove_file(&self.log);
-            if let Some(d) = self.log.parent() {
-                let _ = std::fs::remove_dir(d); // only once empty: the last daemon out
-            }
-        }
-    }
-}
-
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vmmi-daemon-test-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn start(name: &str, toml: &str, api: &str) -> Daemon {
-    let d = dir();
-    let config = d.join(format!("{name}.toml"));
-    std::fs::write(&config, toml).unwrap();
-    let log = d.join(format!("{name}.log"));
-    let child = Command::new(VMMI)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("VMMI_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let dm = Daemon {
-        child,
-        api: api.to_string(),
-        config,
-        log,
-    };
-    assert!(
-        wait(Duration::from_secs(10), || cli(
-            &dm,
-            &["show", "neighbors", "--json"]
-        )
-        .is_some()),
-        "{name}: API up\n{}",
-        std::fs::read_to_string(&dm.log).unwrap_or_default()
-    );
-    dm
-}
-
-fn cli(d: &Daemon, args: &[&str]) -> Option<Value> {
-    let out = Command::new(VMMI)
-        .args(args)
-        .args(["--api", &d.api])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    if args.first() == Some(&"show") {
-        serde_json::from_slice(&out.stdout).ok()
-    } else {
-        Some(Value::Null)
-    }
-}
-
-fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-fn state(d: &Daemon) -> String {
-    cli(d, &["show", "neighbors", "--json"])
-        .and_then(|v| v[0]["state"].as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn routes(d: &Daemon) -> Vec<Value> {
-    cli(d, &["show", "routes", "--json"])
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-}
-
-fn cfg(
-    asn: u32,
-    id: &str,
-    listen: &str,
-    peer: &str,
-    peer_asn: u32,
-    api: &str,
-    extra: &str,
-) -> String {
-    format!(
-        r#"[global]
-asn = {asn}
-router_id = "{id}"
-listen = ["{listen}"]
-[[neighbor]]
-address = "{peer}"
-remote_asn = {peer_asn}
-port = {port}
-families = ["l2vpn-evpn", "ipv4-unicast"]
-connect_retry = 2
-hold_time = 9
-{extra}
-[api]
-listen = "{api}"
-[dataplane]
-kind = "memory"
-"#,
-        port = listen.rsplit(':').next().unwrap()
-    )
-}
-
 const T2: &str = r#"{"type":"macip","rd":"10.0.0.1:100","mac":"52:54:00:00:00:01","ip":"10.1.0.5","vni":100,"rt":["65001:100"],"seq":1,"next_hop":"192.0.2.1"}"#;
 const T2_SEQ2: &str = r#"{"type":"macip","rd":"10.0.0.1:100","mac":"52:54:00:00:00:01","ip":"10.1.0.5","vni":100,"rt":["65001:100"],"seq":2,"next_hop":"192.0.2.1"}"#;
-
-fn log_of(d: &Daemon) -> String {
-    std::fs::read_to_string(&d.log).unwrap_or_default()
-}
 
 #[test]
 fn two_daemons_exchange_routes_and_survive_a_graceful_restart() {
@@ -467,40 +336,6 @@ fn a_neighbor_given_by_dns_name_is_resolved_and_peers() {
     assert_eq!(n["address"], "127.0.0.1:11189");
 }
 
-fn vtep_cfg(id: &str, peer: &str, api: &str, state: &std::path::Path) -> String {
-    format!(
-        r#"[global]
-asn = 65000
-router_id = "{id}"
-listen = ["{id}:11279"]
-[[neighbor]]
-address = "{peer}"
-remote_asn = 65000
-port = 11279
-families = ["l2vpn-evpn"]
-connect_retry = 2
-hold_time = 9
-[[vni]]
-vni = 100
-[mobility]
-state_file = "{state}"
-[api]
-listen = "{api}"
-[dataplane]
-kind = "memory"
-"#,
-        state = state.display()
-    )
-}
-
-fn mac_at(d: &Daemon, mac: &str) -> Option<Value> {
-    cli(d, &["show", "macs", "--json", "--vni", "100"])?
-        .as_array()?
-        .iter()
-        .find(|m| m["mac"] == mac)
-        .cloned()
-}
-
 #[test]
 fn vm_hook_moves_a_mac_between_daemons_and_the_sequence_survives_a_restart() {
     let st_a = dir().join("a-mobility.json");
@@ -589,45 +424,6 @@ fn vm_hook_moves_a_mac_between_daemons_and_the_sequence_survives_a_restart() {
     ] {
         assert!(m.contains(want), "{want:?} not in:\n{m}");
     }
-}
-
-fn http_get(api: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(api).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
-fn http(api: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(api).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let json = out
-        .split("\r\n\r\n")
-        .nth(1)
-        .and_then(|b| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    (code, json)
 }
 
 #[test]

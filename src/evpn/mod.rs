@@ -29,6 +29,7 @@
 pub mod glue;
 pub mod moves;
 pub mod origin;
+mod reconfig;
 pub mod view;
 pub mod vni;
 
@@ -353,24 +354,26 @@ impl Evpn {
     /// gateway subnets (RFC 9136 §4.4.1).
     pub fn start(&mut self, now: Instant) {
         let _ = now;
+        let all: Vec<u32> = self.vnis.keys().copied().collect();
+        for n in all {
+            self.originate_vni(n);
+        }
+    }
+
+    /// What VNI `n` originates by configuration alone (`start`, and a VNI a reload adds or
+    /// changes): its type 3, its anycast gateway, or for an L3 VNI its type 5 routes.
+    fn originate_vni(&mut self, n: u32) {
+        let Some(v) = self.vnis.get(&n) else { return };
         let mut routes = Vec::new();
-        for v in self.vnis.values() {
-            if v.l3 {
-                let subnets = self
-                    .vnis
-                    .values()
-                    .filter(|x| x.l3_vni == Some(v.vni))
-                    .filter_map(|x| x.gateway.map(|(g, _)| g.trunc()));
-                let mut own: BTreeSet<IpNet> = v.prefixes.iter().map(|p| p.trunc()).collect();
-                own.extend(subnets);
-                for p in &own {
-                    routes.push(origin::prefix(v, *p, self.vtep));
-                }
-                if let Some(t) = self.l3.get_mut(&v.vni) {
-                    t.own = own;
-                }
-                continue;
+        if v.l3 {
+            let own = self.own_prefixes(v);
+            for p in &own {
+                routes.push(origin::prefix(v, *p, self.vtep));
             }
+            if let Some(t) = self.l3.get_mut(&n) {
+                t.own = own;
+            }
+        } else {
             routes.push(origin::multicast(v, self.vtep));
             if let Some((g, gmac)) = v.gateway {
                 let l3 = v.l3_vni.and_then(|n| self.vnis.get(&n));
@@ -384,6 +387,19 @@ impl Evpn {
             }
         }
         self.out.extend(routes.into_iter().map(Output::Announce));
+    }
+
+    /// The type 5 prefixes an L3 VNI originates: its `prefixes` and the gateway subnets of
+    /// the L2 VNIs routing in it (RFC 9136 §4.4.1).
+    fn own_prefixes(&self, v: &Vni) -> BTreeSet<IpNet> {
+        let subnets = self
+            .vnis
+            .values()
+            .filter(|x| x.l3_vni == Some(v.vni))
+            .filter_map(|x| x.gateway.map(|(g, _)| g.trunc()));
+        let mut own: BTreeSet<IpNet> = v.prefixes.iter().map(|p| p.trunc()).collect();
+        own.extend(subnets);
+        own
     }
 
     // ---------------------------------------------------------------- inputs

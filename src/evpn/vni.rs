@@ -25,7 +25,7 @@ use crate::wire::bgp::rd::RouteDistinguisher;
 use crate::wire::types::MacAddr;
 
 /// One configured VNI, resolved.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Vni {
     pub vni: u32,
     pub l3: bool,

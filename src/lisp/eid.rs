@@ -468,6 +468,11 @@ impl<V> PrefixTable<V> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&EidPrefix, &V)> {
         self.map.iter()
     }
+
+    /// Values in place (keys, and so the length index, are not changed).
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&EidPrefix, &mut V)> {
+        self.map.iter_mut()
+    }
 }
 
 #[cfg(test)]

@@ -87,6 +87,13 @@ pub(crate) struct Mapping {
     pub(crate) reply_record: Option<Vec<u8>>,
 }
 
+impl Contribution {
+    /// Identifies this contribution among all (a re-registration gets a new one).
+    pub(crate) fn serial(&self) -> u64 {
+        self.serial
+    }
+}
+
 impl Mapping {
     /// RFC 9301 §8.3: "If any of the registered ETRs for the EID-Prefix have requested proxy
     /// reply service, then the Map-Server answers the request instead of forwarding it." The
@@ -1080,5 +1087,45 @@ fn ser_opt_u128_hex<S: serde::Serializer>(v: &Option<u128>, s: S) -> Result<S::O
     match v {
         Some(v) => ser_u128_hex(v, s),
         None => s.serialize_none(),
+    }
+}
+
+impl MapServer {
+    /// Site indices after a reload (`remap[old] = new`, `None` = the site is gone): the
+    /// replay-nonce entries and xTR-ID bindings of a removed site are forgotten, the others
+    /// follow their site. Contributions are the caller's (`Lisp::set_sites`).
+    pub(crate) fn remap_sites(&mut self, remap: &[Option<usize>]) {
+        let to = |i: usize| remap.get(i).copied().flatten();
+        let rekey = |k: NonceKey| match k {
+            NonceKey::Xtr {
+                site,
+                xtr_id,
+                site_id,
+            } => to(site).map(|site| NonceKey::Xtr {
+                site,
+                xtr_id,
+                site_id,
+            }),
+            NonceKey::Addr { site, ip } => to(site).map(|site| NonceKey::Addr { site, ip }),
+        };
+        let order = std::mem::take(&mut self.nonce_order);
+        let kept: Vec<_> = order
+            .into_iter()
+            .filter_map(|k| Some((rekey(k)?, self.nonces.remove(&k)?)))
+            .collect();
+        self.nonces.clear();
+        for (k, st) in kept {
+            self.nonces.insert(k, st);
+            self.nonce_order.push_back(k);
+        }
+        self.xtr_sites.retain(|_, s| match to(*s) {
+            Some(n) => {
+                *s = n;
+                true
+            }
+            None => false,
+        });
+        let sites = &self.xtr_sites;
+        self.xtr_order.retain(|x| sites.contains_key(x));
     }
 }

@@ -105,6 +105,7 @@
 mod eid;
 mod map_server;
 mod pubsub;
+mod reconfig;
 mod resolver;
 mod smr;
 mod timers;
@@ -366,22 +367,7 @@ impl LispCoreCfg {
         c.xtr = cfg.roles.contains(&LispRole::Xtr);
         c.pubsub = cfg.pubsub;
         c.smr = cfg.smr;
-        for (i, s) in cfg.site.iter().enumerate() {
-            let eids = s
-                .eids
-                .iter()
-                .map(|e| parse_eid(e).map(|e| EidPrefix::from_cfg(&e)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("lisp.site[{i}].eids: {e}"))?;
-            c.sites.push(SiteCoreCfg {
-                name: s.name.clone(),
-                key: s.key.as_bytes().to_vec(),
-                alg_id: alg_of(s.auth),
-                legacy_key_id: s.legacy_key_id,
-                untruncated_auth: s.untruncated_auth,
-                eids,
-            });
-        }
+        c.sites = sites_from_config(cfg)?;
         if c.sites.len() == 1 {
             c.pubsub_default_site = Some(0);
         }
@@ -409,6 +395,28 @@ impl LispCoreCfg {
             self.map_resolvers.clone()
         }
     }
+}
+
+/// `[[lisp.site]]` as the core takes it (errors name the key).
+pub fn sites_from_config(cfg: &LispCfg) -> Result<Vec<SiteCoreCfg>, String> {
+    let mut sites = Vec::with_capacity(cfg.site.len());
+    for (i, s) in cfg.site.iter().enumerate() {
+        let eids = s
+            .eids
+            .iter()
+            .map(|e| parse_eid(e).map(|e| EidPrefix::from_cfg(&e)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("lisp.site[{i}].eids: {e}"))?;
+        sites.push(SiteCoreCfg {
+            name: s.name.clone(),
+            key: s.key.as_bytes().to_vec(),
+            alg_id: alg_of(s.auth),
+            legacy_key_id: s.legacy_key_id,
+            untruncated_auth: s.untruncated_auth,
+            eids,
+        });
+    }
+    Ok(sites)
 }
 
 fn alg_of(a: LispAuth) -> u8 {
@@ -568,6 +576,8 @@ pub enum SubscriptionEnd {
     NoAck,
     /// A temporary subscription (unregistered EID) reached its TTL.
     Expired,
+    /// Its site was removed by a configuration reload.
+    Reconfigured,
 }
 
 /// What changed a mapping.
@@ -578,6 +588,8 @@ pub enum ChangeCause {
     Evpn,
     Expiry,
     Deregister,
+    /// A configuration reload removed the registrant's site or the EID from it.
+    Reconfigured,
 }
 
 /// How the xTR learned a map-cache entry.

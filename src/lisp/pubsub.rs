@@ -822,3 +822,68 @@ pub struct SubscriberView {
     pub publications: u64,
     pub since_secs: u64,
 }
+
+impl Lisp {
+    /// Subscriptions and outstanding Map-Notifies after a site reload (`remap[old] = new`,
+    /// `None` = the site is gone). A subscription whose site is gone loses its security
+    /// association (RFC 9437 §7.1): it is removed and the xTR told with the RFC 9437 §5
+    /// signal, a single Map-Notify with ACT 5 signed with the key it knew — before the key is
+    /// forgotten (so call this while `cfg.sites` is still the old list). Outstanding
+    /// Map-Notifies of a removed site are given up; the others follow their site.
+    pub(crate) fn remap_subscription_sites(&mut self, remap: &[Option<usize>]) {
+        let to = |i: usize| remap.get(i).copied().flatten();
+        let gone: Vec<(u128, EidPrefix)> = self
+            .ps
+            .subs
+            .iter()
+            .filter(|(_, s)| to(s.site).is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            let Some((site, nonce, rloc)) = self
+                .ps
+                .subs
+                .get(&key)
+                .map(|s| (s.site, s.nonce, s.itr_rlocs.first().copied()))
+            else {
+                continue;
+            };
+            self.remove_subscription(key, SubscriptionEnd::Reconfigured);
+            self.tombstone(key, nonce);
+            if let Some(r) = rloc {
+                let rec = negative_record(
+                    &key.1,
+                    self.cfg.mac_afi,
+                    Act::DROP_AUTH_FAILURE,
+                    self.cfg.timers.negative_ttl_denied_minutes,
+                );
+                self.send_notify_once(
+                    control(r),
+                    nonce,
+                    site,
+                    &rec,
+                    NotifyKind::SubscriptionDropped,
+                );
+            }
+        }
+        let dropped: Vec<u64> = self
+            .ps
+            .pending
+            .iter()
+            .filter(|(_, p)| to(p.site).is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dropped {
+            if let Some(p) = self.ps.pending.remove(&id) {
+                self.timers.cancel(p.timer);
+                self.unindex(p.nonce, id);
+            }
+        }
+        for s in self.ps.subs.values_mut() {
+            s.site = to(s.site).unwrap_or(s.site);
+        }
+        for p in self.ps.pending.values_mut() {
+            p.site = to(p.site).unwrap_or(p.site);
+        }
+    }
+}

@@ -151,6 +151,23 @@ impl LispShell {
         }
     }
 
+    /// SIGHUP: the sites and the EVPN feed's Instance IDs of the effective configuration
+    /// (roles, listen address, switches and map-servers need a restart: `reload_plan`).
+    pub fn reconfigure(&mut self, now: Instant, old: &Config, new: &Config) {
+        if old.lisp.site != new.lisp.site {
+            match crate::lisp::sites_from_config(&new.lisp) {
+                Ok(sites) => {
+                    info!(sites = sites.len(), "SIGHUP: LISP sites reloaded");
+                    self.core.set_sites(now, sites);
+                }
+                Err(e) => warn!(error = %e, "SIGHUP: LISP sites not reloaded"),
+            }
+        }
+        self.core
+            .set_evpn_iids(new.vni.iter().map(|v| v.vni).collect());
+        self.flush();
+    }
+
     /// Send what the core produced.
     pub fn flush(&mut self) {
         while let Some(o) = self.core.poll_output() {

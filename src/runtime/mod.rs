@@ -413,9 +413,35 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
             _ = sighup.recv() => {
                 match Config::load(opts.config_path.as_deref()) {
                     Ok(new) => {
-                        reload(&mut speaker, &mut configured, &cfg, &new, &listeners);
+                        // what the running daemon can take now; the rest keeps its value
+                        let plan = config::reload_plan(&cfg, &new);
+                        for key in &plan.needs_restart {
+                            warn!(%key, "SIGHUP: this change needs a restart; the running value is kept");
+                        }
+                        let new = plan.effective;
+                        let now = Instant::now().into_std();
+                        reload(&mut speaker, &mut configured, &new, &listeners);
                         resolvers.iter().for_each(|h| h.abort());
                         resolvers = spawn_resolvers(&configured, &resolver, &ev_tx);
+                        match &mut vtep {
+                            Some(v) => v.reconfigure(&cfg, &new, &mut speaker, now),
+                            None if !new.vni.is_empty() => {
+                                let tx = ev_tx.clone();
+                                match vtep::Vtep::new(&new, &mut speaker, now, move |e| tx.send(Ev::Dataplane(e)).is_ok()).await {
+                                    Ok(Some(mut v)) => {
+                                        info!(vnis = new.vni.len(), "SIGHUP: EVPN layer started");
+                                        v.start_late(&mut speaker, now);
+                                        vtep = Some(v);
+                                    }
+                                    Ok(None) => {}
+                                    Err(e) => warn!(error = %e, "SIGHUP: the EVPN layer could not start; [[vni]] not applied"),
+                                }
+                            }
+                            None => {}
+                        }
+                        if let Some(l) = &mut lisp {
+                            l.reconfigure(now, &cfg, &new);
+                        }
                         cfg = new;
                     }
                     Err(errs) => {
@@ -537,16 +563,10 @@ fn listener_opts_for(listeners: &[tokio::net::TcpListener], n: &config::Neighbor
 fn reload(
     sp: &mut Speaker,
     configured: &mut Vec<Configured>,
-    old: &Config,
     new: &Config,
     listeners: &[tokio::net::TcpListener],
 ) {
     let now = Instant::now().into_std();
-    let global_changed =
-        old.global.asn != new.global.asn || old.global.router_id != new.global.router_id;
-    if global_changed {
-        warn!("SIGHUP: global.asn / global.router_id changes need a restart; ignored");
-    }
     let mut keep: Vec<Configured> = Vec::new();
     for c in configured.drain(..) {
         if new.neighbor.contains(&c.cfg) {
@@ -567,7 +587,7 @@ fn reload(
         };
         let id = addr.map(|ip| {
             listener_opts_for(listeners, n, ip);
-            sp.add_peer(now, peer_cfg(&old.global, n, ip))
+            sp.add_peer(now, peer_cfg(&new.global, n, ip))
         });
         info!(neighbor = %n.address, "SIGHUP: neighbor added");
         keep.push(Configured {

@@ -84,6 +84,8 @@ pub enum DpEv {
 enum DpCmd {
     Apply(Batch),
     Reconcile(Vec<DataplaneOp>),
+    /// The whole set of VNI devices (a reload added or removed VNIs).
+    Configure(Vec<VniDev>),
 }
 
 /// The dataplane backends this build runs.
@@ -114,6 +116,11 @@ async fn backend_task<D: Dataplane>(
                 Some(DpCmd::Reconcile(d)) => {
                     let r = lx.reconcile(&d).await;
                     if !back(DpEv::Reconciled(r)) { return }
+                }
+                Some(DpCmd::Configure(devs)) => {
+                    if let Err(e) = lx.configure(&devs).await {
+                        warn!("dataplane: {e}");
+                    }
                 }
                 None => return,
             },
@@ -335,11 +342,7 @@ impl Vtep {
         for v in evpn.vnis() {
             info!(vni = v.vni, kind = if v.l3 { "l3" } else { "l2" }, rd = %v.rd, export = ?v.export.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "VNI configured");
         }
-        let evpn_neighbors = c
-            .neighbor
-            .iter()
-            .filter(|n| n.families.contains(&FamilyCfg::L2vpnEvpn))
-            .count();
+        let evpn_neighbors = evpn_neighbors(c);
         let reconciled = !matches!(dp, Dp::Task(_));
         Vtep {
             evpn,
@@ -361,6 +364,60 @@ impl Vtep {
             state_due: None,
             state_written: None,
             outs: Vec::new(),
+        }
+    }
+
+    /// SIGHUP: `new` (the effective configuration of `config::reload_plan`) changes the
+    /// VNIs or the DAD settings. A kernel backend gets the devices of added VNIs before
+    /// their entries, and drops removed VNIs after their entries are deleted; the devices
+    /// themselves are left in place (like every entry vmmi did not write, they may be in use).
+    pub fn reconfigure(&mut self, old: &Config, new: &Config, sp: &mut Speaker, now: Instant) {
+        let (before, after) = (vni_devs(old), vni_devs(new));
+        let task = matches!(self.dp, Dp::Task(_));
+        if task && before != after {
+            let mut union = after.clone();
+            union.extend(
+                before
+                    .iter()
+                    .filter(|d| !after.iter().any(|a| a.vni == d.vni))
+                    .cloned(),
+            );
+            self.send_uncounted(DpCmd::Configure(union));
+        }
+        let changed = self.evpn.reconfigure(now, &evpn_cfg(new), sp.rib());
+        for n in &changed {
+            match self.evpn.vni(*n) {
+                Some(v) => {
+                    info!(vni = n, kind = if v.l3 { "l3" } else { "l2" }, rd = %v.rd, export = ?v.export.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "SIGHUP: VNI added or changed")
+                }
+                None => info!(
+                    vni = n,
+                    "SIGHUP: VNI removed (its routes withdrawn, its entries deleted; devices left in place)"
+                ),
+            }
+        }
+        self.pump(sp, now);
+        if task && before != after {
+            self.send_uncounted(DpCmd::Configure(after));
+        }
+        // a retry for a VNI that is gone would fail for ever
+        let vnis: std::collections::BTreeSet<u32> = new.vni.iter().map(|v| v.vni).collect();
+        self.retry.retain(|_, r| vnis.contains(&r.2.vni()));
+        self.evpn_neighbors = evpn_neighbors(new);
+    }
+
+    /// Import what the RIB already holds and reconcile at once: a layer created by a reload,
+    /// while the sessions were up (their End-of-RIBs are past).
+    pub fn start_late(&mut self, sp: &mut Speaker, now: Instant) {
+        self.evpn.import_all(now, sp.rib());
+        self.pump(sp, now);
+        self.reconcile_at = now;
+        self.maybe_reconcile(now);
+    }
+
+    fn send_uncounted(&mut self, cmd: DpCmd) {
+        if let Dp::Task(tx) = &self.dp {
+            let _ = tx.send(cmd);
         }
     }
 
@@ -689,6 +746,14 @@ fn log_event(e: &EvpnEvent) {
             dataplane_us,
         } => debug!(vni, %mac, id, ?update_us, dataplane_us, "move applied"),
     }
+}
+
+/// EVPN neighbors: the End-of-RIBs the start-up reconcile waits for.
+fn evpn_neighbors(c: &Config) -> usize {
+    c.neighbor
+        .iter()
+        .filter(|n| n.families.contains(&FamilyCfg::L2vpnEvpn))
+        .count()
 }
 
 /// Answer an EVPN request when no `[[vni]]` is configured.
