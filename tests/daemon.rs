@@ -429,11 +429,11 @@ fn vm_hook_moves_a_mac_between_daemons_and_the_sequence_survives_a_restart() {
 #[test]
 fn api_refuses_bad_input_with_the_reason_and_a_status_code() {
     let st = dir().join("api-mobility.json");
-    let d = start(
-        "api",
-        &vtep_cfg("127.0.3.1", "127.0.3.2", "127.0.0.1:51381", &st),
-        "127.0.0.1:51381",
+    let toml = format!(
+        "{}[[vni]]\nvni = 5000\nkind = \"l3\"\n",
+        vtep_cfg("127.0.3.1", "127.0.3.2", "127.0.0.1:51381", &st)
     );
+    let d = start("api", &toml, "127.0.0.1:51381");
     let api = "127.0.0.1:51381";
     let cases: &[(&str, &str, &str, u16, &str)] = &[
         (
@@ -478,10 +478,53 @@ fn api_refuses_bad_input_with_the_reason_and_a_status_code() {
             "POST",
             "/v1/dad/clear",
             r#"{"vni":100,"mac":"02:00:00:00:00:09"}"#,
-            409,
-            "not cleared",
+            404,
+            "unknown MAC",
         ),
+        (
+            "POST",
+            "/v1/dad/clear",
+            r#"{"vni":7,"mac":"02:00:00:00:00:09"}"#,
+            404,
+            "no such vni",
+        ),
+        (
+            "GET",
+            "/v1/explain/mac/7/02:00:00:00:00:01",
+            "",
+            404,
+            "no such vni",
+        ),
+        (
+            "POST",
+            "/v1/vm/attach",
+            r#"{"vni":5000,"mac":"02:00:00:00:00:01"}"#,
+            422,
+            "not an l2 vni",
+        ),
+        (
+            "POST",
+            "/v1/vm/detach",
+            r#"{"vni":7,"mac":"02:00:00:00:00:01"}"#,
+            404,
+            "no such vni",
+        ),
+        ("GET", "/v1/macs?vni=7", "", 404, "no such vni"),
         ("GET", "/v1/macs?vni=abc", "", 400, "bad query"),
+        (
+            "POST",
+            "/v1/neighbors/127.0.3.9/refresh?family=evpn",
+            "",
+            409,
+            "route refresh not sent",
+        ),
+        (
+            "POST",
+            "/v1/neighbors/127.0.3.2/refresh?family=bogus",
+            "",
+            400,
+            "unknown family",
+        ),
         ("GET", "/v1/nothing-here", "", 404, "no such endpoint"),
     ];
     for (m, path, body, code, err) in cases {
@@ -502,6 +545,27 @@ fn api_refuses_bad_input_with_the_reason_and_a_status_code() {
     assert_eq!((c, &v["ok"]), (200, &Value::Bool(true)));
     let m = mac_at(&d, "02:00:00:00:00:01").expect("attached");
     assert_eq!(m["location"]["at"], "local");
+    // a MAC that is there but not frozen: 409 with the reason
+    let (c, v) = http(
+        api,
+        "POST",
+        "/v1/dad/clear",
+        r#"{"vni":100,"mac":"02:00:00:00:00:01"}"#,
+    );
+    assert_eq!((c, &v["error"]), (409, &Value::from("not frozen")), "{v}");
+    // detach: the MAC leaves (nobody else claims it: it is gone from the VNI)
+    let (c, v) = http(
+        api,
+        "POST",
+        "/v1/vm/detach",
+        r#"{"vni":100,"mac":"02:00:00:00:00:01"}"#,
+    );
+    assert_eq!((c, &v["ok"]), (200, &Value::Bool(true)));
+    assert!(wait(Duration::from_secs(5), || mac_at(
+        &d,
+        "02:00:00:00:00:01"
+    )
+    .is_none_or(|m| m["location"]["at"] != "local")));
     // the CLI turns a bad MAC into exit status 2 before asking the daemon
     let out = Command::new(VMMI)
         .args([
@@ -659,6 +723,47 @@ listen = "127.0.0.1:51482"
     );
     // a bad EID: exit status 2 before asking
     assert_eq!(lisp_request(&["10.1.0.5/40"]).0, Some(2));
+    // the Map-Server's side over the API: the EVPN-fed registrations of the VM (IP and MAC,
+    // our VTEP as RLOC, source evpn) and the xTR's confirmed subscription
+    let (c, regs) = http("127.0.0.1:51481", "GET", "/v1/lisp/registrations", "");
+    assert_eq!(c, 200, "{regs}");
+    let ip_reg = regs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["eid"] == "[100] 10.1.0.5/32")
+        .unwrap_or_else(|| panic!("{regs}"));
+    assert_eq!(
+        ip_reg["rlocs"],
+        serde_json::json!(["127.0.5.1"]),
+        "{ip_reg}"
+    );
+    assert_eq!(ip_reg["registrants"][0]["source"], "evpn", "{ip_reg}");
+    assert!(
+        regs.as_array().unwrap().iter().any(|r| r["eid"]
+            .as_str()
+            .is_some_and(|e| e.contains("02:00:00:00:05:05"))),
+        "{regs}"
+    );
+    let (c, subs) = http("127.0.0.1:51481", "GET", "/v1/lisp/subscribers", "");
+    assert_eq!(c, 200, "{subs}");
+    let sub = &subs[0];
+    assert_eq!(sub["eid"], "[100] 10.1.0.5/32", "{subs}");
+    assert_eq!(sub["itr_rlocs"], serde_json::json!(["127.0.5.3"]), "{subs}");
+    assert_eq!(sub["confirmed"], true, "{subs}");
+    // the xTR's map-cache over the API, and an unknown view
+    let (c, cache) = http("127.0.0.1:51482", "GET", "/v1/lisp/map-cache", "");
+    assert_eq!(c, 200);
+    assert!(
+        cache
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["eid"] == "[100] 10.1.0.5/32" && e["subscribed"] == true),
+        "{cache}"
+    );
+    let (c, v) = http("127.0.0.1:51482", "GET", "/v1/lisp/nothing", "");
+    assert_eq!((c, &v["error"]), (404, &Value::from("no such LISP view")));
 }
 
 /// `tests/snapshots/cli/NAME.txt` holds the expected output; `VMMI_UPDATE_SNAPSHOTS=1`

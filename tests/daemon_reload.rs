@@ -187,3 +187,130 @@ fn sighup_adds_and_removes_vnis_and_lisp_sites_without_touching_the_rest() {
     assert_eq!(flaps(&a), 0);
     assert_eq!(flaps(&b), 0);
 }
+
+/// `vmmi run` without `--config`: the embedded default (INTERFACE.md) — BGP passive on
+/// 127.0.0.1:1179, LISP Map-Server/Map-Resolver on 127.0.0.1:4342, the API on
+/// 127.0.0.1:50179, memory dataplane — logged at start and answering on each.
+#[test]
+fn the_embedded_default_runs_without_a_config() {
+    use std::process::{Command, Stdio};
+    let log = dir().join("default.log");
+    let child = Command::new(VMMI)
+        .arg("run")
+        .env("VMMI_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child,
+        api: "127.0.0.1:50179".into(),
+        config: dir().join("default.toml"), // none: the guard removes nothing there
+        log,
+    };
+    assert!(
+        wait(Duration::from_secs(10), || cli(
+            &d,
+            &["show", "neighbors", "--json"]
+        )
+        .is_some_and(|v| v == serde_json::json!([]))),
+        "{}",
+        log_of(&d)
+    );
+    let text = log_of(&d);
+    assert!(text.contains("embedded default"), "{text}");
+    // BGP listens (passive, no neighbors)
+    assert!(std::net::TcpStream::connect("127.0.0.1:1179").is_ok());
+    // LISP answers a Map-Request: no site, so a negative Map-Reply (RFC 9301 §8.3)
+    let itr = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    itr.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let req = lisp_harness::request(
+        lisp_harness::host(0, "10.9.9.9"),
+        "127.0.0.1",
+        0x0102_0304_0506_0708,
+    );
+    let mut got = None;
+    for _ in 0..10 {
+        itr.send_to(&lisp_harness::bytes_of(&req), "127.0.0.1:4342")
+            .unwrap();
+        let mut buf = [0u8; 1500];
+        if let Ok((n, _)) = itr.recv_from(&mut buf) {
+            got = vmmi::wire::lisp::decode(&buf[..n]).ok();
+            break;
+        }
+    }
+    let Some(vmmi::wire::lisp::LispMsg::MapReply(r)) = got else {
+        panic!("no Map-Reply: {got:?}\n{}", log_of(&d));
+    };
+    assert_eq!(r.nonce, 0x0102_0304_0506_0708);
+    assert!(r.records[0].locators.is_empty());
+    let (c, v) = http(&d.api, "GET", "/v1/lisp/counters", "");
+    assert_eq!((c, &v["map_requests_rx"]), (200, &Value::from(1)), "{v}");
+}
+
+/// `--log-format json`: one JSON object per line; a neighbor's events carry the `peer` span
+/// with its address, a site's refusals the `lisp_site` span with its name.
+#[test]
+fn json_logs_carry_peer_and_lisp_site_spans() {
+    let (st_a, st_b) = (dir().join("ja-mob.json"), dir().join("jb-mob.json"));
+    let a_toml = a_cfg(&st_a, &[100], SITE_A)
+        .replace("127.0.6.1", "127.0.7.1")
+        .replace("127.0.6.2", "127.0.7.2")
+        .replace(A_API, "127.0.0.1:51591");
+    let a = start_args("ja", &a_toml, "127.0.0.1:51591", &["--log-format", "json"]);
+    let b_toml = vtep_cfg("127.0.7.2", "127.0.7.1", "127.0.0.1:51592", &st_b);
+    let b = start("jb", &b_toml, "127.0.0.1:51592");
+    assert!(wait(Duration::from_secs(15), || state(&a) == "Established"
+        && state(&b) == "Established"));
+    // a Map-Register for dc-a's space with the wrong key: refused, in dc-a's span
+    let x = std::net::UdpSocket::bind("127.0.7.9:0").unwrap();
+    let mut r = lisp_harness::Reg::new(
+        vec![lisp_harness::record(
+            lisp_harness::host(100, "10.1.0.9"),
+            3,
+            1,
+            &["127.0.7.9"],
+        )],
+        1,
+    );
+    r.key = b"not-the-key".to_vec();
+    x.send_to(&r.bytes(), "127.0.7.1:4342").unwrap();
+    let lines = || -> Vec<Value> {
+        log_of(&a)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    let in_span = |name: &str, field: &str, value: &str| {
+        lines().iter().any(|l| {
+            l["span"]["name"] == name && l["span"][field] == value
+                || l["spans"]
+                    .as_array()
+                    .is_some_and(|v| v.iter().any(|s| s["name"] == name && s[field] == value))
+        })
+    };
+    assert!(
+        wait(Duration::from_secs(5), || in_span(
+            "peer",
+            "peer",
+            "127.0.7.2"
+        )),
+        "{}",
+        log_of(&a)
+    );
+    assert!(
+        wait(Duration::from_secs(5), || in_span(
+            "lisp_site",
+            "site",
+            "dc-a"
+        )),
+        "{}",
+        log_of(&a)
+    );
+    // every line is JSON with a level and a message
+    assert!(
+        lines()
+            .iter()
+            .all(|l| l["level"].is_string() && l["fields"]["message"].is_string())
+    );
+}

@@ -264,6 +264,15 @@ struct Imported {
     vnis: SmallVec<[u32; 2]>,
 }
 
+/// Why `clear_dad` did nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DadClearError {
+    /// The VNI has no state for the MAC.
+    UnknownMac,
+    /// The MAC is not frozen.
+    NotFrozen,
+}
+
 /// Counters for metrics.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Counters {
@@ -552,15 +561,15 @@ impl Evpn {
         }
     }
 
-    /// `vmmi dad clear`: lift a duplicate freeze. Err when the MAC is not frozen.
-    pub fn clear_dad(&mut self, now: Instant, vni: u32, mac: MacAddr) -> Result<(), String> {
+    /// `vmmi dad clear`: lift a duplicate freeze.
+    pub fn clear_dad(&mut self, now: Instant, vni: u32, mac: MacAddr) -> Result<(), DadClearError> {
         let st = self
             .l2
             .get_mut(&vni)
             .and_then(|t| t.macs.get_mut(&mac))
-            .ok_or_else(|| format!("no MAC {mac} in vni {vni}"))?;
+            .ok_or(DadClearError::UnknownMac)?;
         let Some(at) = st.dad.frozen_at() else {
-            return Err(format!("MAC {mac} in vni {vni} is not frozen"));
+            return Err(DadClearError::NotFrozen);
         };
         if let Some(d) = self.dad.freeze {
             self.thaw.remove(&(at + d, vni, mac));

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::ApiReq;
-use super::vtep::EvpnReq;
+use super::vtep::{EvpnReq, ReqError};
 use crate::bgp::spec::RouteSpec;
 use crate::dataplane::LearnEvent;
 use crate::wire::bgp::afi::Family;
@@ -222,6 +222,18 @@ async fn refresh(
 
 // ------------------------------------------------------------------ EVPN
 
+/// An EVPN request the daemon refused: its status code and a stable error text, the reason
+/// in `detail`.
+fn refused(e: &ReqError) -> Response {
+    let (code, msg) = match e {
+        ReqError::NoVni(_) => (StatusCode::NOT_FOUND, "no such vni"),
+        ReqError::NoMac(_) => (StatusCode::NOT_FOUND, "unknown MAC"),
+        ReqError::WrongVni(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not an l2 vni"),
+        ReqError::Conflict(_) => (StatusCode::CONFLICT, "not frozen"),
+    };
+    err(code, msg, serde_json::json!(e.to_string()))
+}
+
 fn bad(msg: &str, detail: impl serde::Serialize) -> Response {
     err(StatusCode::BAD_REQUEST, msg, serde_json::json!(detail))
 }
@@ -243,7 +255,8 @@ async fn macs(
     })
     .await
     {
-        Ok(v) => Json(v).into_response(),
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => refused(&e),
         Err(r) => r,
     }
 }
@@ -287,7 +300,7 @@ async fn explain(State(s): State<Send>, Path((vni, mac)): Path<(String, String)>
     .await
     {
         Ok(Ok(x)) => Json(x).into_response(),
-        Ok(Err(e)) => err(StatusCode::NOT_FOUND, "unknown MAC", serde_json::json!(e)),
+        Ok(Err(e)) => refused(&e),
         Err(r) => r,
     }
 }
@@ -336,7 +349,7 @@ async fn vm(s: Send, body: VmJson, attach: bool) -> Response {
     };
     match ask(&s, |reply| ApiReq::Evpn(EvpnReq::Vm { event, reply })).await {
         Ok(Ok(())) => Json(serde_json::json!({"ok": true})).into_response(),
-        Ok(Err(e)) => err(StatusCode::NOT_FOUND, "no such vni", serde_json::json!(e)),
+        Ok(Err(e)) => refused(&e),
         Err(r) => r,
     }
 }
@@ -363,7 +376,7 @@ async fn dad_clear(
     .await
     {
         Ok(Ok(())) => Json(serde_json::json!({"ok": true})).into_response(),
-        Ok(Err(e)) => err(StatusCode::CONFLICT, "not cleared", serde_json::json!(e)),
+        Ok(Err(e)) => refused(&e),
         Err(r) => r,
     }
 }

@@ -35,11 +35,34 @@ use crate::wire::types::MacAddr;
 /// How often the state file is written at most.
 const STATE_EVERY: Duration = Duration::from_secs(1);
 
+/// Why an EVPN request was refused; the API maps each kind to its status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReqError {
+    /// No such VNI (404 "no such vni").
+    NoVni(String),
+    /// No such MAC in the VNI (404 "unknown MAC").
+    NoMac(String),
+    /// The VNI exists but cannot take this request: an L3 VNI (422).
+    WrongVni(String),
+    /// The request conflicts with the MAC's state: not frozen (409).
+    Conflict(String),
+}
+
+impl std::fmt::Display for ReqError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (ReqError::NoVni(s)
+        | ReqError::NoMac(s)
+        | ReqError::WrongVni(s)
+        | ReqError::Conflict(s)) = self;
+        f.write_str(s)
+    }
+}
+
 /// API requests about the EVPN layer.
 pub enum EvpnReq {
     Macs {
         vni: Option<u32>,
-        reply: oneshot::Sender<Vec<MacView>>,
+        reply: oneshot::Sender<Result<Vec<MacView>, ReqError>>,
     },
     Vnis(oneshot::Sender<Vec<VniView>>),
     Moves {
@@ -49,17 +72,17 @@ pub enum EvpnReq {
     Explain {
         vni: u32,
         mac: MacAddr,
-        reply: oneshot::Sender<Result<Explain, String>>,
+        reply: oneshot::Sender<Result<Explain, ReqError>>,
     },
     /// `vmmi vm attach/detach` (the orchestrator hook): a learn event like the dataplane's.
     Vm {
         event: LearnEvent,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), ReqError>>,
     },
     DadClear {
         vni: u32,
         mac: MacAddr,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), ReqError>>,
     },
 }
 
@@ -666,9 +689,14 @@ impl Vtep {
     }
 
     pub fn api(&mut self, now: Instant, req: EvpnReq) {
+        let no_vni = |vni: u32| ReqError::NoVni(format!("no vni {vni} is configured"));
         match req {
             EvpnReq::Macs { vni, reply } => {
-                let _ = reply.send(self.evpn.mac_views(vni, now));
+                let r = match vni {
+                    Some(n) if self.evpn.vni(n).is_none() => Err(no_vni(n)),
+                    _ => Ok(self.evpn.mac_views(vni, now)),
+                };
+                let _ = reply.send(r);
             }
             EvpnReq::Vnis(reply) => {
                 let _ = reply.send(self.evpn.vni_views());
@@ -682,18 +710,20 @@ impl Vtep {
                         x.dataplane = self.dp_entry(vni, mac).or(x.dataplane);
                         Ok(x)
                     }
-                    None if self.evpn.vni(vni).is_none() => Err(format!("no vni {vni}")),
-                    None => Err(format!("vni {vni} knows nothing about {mac}")),
+                    None if self.evpn.vni(vni).is_none() => Err(no_vni(vni)),
+                    None => Err(ReqError::NoMac(format!(
+                        "vni {vni} knows nothing about {mac}"
+                    ))),
                 };
                 let _ = reply.send(r);
             }
             EvpnReq::Vm { event, reply } => {
                 let (LearnEvent::Learned { vni, .. } | LearnEvent::Left { vni, .. }) = event;
                 let r = match self.evpn.vni(vni) {
-                    None => Err(format!("no vni {vni} is configured")),
-                    Some(v) if v.l3 => {
-                        Err(format!("vni {vni} is an l3 VNI: VMs attach to l2 VNIs"))
-                    }
+                    None => Err(no_vni(vni)),
+                    Some(v) if v.l3 => Err(ReqError::WrongVni(format!(
+                        "vni {vni} is an l3 VNI: VMs attach to l2 VNIs"
+                    ))),
                     Some(_) => {
                         info!(?event, "vm hook");
                         self.evpn.handle_learn(now, event);
@@ -703,7 +733,18 @@ impl Vtep {
                 let _ = reply.send(r);
             }
             EvpnReq::DadClear { vni, mac, reply } => {
-                let _ = reply.send(self.evpn.clear_dad(now, vni, mac));
+                let r = match self.evpn.vni(vni) {
+                    None => Err(no_vni(vni)),
+                    Some(_) => self.evpn.clear_dad(now, vni, mac).map_err(|e| match e {
+                        evpn::DadClearError::UnknownMac => {
+                            ReqError::NoMac(format!("no MAC {mac} in vni {vni}"))
+                        }
+                        evpn::DadClearError::NotFrozen => {
+                            ReqError::Conflict(format!("MAC {mac} in vni {vni} is not frozen"))
+                        }
+                    }),
+                };
+                let _ = reply.send(r);
             }
         }
     }
@@ -759,9 +800,13 @@ fn evpn_neighbors(c: &Config) -> usize {
 /// Answer an EVPN request when no `[[vni]]` is configured.
 pub fn no_evpn(req: EvpnReq) {
     const WHY: &str = "no [[vni]] is configured: the EVPN service layer is off";
+    let off = || ReqError::NoVni(WHY.into());
     match req {
-        EvpnReq::Macs { reply, .. } => {
-            let _ = reply.send(Vec::new());
+        EvpnReq::Macs { vni, reply } => {
+            let _ = reply.send(match vni {
+                Some(_) => Err(off()),
+                None => Ok(Vec::new()),
+            });
         }
         EvpnReq::Vnis(reply) => {
             let _ = reply.send(Vec::new());
@@ -770,10 +815,10 @@ pub fn no_evpn(req: EvpnReq) {
             let _ = reply.send(Vec::new());
         }
         EvpnReq::Explain { reply, .. } => {
-            let _ = reply.send(Err(WHY.into()));
+            let _ = reply.send(Err(off()));
         }
         EvpnReq::Vm { reply, .. } | EvpnReq::DadClear { reply, .. } => {
-            let _ = reply.send(Err(WHY.into()));
+            let _ = reply.send(Err(off()));
         }
     }
 }

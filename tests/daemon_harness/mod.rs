@@ -42,6 +42,11 @@ pub fn dir() -> PathBuf {
 }
 
 pub fn start(name: &str, toml: &str, api: &str) -> Daemon {
+    start_args(name, toml, api, &[])
+}
+
+/// `start` with more arguments for `vmmi run` (`--log-format json`, ...).
+pub fn start_args(name: &str, toml: &str, api: &str, args: &[&str]) -> Daemon {
     let d = dir();
     let config = d.join(format!("{name}.toml"));
     std::fs::write(&config, toml).unwrap();
@@ -49,6 +54,7 @@ pub fn start(name: &str, toml: &str, api: &str) -> Daemon {
     let child = Command::new(VMMI)
         .args(["run", "--config"])
         .arg(&config)
+        .args(args)
         .env("VMMI_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
