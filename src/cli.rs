@@ -28,6 +28,9 @@ pub fn run(config: Option<PathBuf>, log_json: bool, restarting: bool) -> ExitCod
     if config.is_none() {
         tracing::info!(config = %vmmi::config::DEFAULT_TOML, "no --config: running the embedded default");
     }
+    for w in cfg.warnings() {
+        tracing::warn!(key = %w.key, reason = %w.reason, "config: has no effect as written");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

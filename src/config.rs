@@ -989,4 +989,10 @@ impl Config {
     pub fn validate(&self) -> Vec<ConfigError> {
         validate::validate(self)
     }
+
+    /// Configuration that has no effect as written (a section for a role that is not
+    /// configured): the daemon runs, `vmmi check` and `vmmi run` report each.
+    pub fn warnings(&self) -> Vec<ConfigError> {
+        validate::warnings(self)
+    }
 }

@@ -196,6 +196,9 @@ enum Cmd {
 fn check(path: &std::path::Path) -> ExitCode {
     match Config::load(Some(path)) {
         Ok(c) => {
+            for w in c.warnings() {
+                println!("{}: warning: {w}", path.display());
+            }
             println!(
                 "ok: {} ({} neighbors, {} VNIs, {} LISP sites)",
                 path.display(),

@@ -46,6 +46,18 @@ fn repeats<T: PartialEq>(items: &[T]) -> impl Iterator<Item = (usize, usize)> + 
     })
 }
 
+/// Findings that do not stop the daemon: configuration that has no effect as written.
+/// `vmmi check` prints them as warnings, `vmmi run` logs them at start.
+pub(super) fn warnings(c: &Config) -> Vec<ConfigError> {
+    let mut e = Errors::default();
+    let l = &c.lisp;
+    if !l.map_server.is_empty() && !l.roles.contains(&LispRole::Xtr) {
+        fail!(e, "lisp.map_server" =>
+            "unused: map servers are where the \"xtr\" role registers, and lisp.roles has no \"xtr\"");
+    }
+    e.0
+}
+
 pub(super) fn validate(c: &Config) -> Vec<ConfigError> {
     let mut e = Errors::default();
     global(c, &mut e);
@@ -327,9 +339,6 @@ fn lisp(c: &Config, e: &mut Errors) {
                 }
             }
         }
-    }
-    if !l.map_server.is_empty() && !l.roles.contains(&LispRole::Xtr) {
-        fail!(e, "lisp.map_server" => "map servers need the \"xtr\" role in lisp.roles");
     }
     for (i, m) in l.map_server.iter().enumerate() {
         peer_addr(e, &format!("lisp.map_server[{i}].address"), &m.address);
