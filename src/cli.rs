@@ -129,6 +129,101 @@ fn list(v: &serde_json::Value, sep: &str) -> String {
         .join(sep)
 }
 
+/// `vmmi show lisp` for people: the Map-Server's registrations (one line per registrant),
+/// its subscribers, the xTR's map-cache, and the counters that are not zero.
+fn lisp_tables(all: &serde_json::Map<String, serde_json::Value>) {
+    let s = text;
+    // rows sorted by EID (the daemon's tables are hash maps)
+    let rows = |k: &str| {
+        let mut v = all
+            .get(k)
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        v.sort_by_key(|r| text(&r["eid"]));
+        v
+    };
+    let regs = rows("registrations");
+    println!("registrations ({})", regs.len());
+    println!(
+        "  {:<36} {:<24} {:>5} {:>5} {:<6} {:<14} {:<12} {:<22} {:>8}",
+        "eid", "rlocs", "ver", "ttl", "proxy", "source", "site", "from", "expires"
+    );
+    for r in &regs {
+        for g in r["registrants"].as_array().into_iter().flatten() {
+            println!(
+                "  {:<36} {:<24} {:>5} {:>5} {:<6} {:<14} {:<12} {:<22} {:>8}",
+                s(&r["eid"]),
+                list(&g["rlocs"], ","),
+                s(&r["version"]),
+                s(&r["ttl_minutes"]),
+                if g["proxy_reply"] == true {
+                    "yes"
+                } else {
+                    "no"
+                },
+                s(&g["source"]),
+                s(&g["site"]),
+                s(&g["address"]),
+                g["expires_in_secs"]
+                    .as_u64()
+                    .map_or("-".into(), |x| format!("{x}s"))
+            );
+        }
+    }
+    let subs = rows("subscribers");
+    println!("subscribers ({})", subs.len());
+    println!(
+        "  {:<36} {:<34} {:<12} {:<24} {:<10} {:>6}",
+        "eid", "xtr-id", "site", "itr-rlocs", "state", "pubs"
+    );
+    for x in &subs {
+        let state = if x["awaiting_ack"] == true {
+            "awaiting"
+        } else if x["confirmed"] == true {
+            "confirmed"
+        } else {
+            "new"
+        };
+        println!(
+            "  {:<36} {:<34} {:<12} {:<24} {:<10} {:>6}",
+            s(&x["eid"]),
+            s(&x["xtr_id"]),
+            s(&x["site"]),
+            list(&x["itr_rlocs"], ","),
+            state,
+            s(&x["publications"])
+        );
+    }
+    let cache = rows("map-cache");
+    println!("map-cache ({})", cache.len());
+    println!(
+        "  {:<36} {:<24} {:<18} {:>5} {:>8} {:<12} {}",
+        "eid", "rlocs", "action", "ver", "expires", "via", "subscribed"
+    );
+    for c in &cache {
+        println!(
+            "  {:<36} {:<24} {:<18} {:>5} {:>8} {:<12} {}",
+            s(&c["eid"]),
+            list(&c["rlocs"], ","),
+            s(&c["act"]),
+            s(&c["version"]),
+            format!("{}s", s(&c["expires_in_secs"])),
+            s(&c["via"]),
+            if c["subscribed"] == true { "yes" } else { "no" }
+        );
+    }
+    let counters: Vec<String> = all
+        .get("counters")
+        .and_then(|v| v.as_object())
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.as_u64() != Some(0))
+        .map(|(k, v)| format!("{k}={}", s(v)))
+        .collect();
+    println!("counters (not zero): {}", counters.join(" "));
+}
+
 pub fn show(
     what: &str,
     json: bool,
@@ -172,11 +267,7 @@ pub fn show(
                 println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
                 return ExitCode::SUCCESS;
             }
-            for (k, v) in &all {
-                let n = v.as_array().map(|a| a.len());
-                println!("== {k}{}", n.map(|n| format!(" ({n})")).unwrap_or_default());
-                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-            }
+            lisp_tables(&all);
             return ExitCode::SUCCESS;
         }
         other => {

@@ -764,6 +764,25 @@ listen = "127.0.0.1:51482"
     );
     let (c, v) = http("127.0.0.1:51482", "GET", "/v1/lisp/nothing", "");
     assert_eq!((c, &v["error"]), (404, &Value::from("no such LISP view")));
+    // `vmmi show lisp` as tables, on both sides
+    let show = |d: &Daemon| {
+        let out = Command::new(VMMI)
+            .args(["show", "lisp", "--api", &d.api])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // expiry seconds and counters depend on timing (a retransmitted request counts)
+    let blank: &[(&str, &str)] = &[
+        (r" +\d+s ", " Ns "),
+        (
+            r"(?m)^counters \(not zero\): .*$",
+            "counters (not zero): ...",
+        ),
+    ];
+    snapshot("show-lisp-map-server", &show(&d), blank);
+    snapshot("show-lisp-xtr", &show(&x), blank);
 }
 
 /// `tests/snapshots/cli/NAME.txt` holds the expected output; `VMMI_UPDATE_SNAPSHOTS=1`

@@ -329,6 +329,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
         }
         flush(&mut speaker, &mut conns, &chans, &mut vtep);
         if let Some(v) = &mut vtep {
+            v.release_replies();
             v.save_if_due(Instant::now().into_std());
         }
         let evpn_deadline = vtep.as_ref().and_then(|v| v.deadline());

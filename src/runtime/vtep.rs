@@ -211,6 +211,9 @@ pub struct Vtep {
     state_due: Option<Instant>,
     state_written: Option<Instant>,
     outs: Vec<Output>,
+    /// `vmmi vm attach/detach` answers held until the loop turn has handed the learn's
+    /// UPDATEs, Map-Notifies/SMRs and dataplane ops on (`release_replies`).
+    replies: Vec<oneshot::Sender<Result<(), ReqError>>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -387,6 +390,7 @@ impl Vtep {
             state_due: None,
             state_written: None,
             outs: Vec::new(),
+            replies: Vec::new(),
         }
     }
 
@@ -509,6 +513,15 @@ impl Vtep {
     pub fn save_if_due(&mut self, now: Instant) {
         if self.state_due.is_some_and(|t| t <= now) {
             self.save(now);
+        }
+    }
+
+    /// Answer the `vm attach/detach` requests of this loop turn: called after the turn's
+    /// UPDATEs and LISP datagrams are handed on, so an orchestrator that gets its answer can
+    /// rely on the move being announced (a Map-Request right after gets the new locator).
+    pub fn release_replies(&mut self) {
+        for r in self.replies.drain(..) {
+            let _ = r.send(Ok(()));
         }
     }
 
@@ -727,7 +740,9 @@ impl Vtep {
                     Some(_) => {
                         info!(?event, "vm hook");
                         self.evpn.handle_learn(now, event);
-                        Ok(())
+                        // answered once this loop turn has sent what the learn caused
+                        self.replies.push(reply);
+                        return;
                     }
                 };
                 let _ = reply.send(r);
