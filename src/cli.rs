@@ -198,8 +198,8 @@ fn lisp_tables(all: &serde_json::Map<String, serde_json::Value>) {
     let cache = rows("map-cache");
     println!("map-cache ({})", cache.len());
     println!(
-        "  {:<36} {:<24} {:<18} {:>5} {:>8} {:<12} {}",
-        "eid", "rlocs", "action", "ver", "expires", "via", "subscribed"
+        "  {:<36} {:<24} {:<18} {:>5} {:>8} {:<12} subscribed",
+        "eid", "rlocs", "action", "ver", "expires", "via"
     );
     for c in &cache {
         println!(
