@@ -459,7 +459,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
         }
     }
     if let Some(v) = &mut vtep {
-        v.save(Instant::now().into_std());
+        v.save_final().await;
     }
     // let writers finish their NOTIFICATIONs
     for (_, h) in conns.drain() {
