@@ -3,8 +3,11 @@
 //! the Linux dataplane, which creates br100 + vxlan100 itself; two "VMs" are namespaces with a
 //! veth into a host's bridge. VM1 pings VM2 every 10 ms while VM2 moves from host B to host C
 //! (its veth deleted on B, created on C with the same MAC and IP, one frame sent as a hypervisor
-//! does after a migration). Prints the timeline from the daemons' move logs, the kernel FDB
-//! entry on A before and after, the pings lost, and a summary line.
+//! does after a migration). Host A is also the LISP Map-Server/Map-Resolver fed by its EVPN
+//! layer, and a fourth namespace on the underlay runs vmmi as a LISP ITR subscribed to VM2's
+//! IP (RFC 9437): its map-cache follows the move by publication. Prints the timeline from the
+//! daemons' move logs, the kernel FDB entry on A before and after, the ITR's map-cache, the
+//! pings lost, and a summary line.
 //!
 //! Owns: the namespaces `vd-*` and veths it creates, the daemons it starts (stopped by PID),
 //! their configs in a temporary directory — all removed on every exit path, Ctrl-C included.
@@ -17,13 +20,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 const VNI: u32 = 100;
 const HOSTS: [&str; 3] = ["vd-a", "vd-b", "vd-c"];
 const CORE: &str = "vd-core";
+/// The LISP ITR's namespace (underlay address `ul_ip(3)`).
+const ITR: &str = "vd-itr";
+const LISP_KEY: &str = "vmmi-demo-netns";
 const VM1: &str = "vd-vm1";
 const VM2: &str = "vd-vm2";
 const VM1_MAC: &str = "02:00:00:98:01:01";
@@ -137,6 +143,12 @@ impl Lab {
             ipn(h, &format!("addr add {}/32 dev lo", vtep_ip(i)))?;
             ipn(h, "link set vdul up")?;
         }
+        // the ITR: underlay only (its RLOC is its underlay address)
+        self.ns(ITR)?;
+        ipn(CORE, "link add vdc3 type veth peer name vdul netns vd-itr")?;
+        ipn(CORE, "link set vdc3 master vdbr0 up")?;
+        ipn(ITR, &format!("addr add {}/24 dev vdul", ul_ip(3)))?;
+        ipn(ITR, "link set vdul up")?;
         for (i, h) in HOSTS.iter().enumerate() {
             for j in (0..HOSTS.len()).filter(|j| *j != i) {
                 ipn(
@@ -164,26 +176,46 @@ impl Lab {
             "[[vni]]\nvni = {VNI}\n[mobility]\nstate_file = \"{}\"\n[dataplane]\nkind = \"linux\"\n[api]\nlisten = \"{API}\"\n",
             self.dir.join(format!("mobility-{i}.json")).display()
         );
-        let p = self.dir.join(format!("{}.toml", HOSTS[i]));
-        std::fs::write(&p, t).map_err(|e| format!("{}: {e}", p.display()))?;
+        if i == 0 {
+            // host A is the Map-Server/Map-Resolver, its mappings fed by its EVPN layer
+            t += &format!(
+                "[lisp]\nroles = [\"map-server\", \"map-resolver\"]\nlisten = \"{}:4342\"\n[[lisp.site]]\nname = \"dc\"\nkey = \"{LISP_KEY}\"\neids = [\"iid:{VNI} 10.102.0.0/24\", \"iid:{VNI} mac:any\"]\n",
+                ul_ip(0)
+            );
+        }
+        self.write_config(HOSTS[i], &t)
+    }
+
+    /// The ITR: no BGP, no dataplane; registers nothing, asks host A.
+    fn itr_config(&self) -> Result<PathBuf, String> {
+        let t = format!(
+            "[global]\nasn = 65000\nrouter_id = \"{u}\"\nvtep = \"{u}\"\nlisten = []\n[lisp]\nroles = [\"xtr\"]\nlisten = \"{u}:4342\"\n[[lisp.map_server]]\naddress = \"{ms}\"\nkey = \"{LISP_KEY}\"\n[dataplane]\nkind = \"none\"\n[api]\nlisten = \"{API}\"\n",
+            u = ul_ip(3),
+            ms = ul_ip(0)
+        );
+        self.write_config(ITR, &t)
+    }
+
+    fn write_config(&self, name: &str, text: &str) -> Result<PathBuf, String> {
+        let p = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
         Ok(p)
     }
 
-    fn start(&mut self, exe: &Path, i: usize) -> Result<(), String> {
-        let cfg = self.config(i)?;
-        let log = self.dir.join(format!("{}.log", HOSTS[i]));
+    fn start(&mut self, exe: &Path, ns: &str, cfg: &Path) -> Result<(), String> {
+        let log = self.dir.join(format!("{ns}.log"));
         let log = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let child = Command::new("ip")
-            .args(["netns", "exec", HOSTS[i]])
+            .args(["netns", "exec", ns])
             .arg(exe)
             .args(["run", "--config"])
-            .arg(&cfg)
+            .arg(cfg)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("starting vmmi in {}: {e}", HOSTS[i]))?;
+            .map_err(|e| format!("starting vmmi in {ns}: {e}"))?;
         self.daemons.push(child);
         Ok(())
     }
@@ -227,6 +259,17 @@ fn api(exe: &Path, host: &str, args: &[&str]) -> Option<Value> {
         .flatten()
 }
 
+/// The ITR's map-cache entry for `eid` (`mac:MAC` in the VNI's instance, shown as
+/// `[VNI] MAC/48`).
+fn itr_entry(exe: &Path, eid: &str) -> Option<Value> {
+    let want = format!("[{VNI}] {}/48", eid.trim_start_matches("mac:"));
+    api(exe, ITR, &["show", "lisp"])?["map-cache"]
+        .as_array()?
+        .iter()
+        .find(|e| e["eid"] == want.as_str())
+        .cloned()
+}
+
 /// The VXLAN FDB entry of `mac` in `host`'s kernel: its remote VTEP (`bridge -j fdb`).
 fn kernel_fdb(host: &str, mac: &str) -> Option<String> {
     let out = nsx(
@@ -252,9 +295,10 @@ fn until(limit: Duration, stop: &AtomicBool, mut f: impl FnMut() -> bool) -> boo
     false
 }
 
-/// The latest move of `mac` on `host`: (step, instant) pairs.
-fn move_steps(exe: &Path, host: &str, mac: &str) -> Vec<(String, Instant)> {
-    let asked = Instant::now();
+/// The latest move of `mac` on `host`: (step, wall-clock time) pairs. The daemons report a
+/// move's start on the host's wall clock (`started_unix_us`), which every namespace shares, so
+/// the steps of several daemons line up without the skew of timing the `vmmi show` processes.
+fn move_steps(exe: &Path, host: &str, mac: &str) -> Vec<(String, SystemTime)> {
     let Some(moves) = api(exe, host, &["show", "moves"]) else {
         return Vec::new();
     };
@@ -264,7 +308,9 @@ fn move_steps(exe: &Path, host: &str, mac: &str) -> Vec<(String, Instant)> {
     else {
         return Vec::new();
     };
-    let Some(start) = asked.checked_sub(Duration::from_micros(m["age_us"].as_u64().unwrap_or(0)))
+    let Some(start) = m["started_unix_us"]
+        .as_u64()
+        .map(|us| UNIX_EPOCH + Duration::from_micros(us))
     else {
         return Vec::new();
     };
@@ -343,7 +389,7 @@ pub fn run() -> ExitCode {
         Err(e) => {
             eprintln!("vmmi demo --netns: {e}");
             if !stop.load(Ordering::Relaxed) {
-                for h in HOSTS {
+                for h in HOSTS.iter().chain([&ITR]) {
                     let log = lab.dir.join(format!("{h}.log"));
                     let text = std::fs::read_to_string(&log).unwrap_or_default();
                     let tail: Vec<&str> = text.lines().rev().take(5).collect();
@@ -367,13 +413,19 @@ fn drive(lab: &mut Lab, exe: &Path, stop: &AtomicBool) -> Result<(), String> {
         "vmmi demo --netns — a VM moves between hosts with real kernel VXLAN; three vmmi daemons in"
     );
     println!(
-        "network namespaces (iBGP full mesh, Linux dataplane), a 10 ms ping running across the move.\n"
+        "network namespaces (iBGP full mesh, Linux dataplane), a 10 ms ping running across the move;\n"
+    );
+    println!(
+        "vd-a is also the LISP Map-Server, and a LISP ITR in vd-itr follows the VM by publication.\n"
     );
     let t_setup = Instant::now();
     lab.underlay()?;
-    for i in 0..HOSTS.len() {
-        lab.start(exe, i)?;
+    for (i, h) in HOSTS.iter().enumerate() {
+        let cfg = lab.config(i)?;
+        lab.start(exe, h, &cfg)?;
     }
+    let cfg = lab.itr_config()?;
+    lab.start(exe, ITR, &cfg)?;
     let up = until(Duration::from_secs(20), stop, || {
         HOSTS.iter().all(|h| {
             api(exe, h, &["show", "neighbors"])
@@ -421,7 +473,37 @@ fn drive(lab: &mut Lab, exe: &Path, stop: &AtomicBool) -> Result<(), String> {
         ));
     }
     println!(
-        "  VM1 pings VM2 over VXLAN; vd-a's kernel: bridge fdb {VM2_MAC} dev vxlan{VNI} dst {b_vtep} (learned on vd-b, sent by BGP)\n"
+        "  VM1 pings VM2 over VXLAN; vd-a's kernel: bridge fdb {VM2_MAC} dev vxlan{VNI} dst {b_vtep} (learned on vd-b, sent by BGP)"
+    );
+    // the ITR resolves VM2 through vd-a's Map-Resolver and subscribes (RFC 9437). The EID is
+    // VM2's MAC: vmmi knows what the kernel bridge learned, a MAC (it learns no IPs from ARP)
+    let eid = format!("mac:{VM2_MAC}");
+    let mut asked = None;
+    let resolved = until(Duration::from_secs(5), stop, || {
+        asked = api(
+            exe,
+            ITR,
+            &[
+                "lisp",
+                "request",
+                "--iid",
+                &VNI.to_string(),
+                &eid,
+                "--subscribe",
+            ],
+        );
+        asked
+            .as_ref()
+            .is_some_and(|e| e["rlocs"] == serde_json::json!([b_vtep]))
+    });
+    if !resolved {
+        return Err(format!(
+            "the ITR did not resolve [{VNI}] {eid} to {b_vtep} through vd-a: {asked:?}"
+        ));
+    }
+    println!(
+        "  vd-itr ({}) asks vd-a's Map-Resolver for [{VNI}] {eid}: -> {b_vtep} (the mapping vd-a's EVPN layer feeds), subscribed\n",
+        ul_ip(3)
     );
 
     // the ping that runs across the move: 10 ms interval, 5 s
@@ -440,21 +522,38 @@ fn drive(lab: &mut Lab, exe: &Path, stop: &AtomicBool) -> Result<(), String> {
     println!(
         "VM2 moves to vd-c (live migration: same MAC and IP; its veth on vd-b deleted, a new one on vd-c)"
     );
-    let t_move = Instant::now();
+    let (t_move, wall_move) = (Instant::now(), SystemTime::now());
     ipn(VM2, "link del eth0")?;
     lab.plug(VM2, HOSTS[2], "vdp2", VM2_MAC, VM2_IP)?;
     // after a migration the hypervisor sends a frame for the VM (RARP/GARP); one ping does it
     let _ = nsx(VM2, &["ping", "-c", "1", "-W", "1", VM1_IP]);
     let c_vtep = vtep_ip(2);
-    let moved = until(Duration::from_secs(5), stop, || {
-        kernel_fdb(HOSTS[0], VM2_MAC).as_deref() == Some(c_vtep.as_str())
+    let (mut seen, mut itr_seen) = (None, None);
+    until(Duration::from_secs(5), stop, || {
+        if seen.is_none() && kernel_fdb(HOSTS[0], VM2_MAC).as_deref() == Some(c_vtep.as_str()) {
+            seen = Some(t_move.elapsed());
+        }
+        if itr_seen.is_none()
+            && itr_entry(exe, &eid).is_some_and(|e| e["rlocs"] == serde_json::json!([c_vtep]))
+        {
+            itr_seen = Some(t_move.elapsed());
+        }
+        seen.is_some() && itr_seen.is_some()
     });
-    let seen = t_move.elapsed();
-    if !moved {
+    let Some(seen) = seen else {
         return Err(format!(
             "vd-a's kernel FDB never pointed {VM2_MAC} at {c_vtep}"
         ));
-    }
+    };
+    let Some(itr_seen) = itr_seen else {
+        return Err(format!(
+            "the ITR's map-cache never pointed [{VNI}] {eid} at {c_vtep}: {:?}",
+            itr_entry(exe, &eid)
+        ));
+    };
+    let via = itr_entry(exe, &eid)
+        .and_then(|e| e["via"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
     let Some(pinger) = lab.daemons.pop() else {
         return Err("pinger lost".into());
     };
@@ -482,6 +581,7 @@ fn drive(lab: &mut Lab, exe: &Path, stop: &AtomicBool) -> Result<(), String> {
 
     // the timeline, from the daemons' move logs (one host clock)
     let mut timeline: Vec<(Instant, String)> = Vec::new();
+    let mut fetched: Vec<(&str, Vec<(String, SystemTime)>)> = Vec::new();
     for (h, step, what) in [
         (
             HOSTS[2],
@@ -508,16 +608,33 @@ fn drive(lab: &mut Lab, exe: &Path, stop: &AtomicBool) -> Result<(), String> {
             "vd-c holds the only claim (vd-b withdrew when VM2's port went away)",
         ),
     ] {
-        if let Some((_, at)) = move_steps(exe, h, VM2_MAC)
-            .into_iter()
-            .find(|(s, _)| s == step)
-        {
+        // one answer per host, so a host's steps share one clock offset
+        let steps = match fetched.iter().find(|(x, _)| *x == h) {
+            Some((_, v)) => v.clone(),
+            None => {
+                let v = move_steps(exe, h, VM2_MAC);
+                fetched.push((h, v.clone()));
+                v
+            }
+        };
+        if let Some((_, at)) = steps.into_iter().find(|(s, _)| s == step) {
+            // on the demo's monotonic clock: the move's instant plus the wall-clock distance
+            let at = match at.duration_since(wall_move) {
+                Ok(d) => t_move + d,
+                Err(e) => t_move.checked_sub(e.duration()).unwrap_or(t_move),
+            };
             timeline.push((at, what.to_string()));
         }
     }
     timeline.push((
         t_move + seen,
         format!("vd-a's kernel shows bridge fdb {VM2_MAC} dst {c_vtep} (seen by polling)"),
+    ));
+    timeline.push((
+        t_move + itr_seen,
+        format!(
+            "vd-itr's map-cache: [{VNI}] {eid} -> {c_vtep} (via {via}: vd-a's Map-Notify, RFC 9437 §6; seen by polling)"
+        ),
     ));
     timeline.sort_by_key(|t| t.0);
     for (at, what) in &timeline {
@@ -540,7 +657,8 @@ fn drive(lab: &mut Lab, exe: &Path, stop: &AtomicBool) -> Result<(), String> {
         _ => "?".into(),
     };
     println!(
-        "summary: move converged — vd-a's kernel forwards to vd-c {conv} after vd-c learned the VM (learn -> UPDATE -> FDB); {lost} of {sent} pings lost across the move; {} steps timed",
+        "summary: move converged — vd-a's kernel forwards to vd-c {conv} after vd-c learned the VM (learn -> UPDATE -> FDB); the LISP ITR follows at {} (publication); {lost} of {sent} pings lost across the move; {} steps timed",
+        ms(itr_seen).trim(),
         timeline.len()
     );
     Ok(())

@@ -63,8 +63,9 @@ fn is_root() -> bool {
 }
 
 /// `vmmi demo --netns`: three hosts with kernel VXLAN in namespaces, a 10 ms ping across the
-/// move; the summary says it converged, the kernel FDB step is timed, few pings are lost, and
-/// nothing is left behind. Without root it refuses with exit status 2.
+/// move, a LISP ITR subscribed at host A's Map-Server; the summary says it converged, the
+/// kernel FDB step and the ITR's map-cache are timed, few pings are lost, and nothing is left
+/// behind. Without root it refuses with exit status 2.
 #[test]
 fn the_netns_demo_moves_a_vm_under_a_ping_and_cleans_up() {
     let out = Command::new(env!("CARGO_BIN_EXE_vmmi"))
@@ -85,6 +86,7 @@ fn the_netns_demo_moves_a_vm_under_a_ping_and_cleans_up() {
         .expect(&text);
     assert!(summary.contains("move converged"), "{summary}");
     assert!(!summary.contains(" ? after"), "every step timed: {summary}");
+    assert!(summary.contains("the LISP ITR follows at"), "{summary}");
     // "...; K of N pings lost across the move"
     let (lost, sent): (u64, u64) = summary
         .split("; ")
@@ -105,6 +107,7 @@ fn the_netns_demo_moves_a_vm_under_a_ping_and_cleans_up() {
         "vd-c sends the UPDATE",
         "vd-a's kernel FDB entry replaced",
         "vd-a's kernel shows bridge fdb 02:00:00:98:02:02 dst 10.198.0.3",
+        "vd-itr's map-cache: [100] mac:02:00:00:98:02:02 -> 10.198.0.3 (via publication",
     ] {
         assert!(text.lines().any(|l| l.contains(step)), "{step}\n{text}");
     }

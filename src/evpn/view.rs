@@ -62,6 +62,11 @@ pub struct MoveView {
     pub counted: bool,
     /// Microseconds before `now` the move started.
     pub age_us: u64,
+    /// When the move started, in microseconds since the UNIX epoch (the runtime fills it in
+    /// from its wall clock; one clock for every daemon on a host, so timelines of several
+    /// daemons line up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_unix_us: Option<u64>,
     pub steps: Vec<StepView>,
 }
 
@@ -115,6 +120,7 @@ pub fn move_view(r: &MoveRecord, now: Instant) -> MoveView {
         reason: r.reason,
         counted: r.counted,
         age_us: us(now.saturating_duration_since(r.at)),
+        started_unix_us: None,
         steps: r
             .steps
             .iter()

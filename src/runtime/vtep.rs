@@ -744,7 +744,18 @@ impl Vtep {
                 let _ = reply.send(self.evpn.vni_views());
             }
             EvpnReq::Moves { limit, reply } => {
-                let _ = reply.send(self.evpn.move_views(now, limit));
+                let mut v = self.evpn.move_views(now, limit);
+                // the wall clock now, minus the time since `now` was read
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros() as u64)
+                    .saturating_sub(
+                        Instant::now().saturating_duration_since(now).as_micros() as u64
+                    );
+                for m in &mut v {
+                    m.started_unix_us = Some(wall.saturating_sub(m.age_us));
+                }
+                let _ = reply.send(v);
             }
             EvpnReq::Explain { vni, mac, reply } => {
                 let r = match self.evpn.explain(vni, mac, now) {
