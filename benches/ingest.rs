@@ -141,6 +141,10 @@ struct SpeakerOpts {
     /// Seconds to wait for the TCP connection / OPEN exchange.
     #[arg(long, default_value_t = 30)]
     setup_timeout: u64,
+    /// gen: wait this long between `encoded` (session up, UPDATEs built) and `blast-start`, so
+    /// the harness can read the daemon's RSS and CPU with the session already up.
+    #[arg(long, default_value_t = 0)]
+    hold_before_blast_ms: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -191,9 +195,13 @@ static STOP: AtomicBool = AtomicBool::new(false);
 static OUT: Mutex<()> = Mutex::new(());
 
 fn unix_ms() -> u64 {
+    unix_us() / 1000
+}
+
+fn unix_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
 
@@ -212,7 +220,9 @@ fn emit(role: &str, event: &str, mut v: Value) {
     if let Value::Object(m) = &mut v {
         m.insert("event".into(), json!(event));
         m.insert("role".into(), json!(role));
-        m.insert("unix_ms".into(), json!(unix_ms()));
+        let us = unix_us();
+        m.insert("unix_ms".into(), json!(us / 1000));
+        m.insert("unix_us".into(), json!(us));
         m.insert("t_ms".into(), json!((t_ms * 10.0).round() / 10.0));
     }
     let _g = OUT.lock().unwrap_or_else(|e| e.into_inner());
@@ -566,6 +576,9 @@ fn speaker(
             json!({"routes": o.count, "updates": msgs, "nlri_per_update": batch, "bytes": bytes.len(),
                    "encode_ms": t.elapsed().as_secs_f64() * 1e3}),
         );
+        if o.hold_before_blast_ms > 0 {
+            std::thread::sleep(Duration::from_millis(o.hold_before_blast_ms));
+        }
         mark_blast_start();
         emit(role, "blast-start", json!({"routes": o.count}));
         write_all_stoppable(&mut s, &bytes).map_err(|e| format!("blast: {e}"))?;
@@ -704,7 +717,24 @@ fn as_u64(v: &Value) -> Option<u64> {
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
-/// (VmRSS kB, VmHWM kB, utime+stime s) of a process.
+/// CPU time of every thread of `pid` in nanoseconds (`/proc/PID/task/*/schedstat` field 1:
+/// time spent on the CPU, in ns — `stat`'s utime/stime count 10 ms ticks, too coarse at 10k
+/// routes).
+fn cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for t in tasks.flatten() {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        total += s
+            .split_whitespace()
+            .next()
+            .and_then(|x| x.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}
+
+/// (VmRSS kB, VmHWM kB, utime+stime s, CPU ns) of a process.
 fn proc_stats(pid: u32) -> Value {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kb = |k: &str| {
@@ -722,7 +752,7 @@ fn proc_stats(pid: u32) -> Value {
         let s: f64 = f.get(12)?.parse().ok()?;
         Some((u + s) / 100.0)
     });
-    json!({"rss_kb": kb("VmRSS:"), "hwm_kb": kb("VmHWM:"), "cpu_s": cpu})
+    json!({"rss_kb": kb("VmRSS:"), "hwm_kb": kb("VmHWM:"), "cpu_s": cpu, "cpu_ns": cpu_ns(pid)})
 }
 
 fn poll(o: PollOpts) -> Result<(), String> {
@@ -738,7 +768,7 @@ fn poll(o: PollOpts) -> Result<(), String> {
     emit(&o.label, "poll-start", json!({"count": o.count}));
     loop {
         let t = Instant::now();
-        let unix_before = unix_ms();
+        let unix_before = unix_us();
         let got = if let Some(h) = &o.http {
             http_get(h, Duration::from_secs(10))
         } else if let Some(v) = &o.vty {
@@ -762,8 +792,10 @@ fn poll(o: PollOpts) -> Result<(), String> {
                     last = Some(n);
                     if n >= o.count {
                         let mut out = json!({"value": n, "polls": polls, "poll_ms": t.elapsed().as_secs_f64() * 1e3,
-                                             "unix_ms_poll_start": unix_before,
-                                             "unix_ms_prev_poll_start": prev_start});
+                                             "unix_ms_poll_start": unix_before / 1000,
+                                             "unix_ms_prev_poll_start": prev_start.map(|p| p / 1000),
+                                             "unix_us_poll_start": unix_before,
+                                             "unix_us_prev_poll_start": prev_start});
                         if let Some(p) = o.pid
                             && let (Value::Object(m), Value::Object(ps)) = (&mut out, proc_stats(p))
                         {
@@ -848,6 +880,7 @@ fn selftest(count: u32) -> Result<(), String> {
         progress_ms: 0,
         max_life: 120,
         setup_timeout: 10,
+        hold_before_blast_ms: 0,
     };
     let mut so = base("sink");
     so.listen = Some("127.0.0.1:0".into());

@@ -15,8 +15,12 @@
 # GoBGP 10.98.0.4. Times are from the generator's "blast-start" (all UPDATEs pre-encoded, session
 # Established) to the end of the first poll that sees N (vmmi: its API, answered by the event loop
 # in order with the frames; FRR: bgpd's vty socket, one connection, like vtysh; GoBGP: its CLI),
-# every 5/5/250 ms; RSS deltas are VmRSS after the routes are in (plus SETTLE_S) minus VmRSS
-# before the generator connects, divided by N. CPU columns: utime+stime of the daemon until then.
+# every 5/5/250 ms, with microsecond timestamps; the start of the poll before it is the lower
+# bound shown in brackets. The generator holds HOLD_MS between building its UPDATEs (session up)
+# and the blast; 100 ms before the blast the daemon's RSS and CPU (schedstat run time of all its
+# threads, ns) are read and the pollers start. RSS per route = (VmRSS after the routes are in,
+# plus SETTLE_S, minus that baseline) / N; marginal = the growth between consecutive sizes per
+# added route. CPU = run time from the baseline to the poll that saw N.
 #
 # usage (root): conformance/bench/ingest.sh [SIZES]          default SIZES="10000 100000 1000000"
 # env: LEGS="vmmi sink frr gobgp"  GOBGP_SIZES="10000 20000 40000"  GOBGP_MAX=40000
@@ -39,6 +43,9 @@ GOBGP_MAX="${GOBGP_MAX:-40000}"
 DEADLINE_S="${DEADLINE_S:-900}"
 SETTLE_S="${SETTLE_S:-2}"
 PER_UPDATE="${PER_UPDATE:-100}"
+# the generator holds this long between "encoded" (its session up) and the blast: the daemon's
+# RSS and CPU baselines are read then, so the per-route figures hold routes only
+HOLD_MS="${HOLD_MS:-1500}"
 export REPEAT="${REPEAT:-3}"
 export VMMI_POLL_MS FRR_POLL_MS GOBGP_POLL_MS
 REP=1
@@ -148,6 +155,20 @@ lab_up() {
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kb() { awk '/^VmHWM:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_s() { awk '{sub(/.*\) /,""); printf "%.2f", ($12+$13)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU time of all threads in ns (schedstat; stat's utime/stime are 10 ms ticks)
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d", s}'; }
+# baseline PID GEN_LOG: wait (bounded) until the generator's session is up and its UPDATEs are
+# built ("encoded", inside its HOLD_MS before the blast); sets RSS0 and CPU0_NS of PID
+# and then sleeps until 100 ms before the blast: the pollers the caller starts next cost the
+# daemon CPU from then on only
+baseline() {
+    wait_for 60 grep -q '"encoded"' "$2" || die "generator never reached \"encoded\"; see $2"
+    local enc wait_s
+    enc="$(jfield "$2" encoded unix_us)"
+    wait_s="$(awk -v e="$enc" -v h="$HOLD_MS" -v now="$(date +%s%6N)" 'BEGIN{w = (e + h*1000 - 100000 - now)/1e6; printf "%.3f", (w > 0 ? w : 0)}')"
+    sleep "$wait_s"
+    RSS0="$(rss_kb "$1")"; CPU0_NS="$(cpu_ns "$1")"
+}
 
 # ---- FRR (zebra + bgpd, foreground processes, own sockets; no systemd) ------------------------
 FRR_DIR="$RUN/frr"
@@ -282,7 +303,7 @@ gen_start() {  # PEER_ADDR N LOG
     ip netns exec $NS_GEN "$INGEST_BIN" gen --connect "$1" --local $IP_GEN --asn $AS_GEN \
         --count "$2" --per-update "$PER_UPDATE" --rd "$IP_GEN:100" --rt "$AS_VMMI:100" --vni 100 \
         --next-hop $IP_GEN --seq 1 --max-life "$((DEADLINE_S + 120))" --progress-ms 0 \
-        </dev/null >"$3" 2>&1 &
+        --hold-before-blast-ms "$HOLD_MS" </dev/null >"$3" 2>&1 &
     GEN_PID=$!
     track $GEN_PID
 }
@@ -340,6 +361,10 @@ PY
 }
 # secs FROM_MS TO_MS
 secs() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b-a)/1000}' || echo ""; }
+# secs_us FROM_US TO_US (0.1 ms resolution)
+secs_us() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN{printf "%.4f", (b-a)/1e6}' || echo ""; }
+# ms_ns FROM_NS TO_NS: CPU milliseconds between two cpu_ns readings
+ms_ns() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b-a)/1e6}' || echo ""; }
 cpu_delta() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}' || echo ""; }
 per_route() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN{printf "%.0f", (b-a)*1024/n}' || echo ""; }
 
@@ -353,101 +378,99 @@ load_note() { awk '{print $1}' /proc/loadavg; }
 
 # ---- legs ----------------------------------------------------------------------------------------
 leg_vmmi() {  # N
-    local n="$1" d="$RUN/vmmi-$1-r$REP" rss0 cpu0 fcpu0 pv pf t0 tv tf rss1 rssv cpu perf_pid=""
+    local n="$1" d="$RUN/vmmi-$1-r$REP" rss0 cpu0 fcpu0 pv pf t0 rss1 rssv perf_pid=""
     mkdir -p "$d"
     frr_start
     vmmi_start $IP_FRR $AS_FRR "frr-$n"
     wait_for 60 vmmi_established $IP_FRR || die "vmmi-FRR session not established"
     wait_for 30 frr_established $IP_VMMI || die "FRR does not see vmmi Established"
-    sleep 1
-    rss0="$(rss_kb "$VMMI_PID")"; cpu0="$(cpu_s "$VMMI_PID")"; fcpu0="$(cpu_s "$FRR_BGPD")"
     if [ -n "$PERF" ] && [[ " $PERF_SIZES " == *" $n "* ]] && command -v perf >/dev/null; then
         perf record --call-graph "$PERF_CG" -e cpu-clock -F "$PERF_FREQ" -p "$VMMI_PID" -o "$d/perf.data" >"$d/perf.log" 2>&1 &
         perf_pid=$!; track $perf_pid; sleep 0.5
     fi
+    gen_start $IP_VMMI:179 "$n" "$d/gen.log"
+    baseline "$VMMI_PID" "$d/gen.log"; rss0=$RSS0; cpu0=$CPU0_NS; fcpu0="$(cpu_ns "$FRR_BGPD")"
     poll_vmmi_bg "$d/poll-vmmi.log" "$n"; pv=$POLL_PID
     poll_frr_bg "$d/poll-frr.log" $IP_VMMI "$n"; pf=$POLL_PID
-    gen_start $IP_VMMI:179 "$n" "$d/gen.log"
     wait_pid "$pv" "$DEADLINE_S" || log "vmmi poller still running"
     wait_pid "$pf" "$DEADLINE_S" || log "FRR poller still running"
     sleep "$SETTLE_S"
-    rss1="$(rss_kb "$VMMI_PID")"; cpu="$(cpu_s "$VMMI_PID")"
+    rss1="$(rss_kb "$VMMI_PID")"
     local frr_from_vmmi_rss; frr_from_vmmi_rss="$(rss_kb "$FRR_BGPD")"
     [ -n "$perf_pid" ] && { kill -INT "$perf_pid" 2>/dev/null || true; wait_pid "$perf_pid" 30 || stop_pid "$perf_pid" 5; }
-    t0="$(jfield "$d/gen.log" blast-start unix_ms)"
-    tv="$(jfield "$d/poll-vmmi.log" reached unix_ms)"
-    tf="$(jfield "$d/poll-frr.log" reached unix_ms)"
+    t0="$(jfield "$d/gen.log" blast-start unix_us)"
     rssv="$(jfield "$d/poll-vmmi.log" reached rss_kb)"
     local ups; ups="$(vmmi_neighbor_field $IP_FRR updates_in)"
-    record "{\"leg\":\"vmmi\",\"n\":$n,\"t_vmmi_s\":\"$(secs "$t0" "$tv")\",\"t_vmmi_lo_s\":\"$(secs "$t0" "$(jfield "$d/poll-vmmi.log" reached unix_ms_prev_poll_start)")\",\
-\"t_frr_via_vmmi_s\":\"$(secs "$t0" "$tf")\",\"t_frr_via_vmmi_lo_s\":\"$(secs "$t0" "$(jfield "$d/poll-frr.log" reached unix_ms_prev_poll_start)")\",\
+    record "{\"leg\":\"vmmi\",\"n\":$n,$(times vmmi "$t0" "$d/poll-vmmi.log"),$(times frr_via_vmmi "$t0" "$d/poll-frr.log"),\
 \"vmmi_rss0_kb\":\"$rss0\",\"vmmi_rss_at_ingest_kb\":\"$rssv\",\"vmmi_rss_settled_kb\":\"$rss1\",\"vmmi_hwm_kb\":\"$(hwm_kb "$VMMI_PID")\",\
 \"vmmi_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\"vmmi_b_per_route_at_ingest\":\"$(per_route "$rss0" "$rssv" "$n")\",\
-\"vmmi_cpu_s\":\"$cpu\",\"vmmi_cpu_at_ingest_s\":\"$(cpu_delta "$cpu0" "$(jfield "$d/poll-vmmi.log" reached cpu_s)")\",\
-\"frr_via_vmmi_cpu_s\":\"$(cpu_delta "$fcpu0" "$(jfield "$d/poll-frr.log" reached cpu_s)")\",\"frr_bgpd_rss_kb\":\"$frr_from_vmmi_rss\",\"vmmi_updates_from_frr\":\"$ups\",\
+\"vmmi_cpu_ms\":\"$(ms_ns "$cpu0" "$(jfield "$d/poll-vmmi.log" reached cpu_ns)")\",\
+\"frr_via_vmmi_cpu_ms\":\"$(ms_ns "$fcpu0" "$(jfield "$d/poll-frr.log" reached cpu_ns)")\",\"frr_bgpd_rss_kb\":\"$frr_from_vmmi_rss\",\"vmmi_updates_from_frr\":\"$ups\",\
 \"encode\":$(grep -m1 '"encoded"' "$d/gen.log" || echo null),\"load_before\":\"$LOAD0\",\"rep\":$REP}"
     stop_all
 }
 
+# times NAME T0_US POLL_LOG: "t_NAME_s" (blast start -> end of the first poll that saw N, an upper
+# bound) and "t_NAME_lo_s" (-> start of the poll before it, a lower bound), in seconds
+times() {
+    printf '"t_%s_s":"%s","t_%s_lo_s":"%s"' "$1" "$(secs_us "$2" "$(jfield "$3" reached unix_us)")" \
+        "$1" "$(secs_us "$2" "$(jfield "$3" reached unix_us_prev_poll_start)")"
+}
+
 leg_sink() {  # N
-    local n="$1" d="$RUN/sink-$1-r$REP" rss0 cpu0 pv t0 tv ts rss1 cpu
+    local n="$1" d="$RUN/sink-$1-r$REP" rss0 cpu0 pv t0 ts rss1
     mkdir -p "$d"
     sink_start "$n" "$d/sink.log"
     vmmi_start $IP_SINK $AS_SINK "sink-$n"
     wait_for 60 vmmi_established $IP_SINK || die "vmmi-sink session not established"
-    sleep 1
-    rss0="$(rss_kb "$VMMI_PID")"; cpu0="$(cpu_s "$VMMI_PID")"
-    poll_vmmi_bg "$d/poll-vmmi.log" "$n"; pv=$POLL_PID
     gen_start $IP_VMMI:179 "$n" "$d/gen.log"
+    baseline "$VMMI_PID" "$d/gen.log"; rss0=$RSS0; cpu0=$CPU0_NS
+    poll_vmmi_bg "$d/poll-vmmi.log" "$n"; pv=$POLL_PID
     wait_pid "$pv" "$DEADLINE_S" || log "vmmi poller still running"
     local i; for ((i = 0; i < DEADLINE_S * 10; i++)); do grep -q '"rx-reached"' "$d/sink.log" && break; kill -0 "$SINK_PID" 2>/dev/null || break; sleep 0.1; done
     sleep "$SETTLE_S"
-    rss1="$(rss_kb "$VMMI_PID")"; cpu="$(cpu_s "$VMMI_PID")"
-    t0="$(jfield "$d/gen.log" blast-start unix_ms)"
-    tv="$(jfield "$d/poll-vmmi.log" reached unix_ms)"
-    ts="$(jfield "$d/sink.log" rx-reached unix_ms)"
-    record "{\"leg\":\"sink\",\"n\":$n,\"t_vmmi_s\":\"$(secs "$t0" "$tv")\",\"t_vmmi_lo_s\":\"$(secs "$t0" "$(jfield "$d/poll-vmmi.log" reached unix_ms_prev_poll_start)")\",\"t_sink_via_vmmi_s\":\"$(secs "$t0" "$ts")\",\
+    rss1="$(rss_kb "$VMMI_PID")"
+    t0="$(jfield "$d/gen.log" blast-start unix_us)"
+    ts="$(jfield "$d/sink.log" rx-reached unix_us)"
+    record "{\"leg\":\"sink\",\"n\":$n,$(times vmmi "$t0" "$d/poll-vmmi.log"),\"t_sink_via_vmmi_s\":\"$(secs_us "$t0" "$ts")\",\
 \"vmmi_rss0_kb\":\"$rss0\",\"vmmi_rss_settled_kb\":\"$rss1\",\"vmmi_hwm_kb\":\"$(hwm_kb "$VMMI_PID")\",\
-\"vmmi_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\"vmmi_cpu_s\":\"$cpu\",\
-\"vmmi_cpu_at_ingest_s\":\"$(cpu_delta "$cpu0" "$(jfield "$d/poll-vmmi.log" reached cpu_s)")\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
+\"vmmi_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\
+\"vmmi_cpu_ms\":\"$(ms_ns "$cpu0" "$(jfield "$d/poll-vmmi.log" reached cpu_ns)")\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
     stop_all
 }
 
 leg_frr() {  # N
-    local n="$1" d="$RUN/frr-$1-r$REP" rss0 cpu0 pf t0 tf rss1 cpu
+    local n="$1" d="$RUN/frr-$1-r$REP" rss0 cpu0 pf t0 rss1
     mkdir -p "$d"
     frr_start
-    sleep 1
-    rss0="$(rss_kb "$FRR_BGPD")"; cpu0="$(cpu_s "$FRR_BGPD")"
-    poll_frr_bg "$d/poll-frr.log" $IP_GEN "$n"; pf=$POLL_PID
     gen_start $IP_FRR:179 "$n" "$d/gen.log"
+    baseline "$FRR_BGPD" "$d/gen.log"; rss0=$RSS0; cpu0=$CPU0_NS
+    poll_frr_bg "$d/poll-frr.log" $IP_GEN "$n"; pf=$POLL_PID
     wait_pid "$pf" "$DEADLINE_S" || log "FRR poller still running"
     sleep "$SETTLE_S"
-    rss1="$(rss_kb "$FRR_BGPD")"; cpu="$(cpu_s "$FRR_BGPD")"
-    t0="$(jfield "$d/gen.log" blast-start unix_ms)"
-    tf="$(jfield "$d/poll-frr.log" reached unix_ms)"
-    record "{\"leg\":\"frr\",\"n\":$n,\"t_frr_s\":\"$(secs "$t0" "$tf")\",\"t_frr_lo_s\":\"$(secs "$t0" "$(jfield "$d/poll-frr.log" reached unix_ms_prev_poll_start)")\",\"frr_rss0_kb\":\"$rss0\",\"frr_rss_settled_kb\":\"$rss1\",\
-\"frr_hwm_kb\":\"$(hwm_kb "$FRR_BGPD")\",\"frr_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\"frr_bgpd_cpu_s\":\"$cpu\",\"frr_cpu_at_reach_s\":\"$(cpu_delta "$cpu0" "$(jfield "$d/poll-frr.log" reached cpu_s)")\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
+    rss1="$(rss_kb "$FRR_BGPD")"
+    t0="$(jfield "$d/gen.log" blast-start unix_us)"
+    record "{\"leg\":\"frr\",\"n\":$n,$(times frr "$t0" "$d/poll-frr.log"),\"frr_rss0_kb\":\"$rss0\",\"frr_rss_settled_kb\":\"$rss1\",\
+\"frr_hwm_kb\":\"$(hwm_kb "$FRR_BGPD")\",\"frr_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\
+\"frr_cpu_ms\":\"$(ms_ns "$cpu0" "$(jfield "$d/poll-frr.log" reached cpu_ns)")\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
     stop_all
 }
 
 leg_gobgp() {  # N
-    local n="$1" d="$RUN/gobgp-$1-r$REP" rss0 cpu0 pg t0 tg rss1 cpu
+    local n="$1" d="$RUN/gobgp-$1-r$REP" rss0 cpu0 pg t0 rss1
     mkdir -p "$d"
     gobgp_start
-    sleep 1
-    rss0="$(rss_kb "$GOBGP_PID")"; cpu0="$(cpu_s "$GOBGP_PID")"
     gen_start $IP_GOBGP:179 "$n" "$d/gen.log"
-    # the poller's path needs the neighbor to exist in the JSON; start it once the session is up
-    wait_for 30 grep -q '"established"' "$d/gen.log" || die "GoBGP session not established; see $d/gen.log"
+    baseline "$GOBGP_PID" "$d/gen.log"; rss0=$RSS0; cpu0=$CPU0_NS
+    # the poller's path needs the neighbor to exist in the JSON: it is up (the generator encoded)
     poll_gobgp_bg "$d/poll-gobgp.log" "$n"; pg=$POLL_PID
     wait_pid "$pg" "$DEADLINE_S" || log "GoBGP poller still running"
     sleep "$SETTLE_S"
-    rss1="$(rss_kb "$GOBGP_PID")"; cpu="$(cpu_s "$GOBGP_PID")"
-    t0="$(jfield "$d/gen.log" blast-start unix_ms)"
-    tg="$(jfield "$d/poll-gobgp.log" reached unix_ms)"
-    record "{\"leg\":\"gobgp\",\"n\":$n,\"t_gobgp_s\":\"$(secs "$t0" "$tg")\",\"t_gobgp_lo_s\":\"$(secs "$t0" "$(jfield "$d/poll-gobgp.log" reached unix_ms_prev_poll_start)")\",\"gobgp_rss0_kb\":\"$rss0\",\"gobgp_rss_settled_kb\":\"$rss1\",\
-\"gobgp_hwm_kb\":\"$(hwm_kb "$GOBGP_PID")\",\"gobgp_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\"gobgpd_cpu_s\":\"$cpu\",\"gobgp_cpu_at_reach_s\":\"$(cpu_delta "$cpu0" "$(jfield "$d/poll-gobgp.log" reached cpu_s)")\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
+    rss1="$(rss_kb "$GOBGP_PID")"
+    t0="$(jfield "$d/gen.log" blast-start unix_us)"
+    record "{\"leg\":\"gobgp\",\"n\":$n,$(times gobgp "$t0" "$d/poll-gobgp.log"),\"gobgp_rss0_kb\":\"$rss0\",\"gobgp_rss_settled_kb\":\"$rss1\",\
+\"gobgp_hwm_kb\":\"$(hwm_kb "$GOBGP_PID")\",\"gobgp_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\
+\"gobgp_cpu_ms\":\"$(ms_ns "$cpu0" "$(jfield "$d/poll-gobgp.log" reached cpu_ns)")\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
     stop_all
 }
 
@@ -494,48 +517,76 @@ def spread(leg, n, k):
 def f(v, fmt):
     return "-" if v is None else fmt % v
 table = []
-hdr = ("size", "vmmi ingest s", "vmmi->FRR total s", "FRR direct s", "GoBGP s", "vmmi B/route",
-       "FRR B/route", "GoBGP B/route", "ratio FRR/vmmi", "vmmi->sink s")
+def rng(leg, n, name):
+    lo, hi = med(leg, n, f"t_{name}_lo_s"), med(leg, n, f"t_{name}_s")
+    return lo, hi
+def ms_rng(lo, hi):
+    # a lower bound before the blast (the poll before the one that saw N began earlier) is 0
+    if hi is None: return "-"
+    return ("%.1f" % (hi * 1e3)) + ("" if lo is None else " (%.1f)" % max(lo * 1e3, 0.0))
+hdr = ("size", "vmmi ingest ms (lo)", "FRR direct ms (lo)", "FRR/vmmi", "FRR/vmmi, worst case",
+       "vmmi->FRR total ms", "GoBGP ms", "vmmi CPU ms", "FRR CPU ms", "CPU FRR/vmmi",
+       "vmmi B/route", "FRR B/route", "GoBGP B/route")
 lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+prev = None
 for n in rows:
-    # vmmi ingest: the "vmmi" leg (FRR downstream) is the one the issue describes
-    tv = med("vmmi", n, "t_vmmi_s")
-    tf = med("frr", n, "t_frr_s")
-    ratio = tf / tv if tv and tf else None
-    row = {"size": n, "vmmi_ingest_s": tv, "vmmi_to_frr_total_s": med("vmmi", n, "t_frr_via_vmmi_s"),
-           "frr_direct_s": tf, "gobgp_s": med("gobgp", n, "t_gobgp_s"),
+    vlo, vhi = rng("vmmi", n, "vmmi")
+    flo, fhi = rng("frr", n, "frr")
+    glo, ghi = rng("gobgp", n, "gobgp")
+    ratio = fhi / vhi if vhi and fhi else None
+    # the smallest ratio the two measurements allow: FRR's lower bound over vmmi's upper one
+    worst = max(flo, 0.0) / vhi if vhi and flo is not None else None
+    vc, fc = med("vmmi", n, "vmmi_cpu_ms"), med("frr", n, "frr_cpu_ms")
+    row = {"size": n, "vmmi_ingest_s": vhi, "vmmi_ingest_lo_s": vlo, "frr_direct_s": fhi, "frr_direct_lo_s": flo,
+           "ratio_frr_over_vmmi": ratio, "ratio_worst_case": worst,
+           "vmmi_to_frr_total_s": med("vmmi", n, "t_frr_via_vmmi_s"), "gobgp_s": ghi, "gobgp_lo_s": glo,
+           "vmmi_cpu_ms": vc, "frr_cpu_ms": fc, "gobgp_cpu_ms": med("gobgp", n, "gobgp_cpu_ms"),
+           "cpu_ratio_frr_over_vmmi": fc / vc if vc and fc else None,
            "vmmi_b_per_route": med("vmmi", n, "vmmi_b_per_route"),
            "frr_b_per_route": med("frr", n, "frr_b_per_route"), "gobgp_b_per_route": med("gobgp", n, "gobgp_b_per_route"),
-           "ratio_frr_over_vmmi": ratio, "vmmi_to_sink_s": med("sink", n, "t_sink_via_vmmi_s"),
+           "vmmi_rss_settled_kb": med("vmmi", n, "vmmi_rss_settled_kb"), "vmmi_rss0_kb": med("vmmi", n, "vmmi_rss0_kb"),
+           "frr_rss_settled_kb": med("frr", n, "frr_rss_settled_kb"), "frr_rss0_kb": med("frr", n, "frr_rss0_kb"),
+           "vmmi_to_sink_s": med("sink", n, "t_sink_via_vmmi_s"),
            "vmmi_ingest_sink_leg_s": med("sink", n, "t_vmmi_s"),
+           "vmmi_cpu_ms_sink_leg": med("sink", n, "vmmi_cpu_ms"),
            "vmmi_b_per_route_sink_leg": med("sink", n, "vmmi_b_per_route"),
-           "vmmi_cpu_at_ingest_s": med("vmmi", n, "vmmi_cpu_at_ingest_s"),
-           "frr_cpu_at_reach_s": med("frr", n, "frr_cpu_at_reach_s"),
-           "gobgp_cpu_at_reach_s": med("gobgp", n, "gobgp_cpu_at_reach_s"),
            "spread": {f"{leg}.{k}": spread(leg, n, k) for leg, k in [("vmmi", "t_vmmi_s"), ("vmmi", "t_frr_via_vmmi_s"),
                ("frr", "t_frr_s"), ("gobgp", "t_gobgp_s"), ("sink", "t_vmmi_s"), ("sink", "t_sink_via_vmmi_s"),
+               ("vmmi", "vmmi_cpu_ms"), ("frr", "frr_cpu_ms"),
                ("vmmi", "vmmi_b_per_route"), ("frr", "frr_b_per_route")] if spread(leg, n, k)}}
+    # marginal memory: the RSS growth from the previous size, per added route
+    if prev is not None:
+        for who in ("vmmi", "frr"):
+            a, b = prev.get(f"{who}_rss_settled_kb"), row.get(f"{who}_rss_settled_kb")
+            a0, b0 = prev.get(f"{who}_rss0_kb"), row.get(f"{who}_rss0_kb")
+            if None not in (a, b, a0, b0) and n > prev["size"]:
+                row[f"{who}_marginal_b_per_route"] = ((b - b0) - (a - a0)) * 1024 / (n - prev["size"])
+    prev = row
     table.append(row)
-    lines.append("| " + " | ".join([str(n), f(tv, "%.3f"), f(row["vmmi_to_frr_total_s"], "%.3f"), f(tf, "%.3f"),
-        f(row["gobgp_s"], "%.2f"), f(row["vmmi_b_per_route"], "%.0f"), f(row["frr_b_per_route"], "%.0f"),
-        f(row["gobgp_b_per_route"], "%.0f"), f(ratio, "%.2f"), f(row["vmmi_to_sink_s"], "%.3f")]) + " |")
+    lines.append("| " + " | ".join([str(n), ms_rng(vlo, vhi), ms_rng(flo, fhi), f(ratio, "%.2f"), f(worst, "%.2f"),
+        f(None if row["vmmi_to_frr_total_s"] is None else row["vmmi_to_frr_total_s"] * 1e3, "%.1f"),
+        ms_rng(glo, ghi), f(vc, "%.1f"), f(fc, "%.1f"), f(row["cpu_ratio_frr_over_vmmi"], "%.2f"),
+        f(row["vmmi_b_per_route"], "%.0f"), f(row["frr_b_per_route"], "%.0f"),
+        f(row["gobgp_b_per_route"], "%.0f")]) + " |")
 out = {"table": table, "legs": res, "host": {"cpus": os.cpu_count(), "kernel": platform.release()},
-       "method": "times: generator blast-start (pre-encoded, Established) to the end of the first poll seeing N "
-                 "(vmmi API, FRR bgpd vty socket, GoBGP CLI; intervals VMMI_POLL_MS/FRR_POLL_MS/GOBGP_POLL_MS; *_lo_s = start of the "
-                 "previous poll, a lower bound); B/route: (VmRSS after + settle - VmRSS before the generator "
-                 "connected) / N; medians over the runs of each leg"}
+       "method": "times: generator blast-start (pre-encoded, Established) to the end of the first poll seeing N, "
+                 "the upper bound; (lo) = to the start of the poll before it, the lower bound (vmmi API, FRR bgpd vty "
+                 "socket, GoBGP CLI; intervals VMMI_POLL_MS/FRR_POLL_MS/GOBGP_POLL_MS; microsecond timestamps); "
+                 "'worst case' = FRR's lower bound / vmmi's upper bound; CPU: the daemon's threads' schedstat "
+                 "run time from 100 ms before the blast to the poll that saw N; B/route: (VmRSS after + settle - "
+                 "VmRSS with the generator's session up, just before the blast) / N; marginal: the growth between "
+                 "consecutive sizes per added route; medians over the runs of each leg"}
 out["poll_ms"] = {k: os.environ.get(k) for k in ("VMMI_POLL_MS", "FRR_POLL_MS", "GOBGP_POLL_MS")}
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 print("\n".join(lines))
-print("\nCPU seconds (utime+stime, all threads) from before the blast to the poll that saw N:")
-print("| size | vmmi (gen->vmmi, FRR downstream) | vmmi (sink downstream) | FRR bgpd (direct) | GoBGP |")
-print("|---|---|---|---|---|")
-for r in table:
-    n = r["size"]
-    print(f"| {n} | {f(r['vmmi_cpu_at_ingest_s'], '%.2f')} | {f(med('sink', n, 'vmmi_cpu_at_ingest_s'), '%.2f')} | "
-          f"{f(r['frr_cpu_at_reach_s'], '%.2f')} | {f(r['gobgp_cpu_at_reach_s'], '%.2f')} |")
-print("\nvmmi ingest in the sink leg (no FRR competing for the CPU), median s: " +
-      ", ".join(f"{r['size']}: {f(r['vmmi_ingest_sink_leg_s'], '%.3f')}" for r in table))
+marg = [r for r in table if "vmmi_marginal_b_per_route" in r or "frr_marginal_b_per_route" in r]
+if marg:
+    print("\nmarginal RSS per added route (growth from the previous size): " + "; ".join(
+        f"{r['size']}: vmmi {f(r.get('vmmi_marginal_b_per_route'), '%.0f')} B, FRR {f(r.get('frr_marginal_b_per_route'), '%.0f')} B"
+        for r in marg))
+print("\nvmmi in the sink leg (no FRR downstream competing for the CPU), median ingest ms / CPU ms: " +
+      ", ".join(f"{r['size']}: {f(None if r['vmmi_ingest_sink_leg_s'] is None else r['vmmi_ingest_sink_leg_s'] * 1e3, '%.1f')}"
+                f" / {f(r['vmmi_cpu_ms_sink_leg'], '%.1f')}" for r in table))
 print("(medians of %s run(s) per leg; every run in the JSON)" % os.environ.get("REPEAT", "3"))
 print(f"\nJSON: {sys.argv[2]}")
 PY
