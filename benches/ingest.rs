@@ -194,10 +194,6 @@ static REACHED_AT: AtomicU64 = AtomicU64::new(u64::MAX);
 static STOP: AtomicBool = AtomicBool::new(false);
 static OUT: Mutex<()> = Mutex::new(());
 
-fn unix_ms() -> u64 {
-    unix_us() / 1000
-}
-
 fn unix_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
