@@ -451,6 +451,10 @@ pub struct VniCfg {
     pub router_mac: Option<MacAddr>,
     /// l3 only, Linux dataplane: the VRF device; default `vrf<vni>`.
     pub vrf: Option<String>,
+    /// l2 only, Linux dataplane: ARP/ND suppression (`neigh_suppress` on the VXLAN bridge
+    /// port): the bridge answers ARP/ND for remote MAC+IP routes from the neighbour entries
+    /// vmmi writes instead of flooding them over the fabric. Default off.
+    pub arp_nd_suppress: bool,
     /// l3 only, Linux dataplane: the VRF's routing table, where the IP-VRF's routes go;
     /// default the VNI.
     #[serde(deserialize_with = "opt_int")]
@@ -481,6 +485,7 @@ impl Default for VniCfg {
             router_mac: None,
             vrf: None,
             table: None,
+            arp_nd_suppress: false,
         }
     }
 }
