@@ -79,7 +79,7 @@ pub use l3::NO_RMAC;
 use l3::{Vrf, Write};
 use learn::LearnMap;
 use nl::{NlError, Req};
-use reconcile::{Class, How, Snapshot};
+use reconcile::{Class, How, Side, Snapshot};
 
 /// Requests in flight at once (each acknowledgement must fit the socket's receive buffer).
 const WINDOW: usize = 64;
@@ -219,6 +219,9 @@ impl Linux {
         let (vx, br) = (v.idx.vxlan, v.idx.bridge);
         let (vxn, brn) = (v.dev.vxlan.as_str(), v.dev.bridge.as_str());
         let table = v.table();
+        // an L2 VNI's remote MAC has a bridge side; an L3 VNI's RMAC entries have none (its
+        // VXLAN device is its bridge's only port: the bridge's flood reaches nothing else)
+        let l2 = table.is_none();
         let route_table = || table.ok_or_else(|| wrong_kind(op, false).unwrap_or_default());
         Ok(Lowered::plain(match *op {
             DataplaneOp::Fdb {
@@ -228,17 +231,44 @@ impl Linux {
                 sticky,
             } => {
                 let before = self.written.insert((vni, mac), sticky);
-                let fresh = *how == How::Fresh || before.is_some_and(|s| s != sticky);
-                let write = nl::fdb_replace(vx, vxn, mac, vtep, sticky);
-                if fresh {
-                    vec![nl::fdb_delete(vx, vxn, mac, None), write]
-                } else {
-                    vec![write]
+                let (mut vxlan, bridge) = match *how {
+                    How::Sides { vxlan, bridge } => (vxlan, bridge),
+                    _ => (Side::Write, Side::Write),
+                };
+                // the kernel's VXLAN replace changes only the remote: a change of kind
+                // (sticky ↔ not) needs a fresh entry
+                if vxlan == Side::Write && before.is_some_and(|s| s != sticky) {
+                    vxlan = Side::Fresh;
                 }
+                let mut reqs = Vec::with_capacity(4);
+                if vxlan == Side::Fresh {
+                    reqs.push(nl::fdb_delete(vx, vxn, mac, None));
+                }
+                if vxlan != Side::Keep {
+                    reqs.push(nl::fdb_replace(vx, vxn, mac, vtep, sticky));
+                }
+                if l2 && bridge == Side::Fresh {
+                    reqs.push(nl::master_delete(vx, vxn, brn, mac));
+                }
+                if l2 && bridge != Side::Keep {
+                    reqs.push(nl::master_replace(vx, vxn, brn, mac));
+                }
+                reqs
             }
             DataplaneOp::FdbDel { vni, mac } => {
+                let (vxlan, bridge) = match *how {
+                    How::Del { vxlan, bridge } => (vxlan, bridge),
+                    _ => (true, true),
+                };
                 self.written.remove(&(vni, mac));
-                vec![nl::fdb_delete(vx, vxn, mac, None)]
+                let mut reqs = Vec::with_capacity(2);
+                if l2 && bridge {
+                    reqs.push(nl::master_delete(vx, vxn, brn, mac));
+                }
+                if vxlan {
+                    reqs.push(nl::fdb_delete(vx, vxn, mac, None));
+                }
+                reqs
             }
             DataplaneOp::Flood { vtep, .. } => vec![nl::flood_append(vx, vxn, vtep)],
             DataplaneOp::FloodDel { vtep, .. } => vec![nl::flood_delete(vx, vxn, vtep)],
