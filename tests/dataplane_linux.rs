@@ -2,7 +2,11 @@
 //! (`vmmi-dpt-<pid>-<n>`). The backend runs in a child process (`vmmi-dataplane-probe` under
 //! `ip netns exec`), fed JSON lines; the kernel state is read back with `bridge -j fdb` and
 //! `ip -j neigh` (and, for L3 VNIs, `ip -j route show table N`) and compared with exactly
-//! what must be there.
+//! what must be there. A remote MAC is two entries: the VXLAN device's (`self`, the VTEP) and
+//! the bridge's (`master extern_learn` on the VXLAN port); `bridge monitor fdb` / `ip monitor
+//! route` show that moves are replaces (no delete). ARP/ND suppression is exercised with a
+//! "VM" namespace on the bridge asking for a remote address whose VTEP does not exist: only
+//! the bridge can answer.
 //!
 //! L3 VNIs: whether the kernel can make VRF devices is found out at run time (a probe VRF in
 //! the test's namespace): where it can (Debian 12's stock kernel, CI), the VRF device and
@@ -114,6 +118,25 @@ impl Ns {
         self.json(&format!("bridge -j fdb show dev {dev}"))
             .into_iter()
             .filter(|e| e.get("dst").is_some())
+            .collect()
+    }
+
+    /// The bridge's entries for `mac` on br100 as (port, flags, state) (`bridge -j fdb show
+    /// br br100`, without the bridge's and ports' own `self` entries).
+    fn bridge_side(&self, mac: &str) -> Vec<(String, Vec<String>, String)> {
+        self.json("bridge -j fdb show br br100")
+            .into_iter()
+            .filter(|e| e["mac"] == mac && e["master"] == "br100")
+            .map(|e| {
+                (
+                    e["ifname"].as_str().unwrap_or("").to_string(),
+                    e["flags"]
+                        .as_array()
+                        .map(|f| f.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                        .unwrap_or_default(),
+                    e["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect()
     }
 
@@ -270,6 +293,12 @@ fn strs(v: &[&str]) -> Vec<String> {
 const M1: &str = "02:00:00:00:00:01";
 const M2: &str = "02:00:00:00:00:02";
 
+/// vmmi's bridge-side entry for a remote MAC, as `Ns::bridge_side` shows it: on the VXLAN
+/// port, extern_learn, not static (the kernel reports NUD_REACHABLE for it).
+fn on_vxlan() -> Vec<(String, Vec<String>, String)> {
+    vec![("vxlan100".into(), strs(&["extern_learn"]), "".into())]
+}
+
 #[test]
 fn devices_are_created_with_the_right_attributes() {
     require!();
@@ -294,6 +323,20 @@ fn devices_are_created_with_the_right_attributes() {
     let (bi, vi) = (ns.ifindex("br100"), ns.ifindex("vxlan100"));
     assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
     assert_eq!((ns.ifindex("br100"), ns.ifindex("vxlan100")), (bi, vi));
+
+    // the bridge's address is set (NET_ADDR_SET): a port with a lower MAC joining changes
+    // neither it nor — through NETDEV_CHANGEADDR — the neighbour entries on the bridge
+    assert_eq!(ns.sh("cat /sys/class/net/br100/addr_assign_type").trim(), "3");
+    let addr = ns.json("ip -j link show br100")[0]["address"].clone();
+    p.apply_ok(json!([{"op": "neigh", "vni": 100, "ip": "192.0.2.10", "mac": M1}]));
+    ns.sh("ip link add vm0 address 02:00:00:00:00:01 type veth peer name vm0p");
+    ns.sh("ip link set vm0 master br100 up && ip link set vm0p up");
+    assert_eq!(ns.json("ip -j link show br100")[0]["address"], addr);
+    assert_eq!(
+        ns.json("ip -j neigh show nud all dev br100 to 192.0.2.10").len(),
+        1,
+        "the suppression entry survives a port joining"
+    );
 }
 
 #[test]
@@ -416,6 +459,150 @@ fn fdb_flood_and_neighbour_ops_hold_exactly_the_expected_entries() {
 }
 
 #[test]
+fn remote_macs_get_a_bridge_side_entry_that_moves_in_place_and_goes_with_them() {
+    require!();
+    let ns = Ns::new();
+    let mut p = ns.probe();
+    assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
+    let ours = |dst: &str| {
+        vec![(
+            dst.to_string(),
+            strs(&["self", "extern_learn"]),
+            String::new(),
+        )]
+    };
+
+    // written: the VXLAN entry and the bridge's, in one op
+    p.apply_ok(json!([fdb(M1, "10.0.0.2", false)]));
+    assert_eq!(entries_of(&ns.fdb("vxlan100"), M1), ours("10.0.0.2"));
+    assert_eq!(ns.bridge_side(M1), on_vxlan());
+
+    // moved: one replace per entry, nothing deleted on the way (the bridge's entry already
+    // points at the VXLAN port: the kernel does not even report it)
+    let mon = Monitor::fdb(&ns);
+    p.apply_ok(json!([fdb(M1, "10.0.0.3", false)]));
+    let seen = mon.until(|l| l.starts_with(&format!("{M1} dev vxlan100 dst 10.0.0.3")));
+    assert!(
+        !seen.iter().any(|l| l.starts_with("Deleted") && l.contains(M1)),
+        "the move deleted an entry: {seen:?}"
+    );
+    drop(mon);
+    assert_eq!(entries_of(&ns.fdb("vxlan100"), M1), ours("10.0.0.3"));
+    assert_eq!(ns.bridge_side(M1), on_vxlan());
+
+    // sticky: the VXLAN entry is static sticky; the bridge's stays extern_learn (the kernel's
+    // extern_learn path takes no sticky flag)
+    p.apply_ok(json!([fdb(M2, "10.0.0.2", true)]));
+    assert_eq!(
+        entries_of(&ns.fdb("vxlan100"), M2),
+        vec![(
+            "10.0.0.2".into(),
+            strs(&["self", "extern_learn", "sticky"]),
+            "static".into()
+        )]
+    );
+    assert_eq!(ns.bridge_side(M2), on_vxlan());
+
+    // deleted: both entries; again: success
+    p.apply_ok(json!([{"op": "fdb-del", "vni": 100, "mac": M1},
+                      {"op": "fdb-del", "vni": 100, "mac": M1}]));
+    assert!(entries_of(&ns.fdb("vxlan100"), M1).is_empty());
+    assert!(ns.bridge_side(M1).is_empty());
+    assert_eq!(ns.bridge_side(M2), on_vxlan(), "other MACs keep theirs");
+
+    // the VXLAN device is no bridge port for a moment: the bridge's write fails, so the op
+    // fails (with the kernel's text) though its VXLAN entry was written; configure attaches
+    // the port again and the retry writes both (idempotent)
+    ns.sh("ip link set vxlan100 nomaster");
+    let errs = p.apply(json!([fdb(M1, "10.0.0.4", false)]));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let reason = errs[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("fdb replace 02:00:00:00:00:01 on vxlan100 master br100: "),
+        "{reason}"
+    );
+    assert_eq!(entries_of(&ns.fdb("vxlan100"), M1), ours("10.0.0.4"));
+    assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
+    p.apply_ok(json!([fdb(M1, "10.0.0.4", false)]));
+    assert_eq!(entries_of(&ns.fdb("vxlan100"), M1), ours("10.0.0.4"));
+    assert_eq!(ns.bridge_side(M1), on_vxlan());
+}
+
+/// `ip [-6] neigh` in `vm` asking for `ip` from scratch: the MAC it was answered with, or
+/// `None` (a ping sends the request; nothing behind the remote VTEP ever answers it).
+fn resolve(vm: &Ns, ip: &str) -> Option<String> {
+    let fam = if ip.contains(':') { "-6" } else { "-4" };
+    vm.sh(&format!("ip {fam} neigh flush dev eth0"));
+    let _ = vm.try_sh(&format!("ping {fam} -c1 -W1 {ip}"));
+    let n = vm.json(&format!("ip -j {fam} neigh show {ip} dev eth0"));
+    n.first()
+        .and_then(|e| e["lladdr"].as_str())
+        .map(str::to_string)
+}
+
+#[test]
+fn the_bridge_answers_arp_and_nd_for_remote_addresses_only_with_suppression_and_its_entry() {
+    require!();
+    let ns = Ns::new();
+    let vm = Ns::new();
+    let mut p = ns.probe();
+    assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
+    // a "VM" on the bridge; the remote VM (behind VTEP 10.0.0.2, unreachable: no route, no
+    // namespace) does not exist, so any answer is the bridge's
+    ns.sh(&format!(
+        "ip link add vm0 type veth peer name eth0 netns {} && ip link set vm0 master br100 up",
+        vm.name
+    ));
+    vm.sh("ip link set eth0 address 02:00:00:00:aa:01 up && ip addr add 192.0.2.100/24 dev eth0");
+    let nd = match vm.try_sh("ip -6 addr add 2001:db8::100/64 dev eth0 nodad") {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("dataplane_linux: ND suppression part SKIPPED: no IPv6 here ({e})");
+            false
+        }
+    };
+    let r = "02:00:00:00:00:31";
+    let mut ops = vec![
+        fdb(r, "10.0.0.2", false),
+        json!({"op": "neigh", "vni": 100, "ip": "192.0.2.50", "mac": r}),
+    ];
+    if nd {
+        ops.push(json!({"op": "neigh", "vni": 100, "ip": "2001:db8::50", "mac": r}));
+    }
+    p.apply_ok(json!(ops));
+    let addrs: &[&str] = if nd {
+        &["192.0.2.50", "2001:db8::50"]
+    } else {
+        &["192.0.2.50"]
+    };
+    let all = |want: Option<&str>, why: &str| {
+        for a in addrs {
+            assert_eq!(resolve(&vm, a).as_deref(), want, "{a}: {why}");
+        }
+    };
+    all(Some(r), "suppression on, neighbour and bridge-side entries: the bridge answers");
+
+    // without the bridge-side entry the kernel finds no port to check (br_fdb_find_rcu)
+    ns.sh(&format!("bridge fdb del {r} dev vxlan100 master"));
+    assert!(ns.bridge_side(r).is_empty());
+    all(None, "no bridge-side entry: nobody answers");
+    p.apply_ok(json!([fdb(r, "10.0.0.2", false)]));
+    all(Some(r), "the entry is back");
+
+    // suppression off on the VXLAN port: the request is flooded, unanswered
+    let mut off = l2(100);
+    off["neigh_suppress"] = json!(false);
+    assert_eq!(p.configure(json!([off]))["ok"], true);
+    all(None, "neigh_suppress off: nobody answers");
+    assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
+    all(Some(r), "neigh_suppress on again");
+
+    // without the neighbour entry there is nothing to answer with
+    p.apply_ok(json!([{"op": "neigh-del", "vni": 100, "ip": "192.0.2.50"}]));
+    assert_eq!(resolve(&vm, "192.0.2.50"), None);
+}
+
+#[test]
 fn kernel_errors_come_back_per_op_with_the_kernel_text() {
     require!();
     let ns = Ns::new();
@@ -449,6 +636,8 @@ fn present_devices_are_adopted_and_wrong_ones_reported_not_touched() {
         "ip link add vxlan200 type vxlan id 300 local {VTEP} dstport 4789 nolearning"
     ));
     let (bi, vi) = (ns.ifindex("br100"), ns.ifindex("vxlan100"));
+    let br_addr = ns.json("ip -j link show br100")[0]["address"].clone();
+    assert_ne!(ns.sh("cat /sys/class/net/br100/addr_assign_type").trim(), "3");
     let mut p = ns.probe();
     let a = p.configure(json!([l2(100), l2(200)]));
     assert_eq!(a["ok"], false, "{a}");
@@ -458,8 +647,10 @@ fn present_devices_are_adopted_and_wrong_ones_reported_not_touched() {
         "{err}"
     );
     assert!(!err.contains("vxlan100"), "{err}");
-    // adopted, not recreated
+    // adopted, not recreated; its address kept, and set
     assert_eq!((ns.ifindex("br100"), ns.ifindex("vxlan100")), (bi, vi));
+    assert_eq!(ns.json("ip -j link show br100")[0]["address"], br_addr);
+    assert_eq!(ns.sh("cat /sys/class/net/br100/addr_assign_type").trim(), "3");
     assert_eq!(a["devices"].as_array().unwrap().len(), 1, "{a}");
     // the wrong one is left as it was
     let w = &ns.json("ip -d -j link show vxlan200")[0];
@@ -519,18 +710,53 @@ fn reconcile_adopts_fixes_and_removes_only_what_vmmi_owns() {
         "ip neigh add 192.0.2.3 lladdr {} dev br100 nud permanent",
         m(4)
     )); // operator's
+    // the bridge side: vmmi's entries of m1, m2, m3 (stale) and m6 (stale, no VXLAN entry
+    // left); an operator's static entries on the VXLAN port (m9 kept, m10 desired); MACs the
+    // bridge learned on a VM port (m7 kept, m8 desired: left to the learn task)
+    for b in [1, 2, 3, 6] {
+        ns.sh(&format!("bridge fdb add {} dev vxlan100 master extern_learn", m(b)));
+    }
+    for b in [9, 10] {
+        ns.sh(&format!("bridge fdb add {} dev vxlan100 master static", m(b)));
+    }
+    ns.sh("ip link add vm0 type veth peer name vm0p && ip link set vm0 master br100 up");
+    ns.sh("ip link set vm0p up");
+    for b in [7, 8] {
+        ns.sh(&format!("bridge fdb add {} dev vm0 master dynamic", m(b)));
+    }
+    // FRR's VNI on the same host (not configured in vmmi): its entries are never touched
+    ns.sh("ip link add br200 type bridge && ip link set br200 up");
+    ns.sh(&format!(
+        "ip link add vxlan200 type vxlan id 200 local {VTEP} dstport 4789 nolearning \
+         && ip link set vxlan200 master br200 up"
+    ));
+    ns.sh(&format!(
+        "bridge fdb add {} dev vxlan200 dst 10.0.0.9 self extern_learn && \
+         bridge fdb add {} dev vxlan200 master extern_learn",
+        m(3),
+        m(3)
+    ));
+    let on = |port: &str, flags: &[&str], state: &str| {
+        vec![(port.to_string(), strs(flags), state.to_string())]
+    };
 
     let desired = json!([
         fdb(&m(1), "10.0.0.2", false),
         fdb(&m(2), "10.0.0.3", false),
         fdb(&m(5), "10.0.0.4", false),
+        fdb(&m(8), "10.0.0.4", false),
+        fdb(&m(10), "10.0.0.4", false),
         flood("10.0.0.2"),
         flood("10.0.0.5"),
         {"op": "neigh", "vni": 100, "ip": "192.0.2.1", "mac": m(1)},
     ]);
+    let mon = Monitor::fdb(&ns);
     let r = p.cmd(json!({"cmd": "reconcile", "desired": desired}));
     let rep = &r["report"];
     assert_eq!(rep["errors"], json!([]), "{r}");
+    // adopted: m1 (both sides), flood .2, neighbour .1; fixed: m2 (its VXLAN entry), m10 (its
+    // bridge entry, rewritten); added: m5, m8 (the VXLAN side only), flood .5; removed: m3
+    // (both sides), m6 (the bridge side), flood .7, neighbour .2
     assert_eq!(
         (
             &rep["adopted"],
@@ -538,9 +764,37 @@ fn reconcile_adopts_fixes_and_removes_only_what_vmmi_owns() {
             &rep["added"],
             &rep["removed"]
         ),
-        (&json!(3), &json!(1), &json!(2), &json!(3)),
+        (&json!(3), &json!(2), &json!(3), &json!(4)),
         "{r}"
     );
+    // nothing that stays was deleted on the way, except m10's wrong-kind bridge entry
+    // (the stale flood entry is the last FDB step)
+    let seen = mon.until(|l| l.starts_with("Deleted") && l.contains("dst 10.0.0.7"));
+    drop(mon);
+    for l in seen.iter().filter(|l| l.starts_with("Deleted")) {
+        assert!(
+            [3, 6, 10]
+                .iter()
+                .any(|b| l.contains(&m(*b)) && l.contains("dev vxlan100"))
+                || l.contains("dst 10.0.0.7"),
+            "{l} (all: {seen:?})"
+        );
+    }
+    assert_eq!(ns.bridge_side(&m(1)), on_vxlan());
+    assert_eq!(ns.bridge_side(&m(2)), on_vxlan());
+    assert!(ns.bridge_side(&m(3)).is_empty(), "stale: removed");
+    assert_eq!(ns.bridge_side(&m(5)), on_vxlan());
+    assert!(ns.bridge_side(&m(6)).is_empty(), "stale: removed");
+    assert_eq!(ns.bridge_side(&m(7)), on("vm0", &[], ""), "learned locally: kept");
+    assert_eq!(ns.bridge_side(&m(8)), on("vm0", &[], ""), "local: not taken over");
+    assert_eq!(ns.bridge_side(&m(9)), on("vxlan100", &[], "static"), "operator's");
+    assert_eq!(ns.bridge_side(&m(10)), on_vxlan(), "desired: made vmmi's");
+    let frr: Vec<Value> = ns
+        .json("bridge -j fdb show dev vxlan200")
+        .into_iter()
+        .filter(|e| e["mac"] == m(3))
+        .collect();
+    assert_eq!(frr.len(), 2, "FRR's VNI untouched: {frr:?}");
     let f = ns.fdb("vxlan100");
     let ours = |dst: &str| {
         vec![(
@@ -561,6 +815,8 @@ fn reconcile_adopts_fixes_and_removes_only_what_vmmi_owns() {
         "the operator's entry is kept"
     );
     assert_eq!(entries_of(&f, &m(5)), ours("10.0.0.4"));
+    assert_eq!(entries_of(&f, &m(8)), ours("10.0.0.4"));
+    assert_eq!(entries_of(&f, &m(10)), ours("10.0.0.4"));
     let mut fl: Vec<String> = entries_of(&f, "00:00:00:00:00:00")
         .into_iter()
         .map(|e| e.0)
@@ -589,7 +845,7 @@ fn reconcile_adopts_fixes_and_removes_only_what_vmmi_owns() {
             &rep["added"],
             &rep["removed"]
         ),
-        (&json!(6), &json!(0), &json!(0), &json!(0)),
+        (&json!(8), &json!(0), &json!(0), &json!(0)),
         "{r}"
     );
 }
@@ -600,8 +856,10 @@ fn local_macs_are_learned_reported_at_start_and_leave_with_their_port() {
     let ns = Ns::new();
     let mut p = ns.probe();
     assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
-    // remote entries we write are never reported as local
+    // remote entries we write — the VXLAN device's and the bridge's — are never reported as
+    // local
     p.apply_ok(json!([fdb(M2, "10.0.0.2", false)]));
+    assert_eq!(ns.bridge_side(M2), on_vxlan());
 
     // a "VM": veth port on the bridge; its peer sends a frame (an ARP request) → learned
     let vm = "02:00:00:00:aa:01";
@@ -631,6 +889,29 @@ fn local_macs_are_learned_reported_at_start_and_leave_with_their_port() {
         assert_ne!(e["mac"], M2, "a remote entry reported as local: {e}");
         assert_eq!(e["event"], "learned", "{e}");
     }
+
+    // the EVPN layer finds the VM behind another VTEP: our bridge-side entry takes the local
+    // one over in place — that is its leave; when the VM speaks from the same port again, it
+    // is learned again (the bridge moves its entry back to the port)
+    let mon = Monitor::fdb(&ns);
+    p.apply_ok(json!([fdb(vm, "10.0.0.2", false)]));
+    assert_eq!(ns.bridge_side(vm), on_vxlan());
+    let left = p.wait_event("left", |e| is(e, "left", vm));
+    assert!(!left.iter().any(|e| is(e, "learned", vm)), "{left:?}");
+    let seen = mon.until(|l| l.starts_with(vm) && l.contains("master br100"));
+    assert!(
+        !seen.iter().any(|l| l.starts_with("Deleted")),
+        "repointed, not deleted: {seen:?}"
+    );
+    drop(mon);
+    let _ = ns.try_sh("ping -c1 -W1 192.0.2.201");
+    let back = p.wait_event("learned again", |e| is(e, "learned", vm));
+    assert!(!back.iter().any(|e| is(e, "left", vm)), "{back:?}");
+    assert_eq!(ns.bridge_side(vm), vec![("vm0".into(), vec![], "".into())]);
+    // the EVPN layer takes its entry back: the bridge's local entry is not touched
+    p.apply_ok(json!([{"op": "fdb-del", "vni": 100, "mac": vm}]));
+    assert_eq!(ns.bridge_side(vm), vec![("vm0".into(), vec![], "".into())]);
+    assert!(entries_of(&ns.fdb("vxlan100"), vm).is_empty());
 
     // a restarted backend reports what is attached, without new traffic
     let mut p2 = ns.probe();
@@ -826,19 +1107,44 @@ fn rmac(mac: &str, dst: &str) -> (String, String, Vec<String>) {
     (mac.into(), dst.into(), strs(&["self", "extern_learn"]))
 }
 
-/// `ip monitor route` in the namespace; killed on drop.
+/// `ip monitor route` or `bridge monitor fdb` in the namespace; killed on drop.
 struct Monitor {
     child: Child,
     lines: Receiver<String>,
+    what: &'static str,
 }
 
 impl Monitor {
     fn start(ns: &Ns) -> Monitor {
+        // subscribed once it reports a route change we make (in a table of its own)
+        Monitor::spawn(
+            ns,
+            "ip monitor route",
+            |i| format!("ip route add 198.51.100.{i}/32 dev lo table 4243"),
+            "198.51.100.",
+        )
+    }
+
+    /// `bridge monitor fdb` (needs vxlan100: an operator-style entry of 02:00:00:00:fe:fe
+    /// shows that it is subscribed; it stays).
+    fn fdb(ns: &Ns) -> Monitor {
+        Monitor::spawn(
+            ns,
+            "bridge monitor fdb",
+            |i| format!("bridge fdb replace 02:00:00:00:fe:fe dev vxlan100 dst 10.0.1.{i} self permanent"),
+            "02:00:00:00:fe:fe",
+        )
+    }
+
+    /// Start `what`; `poke(i)` makes a change it reports (a new one for each `i`), `seen`
+    /// is in the line: poked every 100 ms until one shows (≤ 5 s).
+    fn spawn(ns: &Ns, what: &'static str, poke: impl Fn(u32) -> String, seen: &str) -> Monitor {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "ip", "monitor", "route"])
+            .args(["netns", "exec", &ns.name])
+            .args(what.split(' '))
             .stdout(Stdio::piped())
             .spawn()
-            .expect("ip monitor route");
+            .expect(what);
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -849,11 +1155,19 @@ impl Monitor {
                 }
             }
         });
-        // the monitor is subscribed once it reports a route change we make
-        ns.sh("ip route add 192.0.2.254/32 dev lo table 4243");
-        let m = Monitor { child, lines };
-        m.until(|l| l.contains("192.0.2.254"));
-        m
+        let m = Monitor { child, lines, what };
+        for i in 1..=50 {
+            ns.sh(&poke(i));
+            if let Ok(l) = m.lines.recv_timeout(Duration::from_millis(100))
+                && l.contains(seen)
+            {
+                // the other pokes' lines, if any, arrive before anything the test does
+                std::thread::sleep(Duration::from_millis(50));
+                while m.lines.try_recv().is_ok() {}
+                return m;
+            }
+        }
+        panic!("{what}: not subscribed after 5 s of changes");
     }
 
     /// Lines until one matches `pred` (each within 5 s, at most 1000); all lines seen.
@@ -872,7 +1186,7 @@ impl Monitor {
                 Err(_) => break,
             }
         }
-        panic!("ip monitor route: no matching line; saw {seen:?}");
+        panic!("{}: no matching line; saw {seen:?}", self.what);
     }
 }
 
