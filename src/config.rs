@@ -453,7 +453,9 @@ pub struct VniCfg {
     pub vrf: Option<String>,
     /// l2 only, Linux dataplane: ARP/ND suppression (`neigh_suppress` on the VXLAN bridge
     /// port): the bridge answers ARP/ND for remote MAC+IP routes from the neighbour entries
-    /// vmmi writes instead of flooding them over the fabric. Default off.
+    /// vmmi writes on it (and the bridge-side FDB entry of the MAC) instead of flooding the
+    /// requests over the fabric; a request for an address no route gives is flooded as
+    /// before. Default off. A device setting: a reload keeps it until restart.
     pub arp_nd_suppress: bool,
     /// l3 only, Linux dataplane: the VRF's routing table, where the IP-VRF's routes go;
     /// default the VNI.

@@ -418,7 +418,12 @@ mod tests {
         // a VXLAN (self) entry, or one without extern_learn on the VXLAN port, is not that
         let own = NeighView {
             master: None,
-            ..entry(VX, 1, REACHABLE, NeighbourFlags::Own | NeighbourFlags::ExtLearned)
+            ..entry(
+                VX,
+                1,
+                REACHABLE,
+                NeighbourFlags::Own | NeighbourFlags::ExtLearned,
+            )
         };
         assert_eq!(l.on_neigh(&own, true), None);
         assert_eq!(

@@ -2,13 +2,30 @@
 //! netlink code in vmmi (research/crates.md §3 has the verified calls).
 //!
 //! What it writes (the same entries FRR writes, INTEROP.md):
-//! - `Fdb` → `bridge fdb replace MAC dev vxlanN dst VTEP self extern_learn` (the kernel never
-//!   ages extern_learn entries); sticky adds `static sticky`. A move is one replace (no gap).
-//!   The kernel's VXLAN replace changes only the remote, so an entry whose kind must change
-//!   (sticky ↔ not) is deleted and rewritten: a short gap, only on that rare change. For the
-//!   same reason a MAC held by an entry this backend did not write (an operator's) keeps that
-//!   entry's flags on `apply` until the next `reconcile` rewrites it.
-//! - `FdbDel` → `bridge fdb del MAC dev vxlanN self`; absent = success.
+//! - `Fdb` → two entries, in one op: `bridge fdb replace MAC dev vxlanN dst VTEP self
+//!   extern_learn` (the VXLAN device sends the MAC's frames to VTEP; the kernel never ages
+//!   extern_learn entries; sticky adds `static sticky`) and the bridge's own entry, `bridge fdb
+//!   replace MAC dev vxlanN master extern_learn` (`nl::master_replace`: NTF_MASTER on the
+//!   VXLAN port, NUD_NOARP). Without the second, the bridge knows no port for the MAC: it
+//!   floods its frames to every local port as unknown unicast, and ARP/ND suppression never
+//!   answers for it — `br_do_proxy_suppress_arp` / `br_do_suppress_nd`
+//!   (net/bridge/br_arp_nd_proxy.c) look the neighbour's MAC up in the *bridge* FDB
+//!   (`br_fdb_find_rcu`) and reply only when that entry's port has `neigh_suppress`. FRR's
+//!   zebra writes the same pair (one request with NTF_SELF|NTF_MASTER; we send two, so that
+//!   each side has its own state and its own error). The op fails when either write fails
+//!   (the retry sends both again: both are replaces). A move is one replace of each (no gap;
+//!   the bridge's entry already points at the VXLAN port and the kernel does not even report
+//!   it). The kernel's VXLAN replace changes only the remote, so an entry whose kind must
+//!   change (sticky ↔ not) is deleted and rewritten: a short gap, only on that rare change.
+//!   For the same reason a MAC held by an entry this backend did not write (an operator's)
+//!   keeps that entry's flags on `apply` until the next `reconcile` rewrites it. The bridge
+//!   cannot hold an extern_learn entry sticky (`nl::master_kind` says why that is right).
+//!   A MAC the bridge had learned on a local port is taken over by the write (the EVPN layer
+//!   found it behind another VTEP): the bridge stops sending its frames to the stale port, and
+//!   the learn task reports the MAC as left.
+//! - `FdbDel` → `bridge fdb del MAC dev vxlanN master` (only while the bridge's entry points at
+//!   the VXLAN port: a MAC learned on a local port since is not touched) and `bridge fdb del
+//!   MAC dev vxlanN self`; absent = success.
 //! - `Flood` → `bridge fdb append 00:00:00:00:00:00 dev vxlanN dst VTEP self permanent`
 //!   (NLM_F_APPEND, one flood-list member per VTEP); `FloodDel` removes exactly that member.
 //! - `Neigh` → `ip neigh replace IP lladdr MAC dev brN nud noarp extern_learn`; `NeighDel`.
@@ -21,16 +38,20 @@
 //!   exists (a kernel without `vrf` support: `configure` says so, the rest works).
 //! - Devices (`configure`, `devices.rs`): created when absent, adopted when right, reported
 //!   by name and mismatch when wrong (never deleted). An L3 VNI's bridge gets our Router's
-//!   MAC as its address (RFC 9135 §8.1: the inner destination of frames routed to us).
+//!   MAC as its address (RFC 9135 §8.1: the inner destination of frames routed to us); an L2
+//!   VNI's bridge keeps its own, set once so that ports joining never change it (a change
+//!   would flush the suppression entries on it). An L3 VNI's RMAC entries have no bridge
+//!   side: its VXLAN device is its bridge's only port.
 //! - Local learning (`learn.rs`) and start-up reconcile (`reconcile.rs`).
 //!
 //! Ops of one batch are pipelined (up to `WINDOW` requests in flight on one socket; the
 //! kernel handles them in order) and each op gets its own result: one failure never stops
 //! the rest. Errors carry the request and the kernel's text. Measured in a namespace (release
-//! build, 2 cores): 20,000 remote MACs written in ≈ 0.2 s, all moved in ≈ 0.25 s, a
-//! reconcile adopting them in ≈ 0.1 s. 10,000 L3 routes behind 100 VTEPs (debug build, the
-//! `dataplane_linux` test): written in ≈ 0.26 s, all moved to other VTEPs in ≈ 0.25 s,
-//! removed in ≈ 0.2 s.
+//! build, 2 cores, before bridge-side entries): 20,000 remote MACs written in ≈ 0.2 s, all
+//! moved in ≈ 0.25 s, a reconcile adopting them in ≈ 0.1 s. With both entries per MAC (debug
+//! build, the probe, 2 cores shared with other builds): written in ≈ 3.2 s, moved in ≈ 2.6 s,
+//! adopted in ≈ 1.0 s. 10,000 L3 routes behind 100 VTEPs (debug build, the `dataplane_linux`
+//! test): written in ≈ 0.26 s, all moved to other VTEPs in ≈ 0.25 s, removed in ≈ 0.2 s.
 //!
 //! Driving it (runtime): `Linux::new()` inside the tokio runtime → `configure(&vnis)` →
 //! `reconcile(&desired)` once the EVPN layer's desired state is complete (after End-of-RIB /
@@ -42,8 +63,6 @@
 //! - ECMP: one next hop per prefix (the EVPN layer's best path).
 //! - The start-up reconcile dumps all routes of both families and keeps the L3 VNIs' tables
 //!   (filtering by table in the kernel needs strict checking on the socket).
-//! - Bridge-side `master extern_learn` entries for remote MACs (FRR also writes them): without
-//!   them the bridge floods known-unicast for remote MACs to local ports too.
 //! - VLAN-aware bridges / single VXLAN device (SVD): one bridge and one VXLAN device per VNI.
 //! - `Learned` events carry no IP (`ip: None`): only the bridge FDB is watched.
 //! - Retry with backoff and metrics are the runtime's (it gets exact per-op errors).

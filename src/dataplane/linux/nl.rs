@@ -1,5 +1,6 @@
 //! Netlink plumbing of the Linux backend: one send/acknowledge pair (so a batch can keep many
-//! requests in flight), the neighbour messages that make FDB, flood-list and ARP/ND entries,
+//! requests in flight), the neighbour messages that make FDB (the VXLAN device's and the
+//! bridge's side of a remote MAC), flood-list and ARP/ND entries,
 //! the route messages of an L3 VNI's table, dumps, and flat views of a neighbour and a route
 //! message.
 //!
@@ -636,7 +637,10 @@ mod tests {
         let mac = MacAddr([2, 0, 0, 0, 0, 1]);
         let r = master_replace(7, "vxlan100", "br100", mac);
         assert_eq!(r.flags, F_REPLACE);
-        assert_eq!(r.what, "fdb replace 02:00:00:00:00:01 on vxlan100 master br100");
+        assert_eq!(
+            r.what,
+            "fdb replace 02:00:00:00:00:01 on vxlan100 master br100"
+        );
         let RouteNetlinkMessage::NewNeighbour(m) = &r.msg else {
             panic!("{:?}", r.msg)
         };

@@ -624,9 +624,21 @@ mod tests {
         assert_eq!(
             classes(&p),
             vec![
-                (fdb(2, "10.0.0.3"), sides(Side::Write, Side::Keep), Class::Fixed),
-                (fdb(3, "10.0.0.2"), sides(Side::Fresh, Side::Keep), Class::Fixed),
-                (fdb(7, "10.0.0.4"), sides(Side::Write, Side::Write), Class::Added),
+                (
+                    fdb(2, "10.0.0.3"),
+                    sides(Side::Write, Side::Keep),
+                    Class::Fixed
+                ),
+                (
+                    fdb(3, "10.0.0.2"),
+                    sides(Side::Fresh, Side::Keep),
+                    Class::Fixed
+                ),
+                (
+                    fdb(7, "10.0.0.4"),
+                    sides(Side::Write, Side::Write),
+                    Class::Added
+                ),
                 (
                     DataplaneOp::FdbDel {
                         vni: 100,
@@ -763,7 +775,8 @@ mod tests {
         // a right pair is adopted
         let mut s2 = Snapshot::default();
         s2.fdb.insert((100, mac(1)), vec![right]);
-        s2.br.insert((100, mac(1)), master(true, NUD_REACHABLE, MASTER));
+        s2.br
+            .insert((100, mac(1)), master(true, NUD_REACHABLE, MASTER));
         let p = plan(
             &[fdb(100, 1)],
             &s2,
@@ -840,8 +853,8 @@ mod tests {
                 vlan: Some(10),
                 ..side(4, mac(6), NeighbourFlags::empty(), Some(2))
             }, // a VLAN's
-            side(3, mac(7), NeighbourFlags::Own, Some(2)), // a port's own (self) entry
-            v(9, mac(3), "10.0.0.2", OURS, None),          // another device
+            side(3, mac(7), NeighbourFlags::Own, Some(2)),        // a port's own (self) entry
+            v(9, mac(3), "10.0.0.2", OURS, None),                 // another device
         ];
         let s = Snapshot::build(
             &fdb,
