@@ -307,18 +307,21 @@ fn address_is_set(name: &str, index: u32) -> Option<bool> {
     Some(t.trim() == NET_ADDR_SET)
 }
 
-/// Keep an L2 bridge's address whatever ports join it (see the module header).
-async fn pin_address(handle: &Handle, l: &LinkView) -> Result<(), String> {
+/// Keep an L2 bridge's address whatever ports join it (see the module header). Only logged
+/// when it cannot: the bridge forwards all the same.
+async fn pin_address(handle: &Handle, l: &LinkView) {
     let Some(addr) = l.address else {
-        return Ok(());
+        return;
     };
     match address_is_set(&l.name, l.index) {
-        Some(true) => Ok(()),
+        Some(true) => {}
         Some(false) => {
             let m = LinkUnspec::new_with_index(l.index)
                 .address(addr.0.to_vec())
                 .build();
-            set(handle, &l.name, "pinning the address of", m).await
+            if let Err(e) = set(handle, &l.name, "setting the address of", m).await {
+                warn!(bridge = %l.name, "{e}: its address follows its ports");
+            }
         }
         None => {
             warn!(
@@ -327,7 +330,6 @@ async fn pin_address(handle: &Handle, l: &LinkView) -> Result<(), String> {
                  address is left to follow its ports, and a port joining with a lower MAC \
                  flushes the ARP/ND suppression entries on it"
             );
-            Ok(())
         }
     }
 }
@@ -420,7 +422,7 @@ pub(super) async fn setup(
                 let m = LinkUnspec::new_with_index(l.index).up().build();
                 set(handle, &d.bridge, "setting up", m).await?;
             }
-            pin_address(handle, l).await?;
+            pin_address(handle, l).await;
             l.index
         }
         None if l2 => {
@@ -428,7 +430,7 @@ pub(super) async fn setup(
                 .await
                 .map_err(|e| format!("creating {}: {e}", d.bridge))?;
             let l = view_of(handle, &d.bridge).await?;
-            pin_address(handle, &l).await?;
+            pin_address(handle, &l).await;
             l.index
         }
         Some(l) => {

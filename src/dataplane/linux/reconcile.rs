@@ -380,7 +380,7 @@ pub(super) fn plan(
             Some(b) if b.right() => Side::Keep,
             Some(_) => Side::Fresh,
         };
-        let existed = !have.is_empty() || br.is_some_and(|b| b.on_vxlan);
+        let existed = !have.is_empty() || (!l3.contains(&vni) && br.is_some_and(|b| b.on_vxlan));
         match (vxlan, bridge) {
             (Side::Keep, Side::Keep) => p.adopted += 1,
             _ => p.steps.push(step(
