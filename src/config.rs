@@ -451,6 +451,12 @@ pub struct VniCfg {
     pub router_mac: Option<MacAddr>,
     /// l3 only, Linux dataplane: the VRF device; default `vrf<vni>`.
     pub vrf: Option<String>,
+    /// l2 only, Linux dataplane: ARP/ND suppression (`neigh_suppress` on the VXLAN bridge
+    /// port): the bridge answers ARP/ND for remote MAC+IP routes from the neighbour entries
+    /// vmmi writes on it (and the bridge-side FDB entry of the MAC) instead of flooding the
+    /// requests over the fabric; a request for an address no route gives is flooded as
+    /// before. Default off. A device setting: a reload keeps it until restart.
+    pub arp_nd_suppress: bool,
     /// l3 only, Linux dataplane: the VRF's routing table, where the IP-VRF's routes go;
     /// default the VNI.
     #[serde(deserialize_with = "opt_int")]
@@ -481,6 +487,7 @@ impl Default for VniCfg {
             router_mac: None,
             vrf: None,
             table: None,
+            arp_nd_suppress: false,
         }
     }
 }

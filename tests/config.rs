@@ -1382,7 +1382,7 @@ fn reload_keeps_what_needs_a_restart_and_names_each_key() {
             "mobility.state_file",
             "lisp.roles",
             "lisp.smr",
-            "vni 100: kind / bridge / vxlan / vrf / table (the VNI keeps its running configuration)",
+            "vni 100: kind / bridge / vxlan / vrf / table / arp_nd_suppress (the VNI keeps its running configuration)",
         ]
     );
     let e = &plan.effective;
@@ -1416,4 +1416,27 @@ fn check_prints_warnings_and_passes() {
     );
     assert!(lines[1].starts_with("ok: "), "{out}");
     std::fs::remove_file(&p).ok();
+}
+
+#[test]
+fn arp_nd_suppress_is_an_l2_vni_bridge_port_setting() {
+    let c = valid(&format!("{VNI}arp_nd_suppress = true\n"));
+    assert!(c.vni[0].arp_nd_suppress);
+    // what the Linux dataplane is asked for: neigh_suppress on that VNI's VXLAN port only
+    let c = valid(&format!(
+        "{VNI}arp_nd_suppress = true\n[[vni]]\nvni = 200\n"
+    ));
+    let devs = vmmi::runtime::vtep::vni_devs(&c);
+    assert_eq!(
+        devs.iter()
+            .map(|d| (d.vni, d.neigh_suppress))
+            .collect::<Vec<_>>(),
+        vec![(100, true), (200, false)]
+    );
+    assert!(!valid(VNI).vni[0].arp_nd_suppress, "off by default");
+    only_error(
+        "[[vni]]\nvni = 5000\nkind = \"l3\"\narp_nd_suppress = true\n",
+        "vni[0].arp_nd_suppress",
+        "only for kind \"l2\"",
+    );
 }

@@ -2,7 +2,11 @@
 //! (`vmmi-dpt-<pid>-<n>`). The backend runs in a child process (`vmmi-dataplane-probe` under
 //! `ip netns exec`), fed JSON lines; the kernel state is read back with `bridge -j fdb` and
 //! `ip -j neigh` (and, for L3 VNIs, `ip -j route show table N`) and compared with exactly
-//! what must be there.
+//! what must be there. A remote MAC is two entries: the VXLAN device's (`self`, the VTEP) and
+//! the bridge's (`master extern_learn` on the VXLAN port); `bridge monitor fdb` / `ip monitor
+//! route` show that moves are replaces (no delete). ARP/ND suppression is exercised with a
+//! "VM" namespace on the bridge asking for a remote address whose VTEP does not exist: only
+//! the bridge can answer.
 //!
 //! L3 VNIs: whether the kernel can make VRF devices is found out at run time (a probe VRF in
 //! the test's namespace): where it can (Debian 12's stock kernel, CI), the VRF device and
@@ -114,6 +118,25 @@ impl Ns {
         self.json(&format!("bridge -j fdb show dev {dev}"))
             .into_iter()
             .filter(|e| e.get("dst").is_some())
+            .collect()
+    }
+
+    /// The bridge's entries for `mac` on br100 as (port, flags, state) (`bridge -j fdb show
+    /// br br100`, without the bridge's and ports' own `self` entries).
+    fn bridge_side(&self, mac: &str) -> Vec<(String, Vec<String>, String)> {
+        self.json("bridge -j fdb show br br100")
+            .into_iter()
+            .filter(|e| e["mac"] == mac && e["master"] == "br100")
+            .map(|e| {
+                (
+                    e["ifname"].as_str().unwrap_or("").to_string(),
+                    e["flags"]
+                        .as_array()
+                        .map(|f| f.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                        .unwrap_or_default(),
+                    e["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect()
     }
 
@@ -270,6 +293,12 @@ fn strs(v: &[&str]) -> Vec<String> {
 const M1: &str = "02:00:00:00:00:01";
 const M2: &str = "02:00:00:00:00:02";
 
+/// vmmi's bridge-side entry for a remote MAC, as `Ns::bridge_side` shows it: on the VXLAN
+/// port, extern_learn, not static (the kernel reports NUD_REACHABLE for it).
+fn on_vxlan() -> Vec<(String, Vec<String>, String)> {
+    vec![("vxlan100".into(), strs(&["extern_learn"]), "".into())]
+}
+
 #[test]
 fn devices_are_created_with_the_right_attributes() {
     require!();
@@ -294,6 +323,24 @@ fn devices_are_created_with_the_right_attributes() {
     let (bi, vi) = (ns.ifindex("br100"), ns.ifindex("vxlan100"));
     assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
     assert_eq!((ns.ifindex("br100"), ns.ifindex("vxlan100")), (bi, vi));
+
+    // the bridge's address is set (NET_ADDR_SET): a port with a lower MAC joining changes
+    // neither it nor — through NETDEV_CHANGEADDR — the neighbour entries on the bridge
+    assert_eq!(
+        ns.sh("cat /sys/class/net/br100/addr_assign_type").trim(),
+        "3"
+    );
+    let addr = ns.json("ip -j link show br100")[0]["address"].clone();
+    p.apply_ok(json!([{"op": "neigh", "vni": 100, "ip": "192.0.2.10", "mac": M1}]));
+    ns.sh("ip link add vm0 address 02:00:00:00:00:01 type veth peer name vm0p");
+    ns.sh("ip link set vm0 master br100 up && ip link set vm0p up");
+    assert_eq!(ns.json("ip -j link show br100")[0]["address"], addr);
+    assert_eq!(
+        ns.json("ip -j neigh show nud all dev br100 to 192.0.2.10")
+            .len(),
+        1,
+        "the suppression entry survives a port joining"
+    );
 }
 
 #[test]
@@ -416,6 +463,155 @@ fn fdb_flood_and_neighbour_ops_hold_exactly_the_expected_entries() {
 }
 
 #[test]
+fn remote_macs_get_a_bridge_side_entry_that_moves_in_place_and_goes_with_them() {
+    require!();
+    let ns = Ns::new();
+    let mut p = ns.probe();
+    assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
+    let ours = |dst: &str| {
+        vec![(
+            dst.to_string(),
+            strs(&["self", "extern_learn"]),
+            String::new(),
+        )]
+    };
+
+    // written: the VXLAN entry and the bridge's, in one op
+    p.apply_ok(json!([fdb(M1, "10.0.0.2", false)]));
+    assert_eq!(entries_of(&ns.fdb("vxlan100"), M1), ours("10.0.0.2"));
+    assert_eq!(ns.bridge_side(M1), on_vxlan());
+
+    // moved: one replace per entry, nothing deleted on the way (the bridge's entry already
+    // points at the VXLAN port: the kernel does not even report it)
+    let mon = Monitor::fdb(&ns);
+    p.apply_ok(json!([fdb(M1, "10.0.0.3", false)]));
+    let seen = mon.until(|l| l.starts_with(&format!("{M1} dev vxlan100 dst 10.0.0.3")));
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.starts_with("Deleted") && l.contains(M1)),
+        "the move deleted an entry: {seen:?}"
+    );
+    drop(mon);
+    assert_eq!(entries_of(&ns.fdb("vxlan100"), M1), ours("10.0.0.3"));
+    assert_eq!(ns.bridge_side(M1), on_vxlan());
+
+    // sticky: the VXLAN entry is static sticky; the bridge's stays extern_learn (the kernel's
+    // extern_learn path takes no sticky flag)
+    p.apply_ok(json!([fdb(M2, "10.0.0.2", true)]));
+    assert_eq!(
+        entries_of(&ns.fdb("vxlan100"), M2),
+        vec![(
+            "10.0.0.2".into(),
+            strs(&["self", "extern_learn", "sticky"]),
+            "static".into()
+        )]
+    );
+    assert_eq!(ns.bridge_side(M2), on_vxlan());
+
+    // deleted: both entries; again: success
+    p.apply_ok(json!([{"op": "fdb-del", "vni": 100, "mac": M1},
+                      {"op": "fdb-del", "vni": 100, "mac": M1}]));
+    assert!(entries_of(&ns.fdb("vxlan100"), M1).is_empty());
+    assert!(ns.bridge_side(M1).is_empty());
+    assert_eq!(ns.bridge_side(M2), on_vxlan(), "other MACs keep theirs");
+
+    // the VXLAN device is no bridge port for a moment: the bridge's write fails, so the op
+    // fails (with the kernel's text) though its VXLAN entry was written; configure attaches
+    // the port again and the retry writes both (idempotent)
+    ns.sh("ip link set vxlan100 nomaster");
+    let errs = p.apply(json!([fdb(M1, "10.0.0.4", false)]));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let reason = errs[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("fdb replace 02:00:00:00:00:01 on vxlan100 master br100: "),
+        "{reason}"
+    );
+    assert_eq!(entries_of(&ns.fdb("vxlan100"), M1), ours("10.0.0.4"));
+    assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
+    p.apply_ok(json!([fdb(M1, "10.0.0.4", false)]));
+    assert_eq!(entries_of(&ns.fdb("vxlan100"), M1), ours("10.0.0.4"));
+    assert_eq!(ns.bridge_side(M1), on_vxlan());
+}
+
+/// `ip [-6] neigh` in `vm` asking for `ip` from scratch: the MAC it was answered with, or
+/// `None` (a ping sends the request; nothing behind the remote VTEP ever answers it).
+fn resolve(vm: &Ns, ip: &str) -> Option<String> {
+    let fam = if ip.contains(':') { "-6" } else { "-4" };
+    vm.sh(&format!("ip {fam} neigh flush dev eth0"));
+    let _ = vm.try_sh(&format!("ping {fam} -c1 -W1 {ip}"));
+    let n = vm.json(&format!("ip -j {fam} neigh show {ip} dev eth0"));
+    n.first()
+        .and_then(|e| e["lladdr"].as_str())
+        .map(str::to_string)
+}
+
+#[test]
+fn the_bridge_answers_arp_and_nd_for_remote_addresses_only_with_suppression_and_its_entry() {
+    require!();
+    let ns = Ns::new();
+    let vm = Ns::new();
+    let mut p = ns.probe();
+    assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
+    // a "VM" on the bridge; the remote VM (behind VTEP 10.0.0.2, unreachable: no route, no
+    // namespace) does not exist, so any answer is the bridge's
+    ns.sh(&format!(
+        "ip link add vm0 type veth peer name eth0 netns {} && ip link set vm0 master br100 up",
+        vm.name
+    ));
+    vm.sh("ip link set eth0 address 02:00:00:00:aa:01 up && ip addr add 192.0.2.100/24 dev eth0");
+    let nd = match vm.try_sh("ip -6 addr add 2001:db8::100/64 dev eth0 nodad") {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("dataplane_linux: ND suppression part SKIPPED: no IPv6 here ({e})");
+            false
+        }
+    };
+    let r = "02:00:00:00:00:31";
+    let mut ops = vec![
+        fdb(r, "10.0.0.2", false),
+        json!({"op": "neigh", "vni": 100, "ip": "192.0.2.50", "mac": r}),
+    ];
+    if nd {
+        ops.push(json!({"op": "neigh", "vni": 100, "ip": "2001:db8::50", "mac": r}));
+    }
+    p.apply_ok(json!(ops));
+    let addrs: &[&str] = if nd {
+        &["192.0.2.50", "2001:db8::50"]
+    } else {
+        &["192.0.2.50"]
+    };
+    let all = |want: Option<&str>, why: &str| {
+        for a in addrs {
+            assert_eq!(resolve(&vm, a).as_deref(), want, "{a}: {why}");
+        }
+    };
+    all(
+        Some(r),
+        "suppression on, neighbour and bridge-side entries: the bridge answers",
+    );
+
+    // without the bridge-side entry the kernel finds no port to check (br_fdb_find_rcu)
+    ns.sh(&format!("bridge fdb del {r} dev vxlan100 master"));
+    assert!(ns.bridge_side(r).is_empty());
+    all(None, "no bridge-side entry: nobody answers");
+    p.apply_ok(json!([fdb(r, "10.0.0.2", false)]));
+    all(Some(r), "the entry is back");
+
+    // suppression off on the VXLAN port: the request is flooded, unanswered
+    let mut off = l2(100);
+    off["neigh_suppress"] = json!(false);
+    assert_eq!(p.configure(json!([off]))["ok"], true);
+    all(None, "neigh_suppress off: nobody answers");
+    assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
+    all(Some(r), "neigh_suppress on again");
+
+    // without the neighbour entry there is nothing to answer with
+    p.apply_ok(json!([{"op": "neigh-del", "vni": 100, "ip": "192.0.2.50"}]));
+    assert_eq!(resolve(&vm, "192.0.2.50"), None);
+}
+
+#[test]
 fn kernel_errors_come_back_per_op_with_the_kernel_text() {
     require!();
     let ns = Ns::new();
@@ -449,6 +645,11 @@ fn present_devices_are_adopted_and_wrong_ones_reported_not_touched() {
         "ip link add vxlan200 type vxlan id 300 local {VTEP} dstport 4789 nolearning"
     ));
     let (bi, vi) = (ns.ifindex("br100"), ns.ifindex("vxlan100"));
+    let br_addr = ns.json("ip -j link show br100")[0]["address"].clone();
+    assert_ne!(
+        ns.sh("cat /sys/class/net/br100/addr_assign_type").trim(),
+        "3"
+    );
     let mut p = ns.probe();
     let a = p.configure(json!([l2(100), l2(200)]));
     assert_eq!(a["ok"], false, "{a}");
@@ -458,8 +659,13 @@ fn present_devices_are_adopted_and_wrong_ones_reported_not_touched() {
         "{err}"
     );
     assert!(!err.contains("vxlan100"), "{err}");
-    // adopted, not recreated
+    // adopted, not recreated; its address kept, and set
     assert_eq!((ns.ifindex("br100"), ns.ifindex("vxlan100")), (bi, vi));
+    assert_eq!(ns.json("ip -j link show br100")[0]["address"], br_addr);
+    assert_eq!(
+        ns.sh("cat /sys/class/net/br100/addr_assign_type").trim(),
+        "3"
+    );
     assert_eq!(a["devices"].as_array().unwrap().len(), 1, "{a}");
     // the wrong one is left as it was
     let w = &ns.json("ip -d -j link show vxlan200")[0];
@@ -519,18 +725,59 @@ fn reconcile_adopts_fixes_and_removes_only_what_vmmi_owns() {
         "ip neigh add 192.0.2.3 lladdr {} dev br100 nud permanent",
         m(4)
     )); // operator's
+    // the bridge side: vmmi's entries of m1, m2, m3 (stale) and m6 (stale, no VXLAN entry
+    // left); an operator's static entries on the VXLAN port (m9 kept, m10 desired); MACs the
+    // bridge learned on a VM port (m7 kept, m8 desired: left to the learn task)
+    for b in [1, 2, 3, 6] {
+        ns.sh(&format!(
+            "bridge fdb add {} dev vxlan100 master extern_learn",
+            m(b)
+        ));
+    }
+    for b in [9, 10] {
+        ns.sh(&format!(
+            "bridge fdb add {} dev vxlan100 master static",
+            m(b)
+        ));
+    }
+    ns.sh("ip link add vm0 type veth peer name vm0p && ip link set vm0 master br100 up");
+    ns.sh("ip link set vm0p up");
+    for b in [7, 8] {
+        ns.sh(&format!("bridge fdb add {} dev vm0 master dynamic", m(b)));
+    }
+    // FRR's VNI on the same host (not configured in vmmi): its entries are never touched
+    ns.sh("ip link add br200 type bridge && ip link set br200 up");
+    ns.sh(&format!(
+        "ip link add vxlan200 type vxlan id 200 local {VTEP} dstport 4789 nolearning \
+         && ip link set vxlan200 master br200 up"
+    ));
+    ns.sh(&format!(
+        "bridge fdb add {} dev vxlan200 dst 10.0.0.9 self extern_learn && \
+         bridge fdb add {} dev vxlan200 master extern_learn",
+        m(3),
+        m(3)
+    ));
+    let on = |port: &str, flags: &[&str], state: &str| {
+        vec![(port.to_string(), strs(flags), state.to_string())]
+    };
 
     let desired = json!([
         fdb(&m(1), "10.0.0.2", false),
         fdb(&m(2), "10.0.0.3", false),
         fdb(&m(5), "10.0.0.4", false),
+        fdb(&m(8), "10.0.0.4", false),
+        fdb(&m(10), "10.0.0.4", false),
         flood("10.0.0.2"),
         flood("10.0.0.5"),
         {"op": "neigh", "vni": 100, "ip": "192.0.2.1", "mac": m(1)},
     ]);
+    let mon = Monitor::fdb(&ns);
     let r = p.cmd(json!({"cmd": "reconcile", "desired": desired}));
     let rep = &r["report"];
     assert_eq!(rep["errors"], json!([]), "{r}");
+    // adopted: m1 (both sides), flood .2, neighbour .1; fixed: m2 (its VXLAN entry), m10 (its
+    // bridge entry, rewritten); added: m5, m8 (the VXLAN side only), flood .5; removed: m3
+    // (both sides), m6 (the bridge side), flood .7, neighbour .2
     assert_eq!(
         (
             &rep["adopted"],
@@ -538,9 +785,49 @@ fn reconcile_adopts_fixes_and_removes_only_what_vmmi_owns() {
             &rep["added"],
             &rep["removed"]
         ),
-        (&json!(3), &json!(1), &json!(2), &json!(3)),
+        (&json!(3), &json!(2), &json!(3), &json!(4)),
         "{r}"
     );
+    // nothing that stays was deleted on the way, except m10's wrong-kind bridge entry
+    // (the stale flood entry is the last FDB step)
+    let seen = mon.until(|l| l.starts_with("Deleted") && l.contains("dst 10.0.0.7"));
+    drop(mon);
+    for l in seen.iter().filter(|l| l.starts_with("Deleted")) {
+        assert!(
+            [3, 6, 10]
+                .iter()
+                .any(|b| l.contains(&m(*b)) && l.contains("dev vxlan100"))
+                || l.contains("dst 10.0.0.7"),
+            "{l} (all: {seen:?})"
+        );
+    }
+    assert_eq!(ns.bridge_side(&m(1)), on_vxlan());
+    assert_eq!(ns.bridge_side(&m(2)), on_vxlan());
+    assert!(ns.bridge_side(&m(3)).is_empty(), "stale: removed");
+    assert_eq!(ns.bridge_side(&m(5)), on_vxlan());
+    assert!(ns.bridge_side(&m(6)).is_empty(), "stale: removed");
+    assert_eq!(
+        ns.bridge_side(&m(7)),
+        on("vm0", &[], ""),
+        "learned locally: kept"
+    );
+    assert_eq!(
+        ns.bridge_side(&m(8)),
+        on("vm0", &[], ""),
+        "local: not taken over"
+    );
+    assert_eq!(
+        ns.bridge_side(&m(9)),
+        on("vxlan100", &[], "static"),
+        "operator's"
+    );
+    assert_eq!(ns.bridge_side(&m(10)), on_vxlan(), "desired: made vmmi's");
+    let frr: Vec<Value> = ns
+        .json("bridge -j fdb show dev vxlan200")
+        .into_iter()
+        .filter(|e| e["mac"] == m(3))
+        .collect();
+    assert_eq!(frr.len(), 2, "FRR's VNI untouched: {frr:?}");
     let f = ns.fdb("vxlan100");
     let ours = |dst: &str| {
         vec![(
@@ -561,6 +848,8 @@ fn reconcile_adopts_fixes_and_removes_only_what_vmmi_owns() {
         "the operator's entry is kept"
     );
     assert_eq!(entries_of(&f, &m(5)), ours("10.0.0.4"));
+    assert_eq!(entries_of(&f, &m(8)), ours("10.0.0.4"));
+    assert_eq!(entries_of(&f, &m(10)), ours("10.0.0.4"));
     let mut fl: Vec<String> = entries_of(&f, "00:00:00:00:00:00")
         .into_iter()
         .map(|e| e.0)
@@ -589,7 +878,7 @@ fn reconcile_adopts_fixes_and_removes_only_what_vmmi_owns() {
             &rep["added"],
             &rep["removed"]
         ),
-        (&json!(6), &json!(0), &json!(0), &json!(0)),
+        (&json!(8), &json!(0), &json!(0), &json!(0)),
         "{r}"
     );
 }
@@ -600,8 +889,10 @@ fn local_macs_are_learned_reported_at_start_and_leave_with_their_port() {
     let ns = Ns::new();
     let mut p = ns.probe();
     assert_eq!(p.configure(json!([l2(100)]))["ok"], true);
-    // remote entries we write are never reported as local
+    // remote entries we write — the VXLAN device's and the bridge's — are never reported as
+    // local
     p.apply_ok(json!([fdb(M2, "10.0.0.2", false)]));
+    assert_eq!(ns.bridge_side(M2), on_vxlan());
 
     // a "VM": veth port on the bridge; its peer sends a frame (an ARP request) → learned
     let vm = "02:00:00:00:aa:01";
@@ -632,6 +923,29 @@ fn local_macs_are_learned_reported_at_start_and_leave_with_their_port() {
         assert_eq!(e["event"], "learned", "{e}");
     }
 
+    // the EVPN layer finds the VM behind another VTEP: our bridge-side entry takes the local
+    // one over in place — that is its leave; when the VM speaks from the same port again, it
+    // is learned again (the bridge moves its entry back to the port)
+    let mon = Monitor::fdb(&ns);
+    p.apply_ok(json!([fdb(vm, "10.0.0.2", false)]));
+    assert_eq!(ns.bridge_side(vm), on_vxlan());
+    let left = p.wait_event("left", |e| is(e, "left", vm));
+    assert!(!left.iter().any(|e| is(e, "learned", vm)), "{left:?}");
+    let seen = mon.until(|l| l.starts_with(vm) && l.contains("master br100"));
+    assert!(
+        !seen.iter().any(|l| l.starts_with("Deleted")),
+        "repointed, not deleted: {seen:?}"
+    );
+    drop(mon);
+    let _ = ns.try_sh("ping -c1 -W1 192.0.2.201");
+    let back = p.wait_event("learned again", |e| is(e, "learned", vm));
+    assert!(!back.iter().any(|e| is(e, "left", vm)), "{back:?}");
+    assert_eq!(ns.bridge_side(vm), vec![("vm0".into(), vec![], "".into())]);
+    // the EVPN layer takes its entry back: the bridge's local entry is not touched
+    p.apply_ok(json!([{"op": "fdb-del", "vni": 100, "mac": vm}]));
+    assert_eq!(ns.bridge_side(vm), vec![("vm0".into(), vec![], "".into())]);
+    assert!(entries_of(&ns.fdb("vxlan100"), vm).is_empty());
+
     // a restarted backend reports what is attached, without new traffic
     let mut p2 = ns.probe();
     assert_eq!(p2.configure(json!([l2(100)]))["ok"], true);
@@ -659,186 +973,48 @@ fn local_macs_are_learned_reported_at_start_and_leave_with_their_port() {
     }
 }
 
-/// Whether this kernel can make VRF devices (Debian 12's can; some CI/dev kernels cannot).
-fn vrf_supported(ns: &Ns) -> bool {
-    let ok = ns
-        .try_sh("ip link add vmmi-vrfprobe type vrf table 4242")
-        .is_ok();
-    if ok {
-        ns.sh("ip link del vmmi-vrfprobe");
-    }
-    ok
-}
-
-const L3: u32 = 5000;
-const TABLE: u32 = 1001;
-/// The Router's MAC we advertise: the L3 VNI bridge's address.
-const OUR_RMAC: &str = "02:00:0a:ff:00:01";
-const R1: &str = "02:00:00:00:ee:01";
-const R2: &str = "02:00:00:00:ee:02";
-const X: &str = "10.0.0.2";
-const Y: &str = "10.0.0.3";
-
-fn l3dev() -> Value {
-    json!({"vni": L3, "kind": {"type": "l3", "vrf": "vrf-t1", "table": TABLE},
-           "bridge": "br5000", "vxlan": "vxlan5000", "local": VTEP, "neigh_suppress": false,
-           "router_mac": OUR_RMAC})
-}
-
-fn route(prefix: &str, vtep: &str, rmac: Option<&str>) -> Value {
-    let mut r = json!({"op": "route", "vni": L3, "prefix": prefix, "vtep": vtep});
-    if let Some(m) = rmac {
-        r["rmac"] = json!(m);
-    }
-    r
-}
-
-fn route_del(prefix: &str) -> Value {
-    json!({"op": "route-del", "vni": L3, "prefix": prefix})
-}
-
-/// Configure the L3 VNI (plus L2 VNI 100); assert the VRF device and its enslaved bridge
-/// when this kernel has VRFs, the clear error otherwise — the rest works either way.
-fn configure_l3(ns: &Ns, p: &mut Probe) {
-    let vrf = vrf_supported(ns);
-    let a = p.configure(json!([l2(100), l3dev()]));
-    // both VNIs are configured on either kernel
-    assert_eq!(a["devices"].as_array().unwrap().len(), 2, "{a}");
-    if vrf {
-        assert_eq!(a["ok"], true, "{a}");
-        let v = &ns.json("ip -d -j link show vrf-t1")[0];
-        assert_eq!(v["linkinfo"]["info_kind"], "vrf");
-        assert_eq!(v["linkinfo"]["info_data"]["table"], TABLE);
-        assert_eq!(ns.json("ip -j link show br5000")[0]["master"], "vrf-t1");
-    } else {
-        assert_eq!(a["ok"], false, "{a}");
-        let err = a["error"].as_str().unwrap();
-        assert!(
-            err.starts_with(
-                "vni 5000: creating vrf-t1: this kernel has no vrf link type (CONFIG_NET_VRF): "
-            ),
-            "{err}"
-        );
-        assert!(err.contains("routes are written to table 1001"), "{err}");
-        assert!(ns.try_sh("ip link show vrf-t1").is_err());
-        assert!(ns.json("ip -j link show br5000")[0].get("master").is_none());
-    }
-    let vx = &ns.json("ip -d -j link show vxlan5000")[0];
-    assert_eq!(vx["linkinfo"]["info_data"]["id"], L3);
-    assert_eq!(vx["master"], "br5000");
-    // remote VTEPs send routed frames to our Router's MAC: the bridge answers to it
-    assert_eq!(ns.json("ip -j link show br5000")[0]["address"], OUR_RMAC);
-}
-
-/// `ip -j [-6] route show table 1001` as (dst, next hop, dev, protocol, metric, flags).
-fn routes(ns: &Ns, v6: bool) -> Vec<(String, String, String, String, u64, Vec<String>)> {
-    let fam = if v6 { "-6" } else { "-4" };
-    let cmd = format!("ip -j {fam} route show table {TABLE}");
-    // a table nothing was ever written to does not exist yet
-    let all = match ns.try_sh(&cmd) {
-        Err(e) if e.contains("FIB table does not exist") => vec![],
-        _ => ns.json(&cmd),
-    };
-    let mut v: Vec<_> = all
-        .iter()
-        .map(|r| {
-            let nh = r["gateway"]
-                .as_str()
-                .or(r["via"]["host"].as_str())
-                .unwrap_or("")
-                .to_string();
-            (
-                r["dst"].as_str().unwrap_or("").to_string(),
-                nh,
-                r["dev"].as_str().unwrap_or("").to_string(),
-                r["protocol"].as_str().unwrap_or("").to_string(),
-                r["metric"].as_u64().unwrap_or(0),
-                r["flags"]
-                    .as_array()
-                    .map(|f| f.iter().map(|x| x.as_str().unwrap().to_string()).collect())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-/// One of our routes as `routes` shows it.
-fn ours(dst: &str, nh: &str) -> (String, String, String, String, u64, Vec<String>) {
-    (
-        dst.into(),
-        nh.into(),
-        "br5000".into(),
-        "210".into(),
-        30,
-        strs(&["onlink"]),
-    )
-}
-
-/// The extern_learn neighbours on br5000 as (address, lladdr, state).
-fn l3_neighs(ns: &Ns) -> Vec<(String, String, Vec<String>)> {
-    let mut v: Vec<_> = ns
-        .json("ip -j neigh show nud all dev br5000")
-        .iter()
-        .filter(|n| n.get("extern_learn").is_some())
-        .map(|n| {
-            (
-                n["dst"].as_str().unwrap().to_string(),
-                n["lladdr"].as_str().unwrap_or("").to_string(),
-                n["state"]
-                    .as_array()
-                    .map(|f| f.iter().map(|x| x.as_str().unwrap().to_string()).collect())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn nh(ip: &str, mac: &str) -> (String, String, Vec<String>) {
-    (ip.into(), mac.into(), strs(&["NOARP"]))
-}
-
-/// The unicast FDB entries of vxlan5000 as (mac, dst, flags).
-fn rmacs(ns: &Ns) -> Vec<(String, String, Vec<String>)> {
-    let mut v: Vec<_> = ns
-        .fdb("vxlan5000")
-        .iter()
-        .filter(|e| e["mac"] != "00:00:00:00:00:00")
-        .map(|e| {
-            (
-                e["mac"].as_str().unwrap().to_string(),
-                e["dst"].as_str().unwrap().to_string(),
-                e["flags"]
-                    .as_array()
-                    .map(|f| f.iter().map(|x| x.as_str().unwrap().to_string()).collect())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn rmac(mac: &str, dst: &str) -> (String, String, Vec<String>) {
-    (mac.into(), dst.into(), strs(&["self", "extern_learn"]))
-}
-
-/// `ip monitor route` in the namespace; killed on drop.
+/// `ip monitor route` or `bridge monitor fdb` in the namespace; killed on drop.
 struct Monitor {
     child: Child,
     lines: Receiver<String>,
+    what: &'static str,
 }
 
 impl Monitor {
     fn start(ns: &Ns) -> Monitor {
+        // subscribed once it reports a route change we make (in a table of its own)
+        Monitor::spawn(
+            ns,
+            "ip monitor route",
+            |i| format!("ip route add 198.51.100.{i}/32 dev lo table 4243"),
+            "198.51.100.",
+        )
+    }
+
+    /// `bridge monitor fdb` (needs vxlan100: an operator-style entry of 02:00:00:00:fe:fe
+    /// shows that it is subscribed; it stays).
+    fn fdb(ns: &Ns) -> Monitor {
+        Monitor::spawn(
+            ns,
+            "bridge monitor fdb",
+            |i| {
+                format!(
+                    "bridge fdb replace 02:00:00:00:fe:fe dev vxlan100 dst 10.0.1.{i} self permanent"
+                )
+            },
+            "02:00:00:00:fe:fe",
+        )
+    }
+
+    /// Start `what`; `poke(i)` makes a change it reports (a new one for each `i`), `seen`
+    /// is in the line: poked every 100 ms until one shows (≤ 5 s).
+    fn spawn(ns: &Ns, what: &'static str, poke: impl Fn(u32) -> String, seen: &str) -> Monitor {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "ip", "monitor", "route"])
+            .args(["netns", "exec", &ns.name])
+            .args(what.split(' '))
             .stdout(Stdio::piped())
             .spawn()
-            .expect("ip monitor route");
+            .expect(what);
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -849,11 +1025,19 @@ impl Monitor {
                 }
             }
         });
-        // the monitor is subscribed once it reports a route change we make
-        ns.sh("ip route add 192.0.2.254/32 dev lo table 4243");
-        let m = Monitor { child, lines };
-        m.until(|l| l.contains("192.0.2.254"));
-        m
+        let m = Monitor { child, lines, what };
+        for i in 1..=50 {
+            ns.sh(&poke(i));
+            if let Ok(l) = m.lines.recv_timeout(Duration::from_millis(100))
+                && l.contains(seen)
+            {
+                // the other pokes' lines, if any, arrive before anything the test does
+                std::thread::sleep(Duration::from_millis(50));
+                while m.lines.try_recv().is_ok() {}
+                return m;
+            }
+        }
+        panic!("{what}: not subscribed after 5 s of changes");
     }
 
     /// Lines until one matches `pred` (each within 5 s, at most 1000); all lines seen.
@@ -872,7 +1056,7 @@ impl Monitor {
                 Err(_) => break,
             }
         }
-        panic!("ip monitor route: no matching line; saw {seen:?}");
+        panic!("{}: no matching line; saw {seen:?}", self.what);
     }
 }
 
@@ -883,299 +1067,6 @@ impl Drop for Monitor {
     }
 }
 
-#[test]
-fn an_l3_vni_gets_a_vrf_or_a_clear_error_and_its_routes_either_way() {
-    require!();
-    let ns = Ns::new();
-    // a bridge already there (with the kernel's random MAC) is adopted and readdressed
-    ns.sh("ip link add br5000 type bridge");
-    let bi = ns.ifindex("br5000");
-    let mut p = ns.probe();
-    configure_l3(&ns, &mut p);
-    assert_eq!(ns.ifindex("br5000"), bi, "adopted, not recreated");
-    // a route without a Router's MAC is refused and nothing is written
-    let errs = p.apply(json!([route("10.1.0.0/16", X, None)]));
-    assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(
-        errs[0]["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("no Router's MAC extended community (RFC 9135 §8.1) on the route"),
-        "{errs:?}"
-    );
-    assert!(routes(&ns, false).is_empty());
-    assert!(l3_neighs(&ns).is_empty());
-    assert!(rmacs(&ns).is_empty());
-    // with one, the route is in table 1001 whether or not the VRF device exists
-    p.apply_ok(json!([route("10.1.0.0/16", X, Some(R1))]));
-    assert_eq!(routes(&ns, false), vec![ours("10.1.0.0/16", X)]);
-    // the wrong kind of op for each kind of VNI
-    let errs = p.apply(json!([
-        {"op": "fdb", "vni": L3, "mac": M1, "vtep": X, "sticky": false},
-        {"op": "route", "vni": 100, "prefix": "10.1.0.0/16", "vtep": X, "rmac": R1},
-    ]));
-    assert_eq!(errs.len(), 2, "{errs:?}");
-    assert_eq!(
-        errs[0]["reason"],
-        "vni 5000 is an l3 VNI: MAC, flood and neighbour ops belong to l2 VNIs"
-    );
-    assert_eq!(
-        errs[1]["reason"],
-        "vni 100 is an l2 VNI: routes go in an l3 VNI's table"
-    );
-}
-
-#[test]
-fn l3_routes_share_refcounted_rmac_and_neighbour_entries_and_move_without_a_gap() {
-    require!();
-    let ns = Ns::new();
-    let mut p = ns.probe();
-    configure_l3(&ns, &mut p);
-
-    // a type-5 prefix, a symmetric-IRB host route and an IPv6 prefix, all behind VTEP X
-    p.apply_ok(json!([
-        route("10.1.0.0/16", X, Some(R1)),
-        route("10.2.0.1/32", X, Some(R1)),
-        route("2001:db8:1::/48", X, Some(R1)),
-    ]));
-    assert_eq!(
-        routes(&ns, false),
-        vec![ours("10.1.0.0/16", X), ours("10.2.0.1", X)]
-    );
-    let r6 = routes(&ns, true);
-    assert_eq!(r6.len(), 1, "{r6:?}");
-    assert_eq!(
-        (&r6[0].0, &r6[0].1, &r6[0].2, &r6[0].3, r6[0].4),
-        (
-            &"2001:db8:1::/48".to_string(),
-            &"::ffff:10.0.0.2".to_string(),
-            &"br5000".to_string(),
-            &"210".to_string(),
-            30
-        )
-    );
-    assert_eq!(r6[0].5, strs(&["onlink"]));
-    // one RMAC entry and one neighbour per family, shared by the routes
-    assert_eq!(rmacs(&ns), vec![rmac(R1, X)]);
-    assert_eq!(
-        l3_neighs(&ns),
-        vec![nh("10.0.0.2", R1), nh("::ffff:10.0.0.2", R1)]
-    );
-
-    // the host route moves to VTEP Y (RMAC 2): one replace, never a delete
-    let mon = Monitor::start(&ns);
-    p.apply_ok(json!([route("10.2.0.1/32", Y, Some(R2))]));
-    let seen = mon.until(|l| l.starts_with("10.2.0.1 via 10.0.0.3"));
-    assert!(
-        !seen
-            .iter()
-            .any(|l| l.starts_with("Deleted") && l.contains("10.2.0.1")),
-        "the move deleted the route first: {seen:?}"
-    );
-    drop(mon);
-    assert_eq!(
-        routes(&ns, false),
-        vec![ours("10.1.0.0/16", X), ours("10.2.0.1", Y)]
-    );
-    assert_eq!(rmacs(&ns), vec![rmac(R1, X), rmac(R2, Y)]);
-    assert_eq!(
-        l3_neighs(&ns),
-        vec![
-            nh("10.0.0.2", R1),
-            nh("10.0.0.3", R2),
-            nh("::ffff:10.0.0.2", R1)
-        ]
-    );
-
-    // deleting the last IPv4 route to X removes X's IPv4 neighbour, not the RMAC entry the
-    // IPv6 route still uses
-    p.apply_ok(json!([route_del("10.1.0.0/16")]));
-    assert_eq!(routes(&ns, false), vec![ours("10.2.0.1", Y)]);
-    assert_eq!(rmacs(&ns), vec![rmac(R1, X), rmac(R2, Y)]);
-    assert_eq!(
-        l3_neighs(&ns),
-        vec![nh("10.0.0.3", R2), nh("::ffff:10.0.0.2", R1)]
-    );
-    // the last route to X: its RMAC entry and neighbour go; deleting again succeeds
-    p.apply_ok(json!([
-        route_del("2001:db8:1::/48"),
-        route_del("2001:db8:1::/48")
-    ]));
-    assert!(routes(&ns, true).is_empty());
-    assert_eq!(rmacs(&ns), vec![rmac(R2, Y)]);
-    assert_eq!(l3_neighs(&ns), vec![nh("10.0.0.3", R2)]);
-
-    // Y changes its Router's MAC: the neighbour and the RMAC entry follow
-    p.apply_ok(json!([route("10.2.0.1/32", Y, Some(R1))]));
-    assert_eq!(rmacs(&ns), vec![rmac(R1, Y)]);
-    assert_eq!(l3_neighs(&ns), vec![nh("10.0.0.3", R1)]);
-
-    // the best path loses its Router's MAC: refused, and the route it replaced goes (never
-    // forward to a VTEP the EVPN layer no longer chose)
-    let errs = p.apply(json!([route("10.2.0.1/32", X, None)]));
-    assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(routes(&ns, false).is_empty());
-    assert!(rmacs(&ns).is_empty());
-    assert!(l3_neighs(&ns).is_empty());
-}
-
-#[test]
-fn l3_reconcile_adopts_fixes_and_removes_only_our_routes() {
-    require!();
-    let ns = Ns::new();
-    let mut p = ns.probe();
-    configure_l3(&ns, &mut p);
-    let t = format!("table {TABLE}");
-    // another writer's routes in the same table: one with a prefix we want too
-    ns.sh(&format!(
-        "ip route add 10.9.0.0/16 via 10.0.0.7 dev br5000 onlink {t} proto static"
-    ));
-    // (an FRR next to vmmi: zebra's EVPN routes are `proto bgp`)
-    ns.sh(&format!(
-        "ip route add 10.1.0.0/16 dev br5000 {t} proto bgp"
-    ));
-    // what a previous vmmi left: right (10.2), moved since (10.4), stale (10.3), with the
-    // shared entries of X (right) and of 10.0.0.9 (stale)
-    let mine = format!("dev br5000 onlink {t} proto 210 metric 30");
-    ns.sh(&format!("ip route add 10.2.0.0/16 via {X} {mine}"));
-    ns.sh(&format!("ip route add 10.3.0.0/16 via 10.0.0.9 {mine}"));
-    ns.sh(&format!("ip route add 10.4.0.0/16 via 10.0.0.9 {mine}"));
-    ns.sh(&format!(
-        "bridge fdb add {R1} dev vxlan5000 dst {X} self extern_learn dynamic"
-    ));
-    ns.sh("bridge fdb add 02:00:00:00:ee:09 dev vxlan5000 dst 10.0.0.9 self extern_learn dynamic");
-    ns.sh(&format!(
-        "ip neigh add {X} lladdr {R1} dev br5000 nud noarp extern_learn"
-    ));
-    ns.sh("ip neigh add 10.0.0.9 lladdr 02:00:00:00:ee:09 dev br5000 nud noarp extern_learn");
-    // an operator's neighbour on the bridge
-    ns.sh("ip neigh add 10.0.0.8 lladdr 02:00:00:00:ee:08 dev br5000 nud permanent");
-
-    let desired = json!([
-        route("10.1.0.0/16", X, Some(R1)),
-        route("10.2.0.0/16", X, Some(R1)),
-        route("10.4.0.0/16", Y, Some(R2)),
-    ]);
-    let r = p.cmd(json!({"cmd": "reconcile", "desired": desired}));
-    let rep = &r["report"];
-    assert_eq!(rep["errors"], json!([]), "{r}");
-    // adopted: route 10.2, RMAC 1, neighbour X; fixed: route 10.4; added: route 10.1, RMAC 2,
-    // neighbour Y; removed: route 10.3, RMAC 9, neighbour 10.0.0.9
-    assert_eq!(
-        (
-            &rep["adopted"],
-            &rep["fixed"],
-            &rep["added"],
-            &rep["removed"]
-        ),
-        (&json!(3), &json!(1), &json!(3), &json!(3)),
-        "{r}"
-    );
-    let foreign = |dst: &str, nh: &str, proto: &str, flags: &[&str]| {
-        (
-            dst.to_string(),
-            nh.to_string(),
-            "br5000".to_string(),
-            proto.to_string(),
-            0,
-            strs(flags),
-        )
-    };
-    assert_eq!(
-        routes(&ns, false),
-        vec![
-            foreign("10.1.0.0/16", "", "bgp", &[]),
-            ours("10.1.0.0/16", X),
-            ours("10.2.0.0/16", X),
-            ours("10.4.0.0/16", Y),
-            foreign("10.9.0.0/16", "10.0.0.7", "static", &["onlink"]),
-        ]
-    );
-    assert_eq!(rmacs(&ns), vec![rmac(R1, X), rmac(R2, Y)]);
-    assert_eq!(l3_neighs(&ns), vec![nh(X, R1), nh(Y, R2)]);
-    let op = ns.json("ip -j neigh show nud all dev br5000 to 10.0.0.8");
-    assert_eq!(op.len(), 1, "the operator's neighbour is kept: {op:?}");
-
-    // the same desired state again: everything adopted
-    let r = p.cmd(json!({"cmd": "reconcile", "desired": desired}));
-    let rep = &r["report"];
-    assert_eq!(
-        (
-            &rep["adopted"],
-            &rep["fixed"],
-            &rep["added"],
-            &rep["removed"]
-        ),
-        (&json!(7), &json!(0), &json!(0), &json!(0)),
-        "{r}"
-    );
-
-    // the reconcile rebuilt the reference counts: X's entries stay while 10.1 uses them
-    p.apply_ok(json!([route_del("10.2.0.0/16")]));
-    assert_eq!(rmacs(&ns), vec![rmac(R1, X), rmac(R2, Y)]);
-    p.apply_ok(json!([route_del("10.1.0.0/16")]));
-    assert_eq!(rmacs(&ns), vec![rmac(R2, Y)]);
-    assert_eq!(l3_neighs(&ns), vec![nh(Y, R2)]);
-    // the other writers' routes are still there
-    assert_eq!(
-        routes(&ns, false),
-        vec![
-            foreign("10.1.0.0/16", "", "bgp", &[]),
-            ours("10.4.0.0/16", Y),
-            foreign("10.9.0.0/16", "10.0.0.7", "static", &["onlink"]),
-        ]
-    );
-}
-
-/// Rough numbers (debug build unless run with --release): 10,000 routes behind 100 VTEPs
-/// written, moved and removed; printed, and the table checked.
-#[test]
-fn ten_thousand_l3_routes_are_written_moved_and_removed() {
-    require!();
-    let ns = Ns::new();
-    let mut p = ns.probe();
-    configure_l3(&ns, &mut p);
-    let vtep = |i: usize| format!("10.0.{}.{}", 1 + i / 250, 1 + i % 250);
-    let mac = |i: usize| format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256);
-    let batch = |shift: usize| {
-        let ops: Vec<Value> = (0..10_000usize)
-            .map(|i| {
-                let v = (i + shift) % 100;
-                route(
-                    &format!("10.{}.{}.{}/32", 100 + i / 65536, (i / 256) % 256, i % 256),
-                    &vtep(v),
-                    Some(&mac(v)),
-                )
-            })
-            .collect();
-        json!(ops)
-    };
-    let timed = |p: &mut Probe, ops: Value| {
-        let a = p.cmd(json!({"cmd": "apply", "ops": ops}));
-        assert_eq!(a["errors"], json!([]), "{}", a["errors"]);
-        a["elapsed_ms"].as_f64().unwrap()
-    };
-    let add = timed(&mut p, batch(0));
-    let count = ns.sh(&format!("ip -4 route show table {TABLE} proto 210 | wc -l"));
-    assert_eq!(count.trim(), "10000");
-    assert_eq!(rmacs(&ns).len(), 100);
-    let mv = timed(&mut p, batch(1));
-    assert_eq!(rmacs(&ns).len(), 100);
-    let dels: Vec<Value> = (0..10_000usize)
-        .map(|i| {
-            route_del(&format!(
-                "10.{}.{}.{}/32",
-                100 + i / 65536,
-                (i / 256) % 256,
-                i % 256
-            ))
-        })
-        .collect();
-    let del = timed(&mut p, json!(dels));
-    assert!(routes(&ns, false).is_empty());
-    assert!(rmacs(&ns).is_empty());
-    assert!(l3_neighs(&ns).is_empty());
-    eprintln!(
-        "10,000 L3 routes behind 100 VTEPs: written in {add:.0} ms, all moved in {mv:.0} ms, removed in {del:.0} ms"
-    );
-}
+// the L3 VNI tests, with their helpers (last: they use `require!`)
+#[path = "dataplane_linux/l3.rs"]
+mod l3;

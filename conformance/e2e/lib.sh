@@ -54,6 +54,8 @@ VM2_MAC=02:00:00:97:02:02
 VM1_IP=10.101.0.1
 VM2_IP=10.101.0.2
 ALL_NS=("$NS_VM1" "$NS_VM2" "${HOSTS[@]}" "$NS_CORE")
+# vmmi hosts whose [[vni]] has arp_nd_suppress = true (neigh_suppress on their VXLAN port)
+SUPPRESS_HOSTS=()
 
 hidx() { case "$1" in *-a) echo 1 ;; *-b) echo 2 ;; *-c) echo 3 ;; *) die "not a host: $1" ;; esac; }
 ul_ip() { echo "10.97.0.$(hidx "$1")"; }      # underlay address (BGP) of host NS
@@ -125,7 +127,8 @@ vm_garp() { "$PY" "$MOVE" garp --ns "$1" --dev "$VM_IF" --mac "$2" --ip "$3"; }
 
 # ------------------------------------------------------------------ vmmi
 vmmi_dir() { echo "$RUN/vmmi-$1"; }
-# vmmi_conf HOST [DAD_MAX_MOVES DAD_WINDOW]: write HOST's config (iBGP to the two other hosts)
+# vmmi_conf HOST [DAD_MAX_MOVES DAD_WINDOW]: write HOST's config (iBGP to the two other hosts;
+# ARP/ND suppression when HOST is in SUPPRESS_HOSTS)
 vmmi_conf() {
     local h="$1" d j
     d="$(vmmi_dir "$h")"; mkdir -p "$d"
@@ -151,6 +154,9 @@ EOF
         cat <<EOF
 [[vni]]
 vni = $VNI
+EOF
+        case " ${SUPPRESS_HOSTS[*]} " in *" $h "*) echo "arp_nd_suppress = true" ;; esac
+        cat <<EOF
 [mobility]
 state_file = "${VMMI_STATE_FILE-$d/mobility.json}"
 dad_max_moves = ${2:-5}
@@ -250,7 +256,9 @@ fdb_remote() {
         print out }' | sort
 }
 # fdb_other HOST: vxlan100 entries that are neither remote (dst) nor the device's own permanent
-# address (e.g. a MAC the bridge learned on the VXLAN port: must not exist, learning is off)
+# address: the bridge-side entries of remote MACs ("MAC extern_learn master br100", vmmi and FRR
+# both write them) and nothing else (a MAC the bridge learned on the VXLAN port must not exist,
+# learning is off)
 fdb_other() { nsx "$1" bridge fdb show dev "$VX" | grep -v ' dst ' | grep -v ' permanent' || true; }
 
 # ------------------------------------------------------------------ teardown

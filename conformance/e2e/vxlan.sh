@@ -8,19 +8,25 @@
 # /usr/bin/python3, ping, and FRR 8.4 (zebra, bgpd, vtysh) for the mixed part. The topology is in
 # lib.sh (namespaces ve-*, interfaces ve*, state and logs in /run/vmmi-e2e, kept after the run).
 #
-# Part 1, vmmi on all three hosts (iBGP full mesh, dataplane "linux"):
-#   [1] vmmi creates br100 + vxlan100; sessions Established; VM1 on A pings VM2 on B over VXLAN
+# Part 1, vmmi on all three hosts (iBGP full mesh, dataplane "linux"; A has arp_nd_suppress):
+#   [1] vmmi creates br100 + vxlan100 (neigh_suppress on A's VXLAN port only); sessions
+#       Established; VM1 on A pings VM2 on B over VXLAN
 #   [2] every host's `bridge fdb show dev vxlan100` holds exactly the expected remote entries: the
-#       VMs of the other hosts (extern_learn) and one flood entry per other VTEP (permanent)
+#       VMs of the other hosts (`dst VTEP self extern_learn` and the bridge's `extern_learn master
+#       br100`) and one flood entry per other VTEP (permanent)
 #   [3] VM2 moves from B to C (break before make, same MAC/IP, GARP) with a 10 ms ping running:
 #       lost pings and t1 - t0 are reported (t0 = the new port forwarding in C's bridge, t1 = A's
 #       FDB event pointing at C, both from `bridge -t monitor`); A and B converge; FDBs exact
 #   [4] vmmi on A restarts mid-ping (SIGTERM, `vmmi run --graceful-restart`): no FDB entry of A
 #       disappears meanwhile (a bridge monitor per host; B and C, the graceful-restart helpers,
 #       are watched too), 0 pings lost, FDBs exact afterwards
+#   [5] ARP suppression on A: with VM2's `arp off`, VM1's ARP request for VM2 goes unanswered;
+#       `vmmi vm attach --ip` of VM2 on C (its MAC+IP route) gives A's br100 VM2's neighbour entry,
+#       and the same request is answered (by A's bridge: nobody else can); ARP and the VMs'
+#       permanent entries are restored, the ping works
 # Part 2, FRR (zebra + bgpd, advertise-all-vni) on host C, vmmi on A and B:
-#   [5] sessions, VM1 -> VM2 ping, exact FDBs on all three (FRR's too)
-#   [6] VM2 moves B (vmmi) -> C (FRR) and back C -> B with the ping running: each move converges
+#   [6] sessions, VM1 -> VM2 ping, exact FDBs on all three (FRR's too)
+#   [7] VM2 moves B (vmmi) -> C (FRR) and back C -> B with the ping running: each move converges
 #       on A and on the old host
 # Output: one PASS or FAIL line per assertion (INFO lines carry the measurements; KNOWN-FAIL marks
 # a failure caused by a known vmmi bug, named in the line), then
@@ -82,8 +88,9 @@ T0=$SECONDS
 log "e2e: vmmi $("$VMMI" --version 2>/dev/null | head -1) ($VMMI), state in $RUN"
 
 A="$P-a" B="$P-b" C="$P-c"
+SUPPRESS_HOSTS=("$A")
 
-# expected_fdb HOST VM2_HOST [FRR]: the remote entries HOST must hold with VM1 on A, VM2 on VM2_HOST
+# expected_fdb HOST VM2_HOST: the remote entries HOST must hold with VM1 on A, VM2 on VM2_HOST
 expected_fdb() {
     local h="$1" v2="$2" j
     for j in "${HOSTS[@]}"; do
@@ -92,19 +99,30 @@ expected_fdb() {
     [ "$h" = "$A" ] || echo "$VM1_MAC dst $(vtep_ip "$A") self extern_learn"
     [ "$h" = "$v2" ] || echo "$VM2_MAC dst $(vtep_ip "$v2") self extern_learn"
 }
-# fdb_exact HOST VM2_HOST [frr]: HOST's vxlan100 holds exactly the expected remote entries and
-# nothing learned on the VXLAN port. FRR (third argument) also writes a bridge-side
-# "MAC extern_learn master br100" entry per remote MAC (vmmi does not, a known gap): expected too.
+# fdb_exact HOST VM2_HOST: HOST's vxlan100 holds exactly the expected remote entries, the bridge's
+# "MAC extern_learn master br100" entry of each remote MAC (vmmi and FRR write both) and nothing
+# learned on the VXLAN port.
 fdb_exact() {
-    local got want other want_other=""
+    local got want other want_other
     got="$(fdb_remote "$1")"; want="$(expected_fdb "$1" "$2" | sort)"
     other="$(fdb_other "$1" | sed 's/ *$//' | sort)"
-    [ "${3:-}" = frr ] && want_other="$(expected_fdb "$1" "$2" | awk '$1 != "00:00:00:00:00:00" { print $1 " extern_learn master '"$BR"'" }' | sort)"
+    want_other="$(expected_fdb "$1" "$2" | awk '$1 != "00:00:00:00:00:00" { print $1 " extern_learn master '"$BR"'" }' | sort)"
     if [ "$got" = "$want" ] && [ "$other" = "$want_other" ]; then return 0; fi
     printf 'want:\n%s\ngot:\n%s\n' "$want" "$got"
     [ "$other" != "$want_other" ] && printf 'other entries (not remote, not permanent), want:\n%s\ngot:\n%s\n' "$want_other" "$other"
     return 1
 }
+# suppress_is HOST on|off: neigh_suppress of HOST's VXLAN bridge port
+suppress_is() { ip -n "$1" -d link show "$VX" | grep -q "neigh_suppress $2"; }
+# vm1_resolves_vm2: VM1 asks for VM2's IP from scratch (its entry deleted; the ping sends the ARP
+# request): answered with VM2's MAC
+vm1_resolves_vm2() {
+    nsx "$NS_VM1" ip neigh del "$VM2_IP" dev "$VM_IF" 2>/dev/null
+    nsx "$NS_VM1" ping -c1 -W1 "$VM2_IP" >/dev/null 2>&1
+    nsx "$NS_VM1" ip neigh show "$VM2_IP" dev "$VM_IF"
+    nsx "$NS_VM1" ip neigh show "$VM2_IP" dev "$VM_IF" | grep -q "lladdr $VM2_MAC"
+}
+not() { ! "$@"; }
 fdb_points() { fdb_remote "$1" | grep -q "^$2 dst $3 " || { fdb_remote "$1"; return 1; }; }
 link_in() { ip -n "$1" link show "$2" >/dev/null 2>&1; }
 ping_ok() { nsx "$NS_VM1" ping -c3 -i0.2 -W1 "$VM2_IP"; }
@@ -176,13 +194,15 @@ part1() {
             bash -c "ip -n $h -d link show $VX | grep -q 'vxlan id $VNI local $(vtep_ip "$h") .*dstport 4789' &&
                      ip -n $h link show $VX | grep -q 'master $BR' && ip -n $h link show $BR | grep -q ',UP'"
     done
+    check "[1] $A: neigh_suppress on on $VX (arp_nd_suppress = true)" 0 suppress_is "$A" on
+    for h in "$B" "$C"; do check "[1] $h: neigh_suppress off on $VX (the default)" 0 suppress_is "$h" off; done
     for h in "${HOSTS[@]}"; do check "[1] $h: both iBGP l2vpn-evpn sessions Established" 30 vmmi_established "$h" 2; done
     start_vms "$B"
     check "[1] A's kernel FDB: VM2's MAC -> B's VTEP (vmmi learned it on B, advertised, A installed)" 10 \
         fdb_points "$A" "$VM2_MAC" "$(vtep_ip "$B")"
     check "[1] VM1 on A pings VM2 on B over VXLAN" 5 ping_ok
     for h in "${HOSTS[@]}"; do
-        check "[2] $h: bridge fdb show dev $VX holds exactly the expected remote + flood entries" 5 fdb_exact "$h" "$B"
+        check "[2] $h: bridge fdb show dev $VX holds exactly the expected remote (self + master) + flood entries" 5 fdb_exact "$h" "$B"
     done
 
     # ---------------------------------------------------------------- [3] the move B -> C
@@ -241,6 +261,23 @@ part1() {
     fi
     check "[4] after the restart A's FDB holds the same remote entries" 5 test "$(fdb_remote "$A")" = "$before"
     for h in "${HOSTS[@]}"; do check "[4] $h after A's restart: exact remote entries" 5 fdb_exact "$h" "$C"; done
+
+    # ---------------------------------------------------------------- [5] ARP suppression on A
+    # VM2 (on C) gets its IP attached: C's MAC+IP route gives A's bridge the neighbour entry; VM2
+    # stops answering ARP (`arp off`), VM1 forgets VM2's address and asks: A's bridge answers
+    # from that entry and the bridge-side FDB entry (its port, vxlan100, has neigh_suppress).
+    ip -n "$NS_VM2" link set dev "$VM_IF" arp off
+    check "[5] before the attach VM1's ARP request for VM2 goes unanswered (VM2 has arp off, A no entry)" 0 \
+        not vm1_resolves_vm2
+    check "[5] vmmi vm attach --ip of VM2 on $C" 0 V "$C" vm attach --vni "$VNI" --mac "$VM2_MAC" --ip "$VM2_IP"
+    check "[5] A's $BR holds VM2's suppression entry ($VM2_IP lladdr $VM2_MAC extern_learn NOARP)" 10 \
+        bash -c "ip -n $A neigh show $VM2_IP dev $BR nud all | grep -q 'lladdr $VM2_MAC extern_learn NOARP'"
+    check "[5] VM1's ARP request for VM2 is answered while VM2 has arp off (A's bridge answers)" 3 vm1_resolves_vm2
+    ip -n "$NS_VM2" link set dev "$VM_IF" arp on
+    # arp off/on flushed VM2's neighbours: both VMs get their permanent entries back
+    ip -n "$NS_VM2" neigh replace "$VM1_IP" lladdr "$VM1_MAC" dev "$VM_IF" nud permanent
+    ip -n "$NS_VM1" neigh replace "$VM2_IP" lladdr "$VM2_MAC" dev "$VM_IF" nud permanent
+    check "[5] VM1 pings VM2 with ARP restored" 5 ping_ok
     fab_down
 }
 
@@ -250,27 +287,27 @@ part2() {
     log "part 2: vmmi on $A and $B, FRR on $C"
     fab_underlay
     fab_l2dev "$C"
-    frr_start "$C" || { fail "[5] FRR starts in $C" "$(tail -3 "$(frr_dir "$C")/zebra.out" "$(frr_dir "$C")/bgpd.out")"; return; }
-    for h in "$A" "$B"; do vmmi_conf "$h"; vmmi_start "$h" || { fail "[5] vmmi starts in $h"; return; }; done
-    for h in "$A" "$B"; do check "[5] $h: vmmi created $BR and $VX" 10 link_in "$h" "$BR"; done
-    for h in "$A" "$B"; do check "[5] $h (vmmi): both sessions Established" 30 vmmi_established "$h" 2; done
-    check "[5] $C (FRR): both l2vpn evpn sessions Established" 30 frr_established "$C" 2
+    frr_start "$C" || { fail "[6] FRR starts in $C" "$(tail -3 "$(frr_dir "$C")/zebra.out" "$(frr_dir "$C")/bgpd.out")"; return; }
+    for h in "$A" "$B"; do vmmi_conf "$h"; vmmi_start "$h" || { fail "[6] vmmi starts in $h"; return; }; done
+    for h in "$A" "$B"; do check "[6] $h: vmmi created $BR and $VX" 10 link_in "$h" "$BR"; done
+    for h in "$A" "$B"; do check "[6] $h (vmmi): both sessions Established" 30 vmmi_established "$h" 2; done
+    check "[6] $C (FRR): both l2vpn evpn sessions Established" 30 frr_established "$C" 2
     start_vms "$B"
-    check "[5] A's kernel FDB: VM2 -> B" 10 fdb_points "$A" "$VM2_MAC" "$(vtep_ip "$B")"
-    check "[5] FRR's kernel FDB on C: VM1 -> A (zebra installed vmmi's route)" 10 fdb_points "$C" "$VM1_MAC" "$(vtep_ip "$A")"
-    check "[5] VM1 on A pings VM2 on B (mixed fabric)" 5 ping_ok
+    check "[6] A's kernel FDB: VM2 -> B" 10 fdb_points "$A" "$VM2_MAC" "$(vtep_ip "$B")"
+    check "[6] FRR's kernel FDB on C: VM1 -> A (zebra installed vmmi's route)" 10 fdb_points "$C" "$VM1_MAC" "$(vtep_ip "$A")"
+    check "[6] VM1 on A pings VM2 on B (mixed fabric)" 5 ping_ok
     for h in "$A" "$B"; do
-        check "[5] $h (vmmi): exact remote + flood entries (incl. the flood entry from FRR's type-3)" 10 fdb_exact "$h" "$B"
+        check "[6] $h (vmmi): exact remote + flood entries (incl. the flood entry from FRR's type-3)" 10 fdb_exact "$h" "$B"
     done
-    check "[5] $C (FRR): exact remote + flood entries from vmmi's type-2/3 (+ FRR's bridge-side entries)" 10 \
-        fdb_exact "$C" "$B" frr
+    check "[6] $C (FRR): exact remote + flood entries from vmmi's type-2/3 (+ FRR's bridge-side entries)" 10 \
+        fdb_exact "$C" "$B"
     f="$RUN/move-part2.json"
     move_run e2e-mixed 2 "$f" --vmmi-hosts "$A,$B" >"$f.log" 2>&1
     sed 's/^/      /' "$f.log" | head -4
-    report_move "$f" 1 "[6] move VM2 B (vmmi) -> C (FRR)"
-    report_move "$f" 2 "[6] move VM2 C (FRR) -> B (vmmi)"
-    for h in "$A" "$B"; do check "[6] $h (vmmi) after both moves: exact remote entries" 5 fdb_exact "$h" "$B"; done
-    check "[6] VM1 pings VM2 back on B" 5 ping_ok
+    report_move "$f" 1 "[7] move VM2 B (vmmi) -> C (FRR)"
+    report_move "$f" 2 "[7] move VM2 C (FRR) -> B (vmmi)"
+    for h in "$A" "$B"; do check "[7] $h (vmmi) after both moves: exact remote entries" 5 fdb_exact "$h" "$B"; done
+    check "[7] VM1 pings VM2 back on B" 5 ping_ok
     fab_down
 }
 

@@ -9,7 +9,7 @@
 //! settings of `[mobility]`, and `[[lisp.site]]` (added, removed, changed). Everything else —
 //! `[global]`, `[api]`, `[dataplane]`, `mobility.state_file`, `[lisp]` roles, listen address,
 //! pubsub/smr switches and map-servers, and the devices of a VNI that stays (`kind`,
-//! `bridge`, `vxlan`, `vrf`, `table`) — keeps its running value and is reported, key by key,
+//! `bridge`, `vxlan`, `vrf`, `table`, `arp_nd_suppress`) — keeps its running value and is reported, key by key,
 //! as needing a restart (FRR's behaviour for `router bgp` ASN changes: refused until the
 //! instance is re-created).
 
@@ -58,7 +58,7 @@ pub fn reload_plan(old: &Config, new: &Config) -> ReloadPlan {
         };
         if !same_devices(o, v) {
             restart.push(format!(
-                "vni {}: kind / bridge / vxlan / vrf / table (the VNI keeps its running configuration)",
+                "vni {}: kind / bridge / vxlan / vrf / table / arp_nd_suppress (the VNI keeps its running configuration)",
                 v.vni
             ));
             *v = o.clone();
@@ -72,5 +72,19 @@ pub fn reload_plan(old: &Config, new: &Config) -> ReloadPlan {
 
 /// The parts of a VNI that name or shape its dataplane devices.
 fn same_devices(a: &VniCfg, b: &VniCfg) -> bool {
-    (a.kind, &a.bridge, &a.vxlan, &a.vrf, a.table) == (b.kind, &b.bridge, &b.vxlan, &b.vrf, b.table)
+    (
+        a.kind,
+        &a.bridge,
+        &a.vxlan,
+        &a.vrf,
+        a.table,
+        a.arp_nd_suppress,
+    ) == (
+        b.kind,
+        &b.bridge,
+        &b.vxlan,
+        &b.vrf,
+        b.table,
+        b.arp_nd_suppress,
+    )
 }

@@ -258,6 +258,9 @@ fn vnis(c: &Config, e: &mut Errors) {
                 }
             }
             VniKind::L3 => {
+                if v.arp_nd_suppress {
+                    fail!(e, k("arp_nd_suppress") => "only for kind \"l2\" (a MAC-VRF's bridge port)");
+                }
                 if v.gateway_ip.is_some() {
                     fail!(e, k("gateway_ip") => "only for kind \"l2\" (a MAC-VRF's gateway)");
                 }

@@ -142,7 +142,9 @@ pub struct VniDev {
     pub vxlan: String,
     /// Local VTEP address (the VXLAN source).
     pub local: IpAddr,
-    /// ARP/ND suppression on the VXLAN bridge port (`neigh_suppress`).
+    /// ARP/ND suppression on the VXLAN bridge port (`neigh_suppress`): the bridge answers
+    /// ARP/ND for a remote address from the `Neigh` entry and the remote MAC's bridge-side
+    /// FDB entry instead of flooding the request over the fabric.
     pub neigh_suppress: bool,
     /// L3 VNI: the Router's MAC we advertise (RFC 9135 §8.1) — remote VTEPs send routed
     /// frames to it, so it is the bridge's own address (the bridge then routes them).
@@ -176,8 +178,9 @@ impl VniDev {
 }
 
 /// What `Dataplane::reconcile` found and did, entry by entry (FDB unicast, flood list,
-/// neighbour): already right, rewritten, written because absent, deleted because vmmi owns it
-/// and nothing wants it any more.
+/// neighbour; a backend that holds a remote MAC as several entries — the Linux one: the VXLAN
+/// device's and the bridge's — counts it once): already right, rewritten, written because
+/// absent, deleted because vmmi owns it and nothing wants it any more.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileReport {
     pub adopted: usize,

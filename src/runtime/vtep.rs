@@ -239,6 +239,7 @@ pub fn vni_devs(c: &Config) -> Vec<VniDev> {
         .iter()
         .map(|v| {
             let mut d = VniDev::l2(v.vni, c.global.vtep);
+            d.neigh_suppress = v.arp_nd_suppress;
             if v.kind == VniKind::L3 {
                 d.kind = VniDevKind::L3 {
                     vrf: v.vrf.clone().unwrap_or_else(|| format!("vrf{}", v.vni)),

@@ -7,6 +7,18 @@
 //! the configured table all the same (the backend never needs the VRF device to write them),
 //! and `setup` returns the reason next to the devices so `configure` reports it.
 //!
+//! An L2 VNI's bridge keeps the address it has: its address is *set* (NET_ADDR_SET) once,
+//! to the value it already has, when it is not set yet. A bridge whose address is not set
+//! takes the lowest address of its ports, so a VM port joining with a lower MAC changes it —
+//! and a device address change (NETDEV_CHANGEADDR) flushes the device's neighbour entries:
+//! the ARP/ND suppression entries vmmi wrote on the bridge would silently go (seen on 6.18:
+//! an entry gone after `ip link set vm0 master br100`). Netlink does not carry
+//! `addr_assign_type`; it is read from sysfs, and only trusted when the sysfs device has the
+//! ifindex netlink gave (a process in another network namespace than its /sys shows is told
+//! so in the log and leaves the bridge as it is). Setting it flushes the bridge's neighbour
+//! entries once, when vmmi first configures the bridge — before the start-up reconcile, which
+//! writes them.
+//!
 //! Owns: reading links into `LinkView`, deciding adopt / create / refuse (`check_*`, pure),
 //! and the create/attach requests.
 //! Must not: delete or recreate a device. A device that is present with the wrong identity
@@ -17,12 +29,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::path::Path;
 
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVrf, InfoVxlan, LinkAttribute, LinkFlags,
     LinkInfo, LinkMessage,
 };
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVrf, LinkVxlan};
+use tracing::warn;
 
 use super::nl::{self, NlError};
 use crate::dataplane::{VniDev, VniDevKind};
@@ -261,13 +275,63 @@ pub(super) struct Devs {
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<u32, String> {
+    view_of(handle, name).await.map(|l| l.index)
+}
+
+async fn view_of(handle: &Handle, name: &str) -> Result<LinkView, String> {
     let links = Links::dump(handle)
         .await
         .map_err(|e| format!("link dump: {e}"))?;
     links
         .get(name)
-        .map(|l| l.index)
+        .cloned()
         .ok_or_else(|| format!("device {name} absent right after it was created"))
+}
+
+/// `addr_assign_type` NET_ADDR_SET (include/linux/netdevice.h).
+const NET_ADDR_SET: &str = "3";
+
+/// Whether the address of `name` (ifindex `index`) is set, from sysfs; `None` when this
+/// process's /sys does not show that device (see the module header).
+fn address_is_set(name: &str, index: u32) -> Option<bool> {
+    let dir = Path::new("/sys/class/net").join(name);
+    let shown: u32 = std::fs::read_to_string(dir.join("ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if shown != index {
+        return None;
+    }
+    let t = std::fs::read_to_string(dir.join("addr_assign_type")).ok()?;
+    Some(t.trim() == NET_ADDR_SET)
+}
+
+/// Keep an L2 bridge's address whatever ports join it (see the module header). Only logged
+/// when it cannot: the bridge forwards all the same.
+async fn pin_address(handle: &Handle, l: &LinkView) {
+    let Some(addr) = l.address else {
+        return;
+    };
+    match address_is_set(&l.name, l.index) {
+        Some(true) => {}
+        Some(false) => {
+            let m = LinkUnspec::new_with_index(l.index)
+                .address(addr.0.to_vec())
+                .build();
+            if let Err(e) = set(handle, &l.name, "setting the address of", m).await {
+                warn!(bridge = %l.name, "{e}: its address follows its ports");
+            }
+        }
+        None => {
+            warn!(
+                bridge = %l.name,
+                "cannot read its addr_assign_type from /sys (another network namespace?): its \
+                 address is left to follow its ports, and a port joining with a lower MAC \
+                 flushes the ARP/ND suppression entries on it"
+            );
+        }
+    }
 }
 
 /// `EOPNOTSUPP`: the kernel does not know the link kind (module absent and not built in).
@@ -347,7 +411,28 @@ pub(super) async fn setup(
         },
     };
 
+    let l2 = d.kind == VniDevKind::L2;
     let bridge = match links.get(&d.bridge) {
+        Some(l) if l2 => {
+            let bad = check_bridge(l, None, links);
+            if !bad.is_empty() {
+                return Err(wrong(&d.bridge, bad));
+            }
+            if !l.up {
+                let m = LinkUnspec::new_with_index(l.index).up().build();
+                set(handle, &d.bridge, "setting up", m).await?;
+            }
+            pin_address(handle, l).await;
+            l.index
+        }
+        None if l2 => {
+            add_nl(handle, LinkBridge::new(&d.bridge).up().build())
+                .await
+                .map_err(|e| format!("creating {}: {e}", d.bridge))?;
+            let l = view_of(handle, &d.bridge).await?;
+            pin_address(handle, &l).await;
+            l.index
+        }
         Some(l) => {
             let bad = check_bridge(l, vrf, links);
             if !bad.is_empty() {

@@ -7,7 +7,16 @@
 //! configured L2 VNI, on a port other than that VNI's VXLAN device and other than the bridge
 //! itself, not written by a control plane (no NTF_EXT_LEARNED), not a device's own address
 //! (NUD_PERMANENT "local" entries, NTF_SELF entries) and not a multicast address. Such an
-//! entry that is `static` (NUD_NOARP) or NTF_STICKY is reported sticky.
+//! entry that is `static` (NUD_NOARP) or NTF_STICKY is reported sticky. vmmi's own entries
+//! for remote MACs — the VXLAN device's and the bridge's (`master extern_learn` on the VXLAN
+//! port) — are therefore never local MACs, on both counts.
+//!
+//! A local MAC leaves when its entry is deleted, when its port goes, or when the bridge's
+//! entry for it is repointed at the VXLAN port by an extern_learn write (vmmi's bridge-side
+//! entry: the EVPN layer found the MAC behind another VTEP). The kernel repoints the entry in
+//! place (`br_fdb_external_learn_add`: one RTM_NEWNEIGH, no delete for the local port), so
+//! that notification is the leave — without it, the VM coming back to the same port would
+//! not be news.
 //!
 //! Owns: the learn task, its view of which MACs are local (`Learner`), resync by dump (when
 //! the configured VNIs change — which reports what is already attached — and after a socket
@@ -82,9 +91,29 @@ impl Learner {
         ))
     }
 
+    /// A known local MAC whose bridge entry a control plane repointed at the VXLAN port (see
+    /// the module header): it left.
+    fn taken_over(&mut self, v: &NeighView) -> Option<LearnEvent> {
+        if !v.bridge_family
+            || v.flags.contains(NeighbourFlags::Own)
+            || !v.flags.contains(NeighbourFlags::ExtLearned)
+        {
+            return None;
+        }
+        let &(vni, vx) = self.map.bridges.get(&v.master?)?;
+        let mac = v.mac?;
+        if v.ifindex != vx {
+            return None;
+        }
+        self.known.remove(&(vni, mac))?;
+        Some(LearnEvent::Left { vni, mac, ip: None })
+    }
+
     /// An RTM_NEWNEIGH (`added`) or RTM_DELNEIGH.
     pub fn on_neigh(&mut self, v: &NeighView, added: bool) -> Option<LearnEvent> {
-        let (vni, mac, l) = self.local(v)?;
+        let Some((vni, mac, l)) = self.local(v) else {
+            return if added { self.taken_over(v) } else { None };
+        };
         if added {
             if self.known.insert((vni, mac), l) == Some(l) {
                 return None;
@@ -283,6 +312,7 @@ mod tests {
             master: Some(BR),
             vni: None,
             port: None,
+            vlan: None,
         }
     }
 
@@ -354,6 +384,55 @@ mod tests {
         for (i, e) in skip.iter().enumerate() {
             assert_eq!(l.on_neigh(e, true), None, "entry {i} is not a local MAC");
         }
+    }
+
+    #[test]
+    fn our_bridge_side_entry_taking_a_local_mac_over_is_its_leave() {
+        let mut l = learner();
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let ours = entry(VX, 1, REACHABLE, NeighbourFlags::ExtLearned); // master extern_learn
+        // never a learn, for a MAC nobody knows as local
+        assert_eq!(l.on_neigh(&ours, true), None);
+        let local = entry(PORT, 1, REACHABLE, NeighbourFlags::empty());
+        assert!(l.on_neigh(&local, true).is_some());
+        // the EVPN layer found it behind another VTEP: our write repoints the bridge's entry
+        assert_eq!(
+            l.on_neigh(&ours, true),
+            Some(LearnEvent::Left {
+                vni: 100,
+                mac,
+                ip: None
+            })
+        );
+        assert_eq!(l.on_neigh(&ours, true), None, "left once");
+        // the VM sends from the same port again: news again
+        assert_eq!(
+            l.on_neigh(&local, true),
+            Some(LearnEvent::Learned {
+                vni: 100,
+                mac,
+                ip: None,
+                sticky: false
+            })
+        );
+        // a VXLAN (self) entry, or one without extern_learn on the VXLAN port, is not that
+        let own = NeighView {
+            master: None,
+            ..entry(
+                VX,
+                1,
+                REACHABLE,
+                NeighbourFlags::Own | NeighbourFlags::ExtLearned,
+            )
+        };
+        assert_eq!(l.on_neigh(&own, true), None);
+        assert_eq!(
+            l.on_neigh(&entry(VX, 1, REACHABLE, NeighbourFlags::empty()), true),
+            None
+        );
+        // nor is a delete of our entry
+        assert_eq!(l.on_neigh(&ours, false), None);
+        assert!(l.known.contains_key(&(100, mac)));
     }
 
     #[test]

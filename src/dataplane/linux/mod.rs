@@ -2,13 +2,30 @@
 //! netlink code in vmmi (research/crates.md §3 has the verified calls).
 //!
 //! What it writes (the same entries FRR writes, INTEROP.md):
-//! - `Fdb` → `bridge fdb replace MAC dev vxlanN dst VTEP self extern_learn` (the kernel never
-//!   ages extern_learn entries); sticky adds `static sticky`. A move is one replace (no gap).
-//!   The kernel's VXLAN replace changes only the remote, so an entry whose kind must change
-//!   (sticky ↔ not) is deleted and rewritten: a short gap, only on that rare change. For the
-//!   same reason a MAC held by an entry this backend did not write (an operator's) keeps that
-//!   entry's flags on `apply` until the next `reconcile` rewrites it.
-//! - `FdbDel` → `bridge fdb del MAC dev vxlanN self`; absent = success.
+//! - `Fdb` → two entries, in one op: `bridge fdb replace MAC dev vxlanN dst VTEP self
+//!   extern_learn` (the VXLAN device sends the MAC's frames to VTEP; the kernel never ages
+//!   extern_learn entries; sticky adds `static sticky`) and the bridge's own entry, `bridge fdb
+//!   replace MAC dev vxlanN master extern_learn` (`nl::master_replace`: NTF_MASTER on the
+//!   VXLAN port, NUD_NOARP). Without the second, the bridge knows no port for the MAC: it
+//!   floods its frames to every local port as unknown unicast, and ARP/ND suppression never
+//!   answers for it — `br_do_proxy_suppress_arp` / `br_do_suppress_nd`
+//!   (net/bridge/br_arp_nd_proxy.c) look the neighbour's MAC up in the *bridge* FDB
+//!   (`br_fdb_find_rcu`) and reply only when that entry's port has `neigh_suppress`. FRR's
+//!   zebra writes the same pair (one request with NTF_SELF|NTF_MASTER; we send two, so that
+//!   each side has its own state and its own error). The op fails when either write fails
+//!   (the retry sends both again: both are replaces). A move is one replace of each (no gap;
+//!   the bridge's entry already points at the VXLAN port and the kernel does not even report
+//!   it). The kernel's VXLAN replace changes only the remote, so an entry whose kind must
+//!   change (sticky ↔ not) is deleted and rewritten: a short gap, only on that rare change.
+//!   For the same reason a MAC held by an entry this backend did not write (an operator's)
+//!   keeps that entry's flags on `apply` until the next `reconcile` rewrites it. The bridge
+//!   cannot hold an extern_learn entry sticky (`nl::master_kind` says why that is right).
+//!   A MAC the bridge had learned on a local port is taken over by the write (the EVPN layer
+//!   found it behind another VTEP): the bridge stops sending its frames to the stale port, and
+//!   the learn task reports the MAC as left.
+//! - `FdbDel` → `bridge fdb del MAC dev vxlanN master` (only while the bridge's entry points at
+//!   the VXLAN port: a MAC learned on a local port since is not touched) and `bridge fdb del
+//!   MAC dev vxlanN self`; absent = success.
 //! - `Flood` → `bridge fdb append 00:00:00:00:00:00 dev vxlanN dst VTEP self permanent`
 //!   (NLM_F_APPEND, one flood-list member per VTEP); `FloodDel` removes exactly that member.
 //! - `Neigh` → `ip neigh replace IP lladdr MAC dev brN nud noarp extern_learn`; `NeighDel`.
@@ -21,16 +38,20 @@
 //!   exists (a kernel without `vrf` support: `configure` says so, the rest works).
 //! - Devices (`configure`, `devices.rs`): created when absent, adopted when right, reported
 //!   by name and mismatch when wrong (never deleted). An L3 VNI's bridge gets our Router's
-//!   MAC as its address (RFC 9135 §8.1: the inner destination of frames routed to us).
+//!   MAC as its address (RFC 9135 §8.1: the inner destination of frames routed to us); an L2
+//!   VNI's bridge keeps its own, set once so that ports joining never change it (a change
+//!   would flush the suppression entries on it). An L3 VNI's RMAC entries have no bridge
+//!   side: its VXLAN device is its bridge's only port.
 //! - Local learning (`learn.rs`) and start-up reconcile (`reconcile.rs`).
 //!
 //! Ops of one batch are pipelined (up to `WINDOW` requests in flight on one socket; the
 //! kernel handles them in order) and each op gets its own result: one failure never stops
 //! the rest. Errors carry the request and the kernel's text. Measured in a namespace (release
-//! build, 2 cores): 20,000 remote MACs written in ≈ 0.2 s, all moved in ≈ 0.25 s, a
-//! reconcile adopting them in ≈ 0.1 s. 10,000 L3 routes behind 100 VTEPs (debug build, the
-//! `dataplane_linux` test): written in ≈ 0.26 s, all moved to other VTEPs in ≈ 0.25 s,
-//! removed in ≈ 0.2 s.
+//! build, 2 cores, before bridge-side entries): 20,000 remote MACs written in ≈ 0.2 s, all
+//! moved in ≈ 0.25 s, a reconcile adopting them in ≈ 0.1 s. With both entries per MAC (debug
+//! build, the probe, 2 cores shared with other builds): written in ≈ 3.2 s, moved in ≈ 2.6 s,
+//! adopted in ≈ 1.0 s. 10,000 L3 routes behind 100 VTEPs (debug build, the `dataplane_linux`
+//! test): written in ≈ 0.26 s, all moved to other VTEPs in ≈ 0.25 s, removed in ≈ 0.2 s.
 //!
 //! Driving it (runtime): `Linux::new()` inside the tokio runtime → `configure(&vnis)` →
 //! `reconcile(&desired)` once the EVPN layer's desired state is complete (after End-of-RIB /
@@ -42,8 +63,6 @@
 //! - ECMP: one next hop per prefix (the EVPN layer's best path).
 //! - The start-up reconcile dumps all routes of both families and keeps the L3 VNIs' tables
 //!   (filtering by table in the kernel needs strict checking on the socket).
-//! - Bridge-side `master extern_learn` entries for remote MACs (FRR also writes them): without
-//!   them the bridge floods known-unicast for remote MACs to local ports too.
 //! - VLAN-aware bridges / single VXLAN device (SVD): one bridge and one VXLAN device per VNI.
 //! - `Learned` events carry no IP (`ip: None`): only the bridge FDB is watched.
 //! - Retry with backoff and metrics are the runtime's (it gets exact per-op errors).
@@ -79,7 +98,7 @@ pub use l3::NO_RMAC;
 use l3::{Vrf, Write};
 use learn::LearnMap;
 use nl::{NlError, Req};
-use reconcile::{Class, How, Snapshot};
+use reconcile::{Class, How, Side, Snapshot};
 
 /// Requests in flight at once (each acknowledgement must fit the socket's receive buffer).
 const WINDOW: usize = 64;
@@ -219,6 +238,9 @@ impl Linux {
         let (vx, br) = (v.idx.vxlan, v.idx.bridge);
         let (vxn, brn) = (v.dev.vxlan.as_str(), v.dev.bridge.as_str());
         let table = v.table();
+        // an L2 VNI's remote MAC has a bridge side; an L3 VNI's RMAC entries have none (its
+        // VXLAN device is its bridge's only port: the bridge's flood reaches nothing else)
+        let l2 = table.is_none();
         let route_table = || table.ok_or_else(|| wrong_kind(op, false).unwrap_or_default());
         Ok(Lowered::plain(match *op {
             DataplaneOp::Fdb {
@@ -228,17 +250,44 @@ impl Linux {
                 sticky,
             } => {
                 let before = self.written.insert((vni, mac), sticky);
-                let fresh = *how == How::Fresh || before.is_some_and(|s| s != sticky);
-                let write = nl::fdb_replace(vx, vxn, mac, vtep, sticky);
-                if fresh {
-                    vec![nl::fdb_delete(vx, vxn, mac, None), write]
-                } else {
-                    vec![write]
+                let (mut vxlan, bridge) = match *how {
+                    How::Sides { vxlan, bridge } => (vxlan, bridge),
+                    _ => (Side::Write, Side::Write),
+                };
+                // the kernel's VXLAN replace changes only the remote: a change of kind
+                // (sticky ↔ not) needs a fresh entry
+                if vxlan == Side::Write && before.is_some_and(|s| s != sticky) {
+                    vxlan = Side::Fresh;
                 }
+                let mut reqs = Vec::with_capacity(4);
+                if vxlan == Side::Fresh {
+                    reqs.push(nl::fdb_delete(vx, vxn, mac, None));
+                }
+                if vxlan != Side::Keep {
+                    reqs.push(nl::fdb_replace(vx, vxn, mac, vtep, sticky));
+                }
+                if l2 && bridge == Side::Fresh {
+                    reqs.push(nl::master_delete(vx, vxn, brn, mac));
+                }
+                if l2 && bridge != Side::Keep {
+                    reqs.push(nl::master_replace(vx, vxn, brn, mac));
+                }
+                reqs
             }
             DataplaneOp::FdbDel { vni, mac } => {
+                let (vxlan, bridge) = match *how {
+                    How::Del { vxlan, bridge } => (vxlan, bridge),
+                    _ => (true, true),
+                };
                 self.written.remove(&(vni, mac));
-                vec![nl::fdb_delete(vx, vxn, mac, None)]
+                let mut reqs = Vec::with_capacity(2);
+                if l2 && bridge {
+                    reqs.push(nl::master_delete(vx, vxn, brn, mac));
+                }
+                if vxlan {
+                    reqs.push(nl::fdb_delete(vx, vxn, mac, None));
+                }
+                reqs
             }
             DataplaneOp::Flood { vtep, .. } => vec![nl::flood_append(vx, vxn, vtep)],
             DataplaneOp::FloodDel { vtep, .. } => vec![nl::flood_delete(vx, vxn, vtep)],

@@ -1,5 +1,6 @@
 //! Netlink plumbing of the Linux backend: one send/acknowledge pair (so a batch can keep many
-//! requests in flight), the neighbour messages that make FDB, flood-list and ARP/ND entries,
+//! requests in flight), the neighbour messages that make FDB (the VXLAN device's and the
+//! bridge's side of a remote MAC), flood-list and ARP/ND entries,
 //! the route messages of an L3 VNI's table, dumps, and flat views of a neighbour and a route
 //! message.
 //!
@@ -200,6 +201,66 @@ pub(super) fn fdb_replace(vx: u32, dev: &str, mac: MacAddr, vtep: IpAddr, sticky
         flags: F_REPLACE,
         enoent_ok: false,
         what: format!("fdb replace {mac} dst {vtep} on {dev}"),
+    }
+}
+
+/// State and flags of the bridge-side entry of a remote MAC: `master extern_learn` on the
+/// VXLAN port, so that the bridge forwards the MAC to that port alone (no unknown-unicast
+/// flood to the local ports) and ARP/ND suppression finds it (`br_do_proxy_suppress_arp` /
+/// `br_do_suppress_nd` reply only when `br_fdb_find_rcu` gives an entry whose port has
+/// `neigh_suppress`).
+///
+/// The kernel's bridge (net/bridge/br_fdb.c, `__br_fdb_add`) sends an NTF_EXT_LEARNED request
+/// on a port to `br_fdb_external_learn_add`, which takes neither the state nor NTF_STICKY: the
+/// entry never ages (`has_expired` and `br_fdb_cleanup` skip extern_learn entries), a replace
+/// of a present entry repoints it in place (one RTM_NEWNEIGH, no delete), and a dump shows it
+/// NUD_REACHABLE, not static. `br_fdb_add` still wants one of PERMANENT, NOARP or REACHABLE:
+/// `bridge fdb replace MAC dev vxlan100 master extern_learn` sends NOARP|PERMANENT (seen with
+/// strace, iproute2 6.1); we send NUD_NOARP alone — "static", never "local" should a kernel
+/// ever honour it. A sticky remote MAC keeps `sticky` on its VXLAN entry only: the bridge
+/// cannot hold an extern_learn entry sticky, so a local learn of the MAC still moves the
+/// bridge's entry to the local port — which is how the EVPN layer hears of it (RFC 7432
+/// §15.2 wants that reported).
+pub(super) fn master_kind() -> (u16, NeighbourFlags) {
+    (
+        NUD_NOARP,
+        NeighbourFlags::Controller | NeighbourFlags::ExtLearned,
+    )
+}
+
+/// `bridge fdb replace MAC dev VXLAN master extern_learn`: the bridge forwards `mac` to its
+/// port `vx` (`dev`: the VXLAN device's name, `br`: the bridge's, for errors).
+pub(super) fn master_replace(vx: u32, dev: &str, br: &str, mac: MacAddr) -> Req {
+    let (state, flags) = master_kind();
+    Req {
+        msg: RouteNetlinkMessage::NewNeighbour(neigh(
+            AddressFamily::Bridge,
+            vx,
+            state,
+            flags,
+            vec![NeighbourAttribute::LinkLayerAddress(mac.0.to_vec())],
+        )),
+        flags: F_REPLACE,
+        enoent_ok: false,
+        what: format!("fdb replace {mac} on {dev} master {br}"),
+    }
+}
+
+/// `bridge fdb del MAC dev VXLAN master`: the bridge's entry for `mac` if it points at the port
+/// `vx` (the kernel deletes by address *and* port: a MAC learned on a local port since is not
+/// touched, and answers ENOENT — success, like an absent entry).
+pub(super) fn master_delete(vx: u32, dev: &str, br: &str, mac: MacAddr) -> Req {
+    Req {
+        msg: RouteNetlinkMessage::DelNeighbour(neigh(
+            AddressFamily::Bridge,
+            vx,
+            0,
+            NeighbourFlags::Controller,
+            vec![NeighbourAttribute::LinkLayerAddress(mac.0.to_vec())],
+        )),
+        flags: F_DELETE,
+        enoent_ok: true,
+        what: format!("fdb delete {mac} on {dev} master {br}"),
     }
 }
 
@@ -479,6 +540,9 @@ pub(super) struct NeighView {
     /// NDA_VNI / NDA_PORT: present on a VXLAN remote only when they differ from the device's.
     pub vni: Option<u32>,
     pub port: Option<u16>,
+    /// NDA_VLAN: a bridge entry of one VLAN (vmmi writes none; VLAN-aware bridges are not
+    /// supported).
+    pub vlan: Option<u16>,
 }
 
 impl NeighView {
@@ -493,6 +557,7 @@ impl NeighView {
             master: None,
             vni: None,
             port: None,
+            vlan: None,
         };
         for a in &m.attributes {
             match a {
@@ -503,6 +568,7 @@ impl NeighView {
                 NeighbourAttribute::Controller(i) => v.master = Some(*i),
                 NeighbourAttribute::Vni(n) => v.vni = Some(*n),
                 NeighbourAttribute::Port(p) => v.port = Some(*p),
+                NeighbourAttribute::Vlan(n) => v.vlan = Some(*n),
                 _ => {}
             }
         }
@@ -560,5 +626,34 @@ mod tests {
         assert_eq!(r.flags & NLM_F_REPLACE, 0);
         let d = fdb_delete(7, "vxlan100", MacAddr([2, 0, 0, 0, 0, 1]), None);
         assert!(d.enoent_ok);
+    }
+
+    #[test]
+    fn bridge_side_entries_are_master_extern_learn_static_and_replace() {
+        let (s, f) = master_kind();
+        assert_eq!(s, NUD_NOARP);
+        assert_eq!(f, NeighbourFlags::Controller | NeighbourFlags::ExtLearned);
+        assert!(!f.contains(NeighbourFlags::Own), "not a VXLAN (self) entry");
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let r = master_replace(7, "vxlan100", "br100", mac);
+        assert_eq!(r.flags, F_REPLACE);
+        assert_eq!(
+            r.what,
+            "fdb replace 02:00:00:00:00:01 on vxlan100 master br100"
+        );
+        let RouteNetlinkMessage::NewNeighbour(m) = &r.msg else {
+            panic!("{:?}", r.msg)
+        };
+        assert_eq!(m.header.ifindex, 7, "on the VXLAN port, not the bridge");
+        assert_eq!(
+            m.attributes,
+            vec![NeighbourAttribute::LinkLayerAddress(mac.0.to_vec())]
+        );
+        let d = master_delete(7, "vxlan100", "br100", mac);
+        assert!(d.enoent_ok);
+        let RouteNetlinkMessage::DelNeighbour(m) = &d.msg else {
+            panic!("{:?}", d.msg)
+        };
+        assert_eq!(m.header.flags, NeighbourFlags::Controller);
     }
 }

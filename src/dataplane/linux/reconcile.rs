@@ -4,11 +4,23 @@
 //! wants — never a flush.
 //!
 //! Ownership (what may be removed): on a configured VXLAN device, unicast `self` entries
-//! marked `extern_learn` and every flood-list entry (00:00:00:00:00:00 `self`); on a
-//! configured bridge, neighbour entries marked `extern_learn`; in the table of a configured
-//! L3 VNI, routes of protocol 210 (`nl::RTPROT_VMMI`). Everything else (entries an operator
-//! added, the kernel's own, another daemon's routes — FRR's are `proto bgp`) is never
-//! removed; a desired MAC that an operator's entry holds is rewritten as vmmi's.
+//! marked `extern_learn` and every flood-list entry (00:00:00:00:00:00 `self`); on the bridge
+//! of a configured L2 VNI, FDB entries marked `extern_learn` that point at its VXLAN port (the
+//! bridge side of a remote MAC) and neighbour entries marked `extern_learn`; in the table of
+//! a configured L3 VNI, routes of protocol 210 (`nl::RTPROT_VMMI`). Everything else (entries
+//! an operator added, MACs the bridge learned on local ports, the kernel's own, another
+//! daemon's routes — FRR's are `proto bgp`, its FDB entries live on its own VNIs' devices) is
+//! never removed; a desired MAC that an operator's entry on the VXLAN device or port holds is
+//! rewritten as vmmi's.
+//!
+//! A remote MAC of an L2 VNI is two entries (`mod.rs`): the VXLAN device's (`self`, the VTEP)
+//! and the bridge's (`master extern_learn` on the VXLAN port). Each side is compared on its
+//! own (`How::Sides`): kept when right, replaced, or deleted and rewritten when its kind is
+//! wrong (the extern_learn path of the bridge keeps an entry's `static` and `sticky` bits,
+//! as the VXLAN replace keeps its state). A desired MAC the bridge holds on a *local* port is
+//! left there: the learn task reports it as local at start-up and the EVPN layer's next op
+//! for the MAC decides; a start-up reconcile never takes a local MAC over. The pair counts
+//! once in the report: adopted when both sides are right, added when neither existed.
 //!
 //! L3 VNIs: the desired `Route`s give the routes, and through `l3::Vrf` the RMAC FDB entries
 //! and next-hop neighbours they share; those are compared like any FDB or neighbour entry of
@@ -25,7 +37,9 @@ use ipnet::IpNet;
 use netlink_packet_route::neighbour::NeighbourFlags;
 
 use super::l3::{Entry, NO_RMAC, Vrf};
-use super::nl::{NUD_NOARP, NeighView, ROUTE_METRIC, RTPROT_VMMI, RouteView, fdb_kind, gateway};
+use super::nl::{
+    NUD_NOARP, NUD_PERMANENT, NeighView, ROUTE_METRIC, RTPROT_VMMI, RouteView, fdb_kind, gateway,
+};
 use crate::dataplane::{DataplaneOp, OpError};
 use crate::wire::types::MacAddr;
 
@@ -54,6 +68,30 @@ impl Remote {
     }
 }
 
+/// The bridge's FDB entry (VLAN 0) for a MAC, on the bridge of a configured VNI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct BrEntry {
+    /// It points at the VNI's VXLAN port (else at a local port, or the bridge itself).
+    pub on_vxlan: bool,
+    pub state: u16,
+    pub flags: NeighbourFlags,
+}
+
+impl BrEntry {
+    /// A control plane's entry on the VXLAN port: what vmmi owns there.
+    fn ours(&self) -> bool {
+        self.on_vxlan && self.flags.contains(NeighbourFlags::ExtLearned)
+    }
+
+    /// Exactly what `nl::master_replace` leaves: extern_learn, neither local (PERMANENT) nor
+    /// static (NOARP) nor sticky — the kernel reports it NUD_REACHABLE.
+    fn right(&self) -> bool {
+        self.ours()
+            && self.state & (NUD_PERMANENT | NUD_NOARP) == 0
+            && !self.flags.contains(NeighbourFlags::Sticky)
+    }
+}
+
 /// A neighbour entry on a configured bridge.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Neigh {
@@ -75,6 +113,8 @@ pub(super) struct OurRoute {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Snapshot {
     pub fdb: BTreeMap<(u32, MacAddr), Vec<Remote>>,
+    /// The bridges' entries (VLAN 0), wherever they point.
+    pub br: BTreeMap<(u32, MacAddr), BrEntry>,
     pub flood: BTreeSet<(u32, IpAddr)>,
     pub neigh: BTreeMap<(u32, IpAddr), Neigh>,
     /// Routes of protocol 210 in L3 VNIs' tables.
@@ -92,10 +132,31 @@ impl Snapshot {
     ) -> Snapshot {
         let mut s = Snapshot::default();
         for v in bridge_fdb {
+            if !v.bridge_family {
+                continue;
+            }
+            // the bridge's own table: NDA_MASTER is the bridge, the ifindex the port
+            if let (Some(br), Some(mac), false) =
+                (v.master, v.mac, v.flags.contains(NeighbourFlags::Own))
+            {
+                if let Some(&vni) = bridge.get(&br)
+                    && v.vlan.is_none_or(|n| n == 0)
+                {
+                    s.br.insert(
+                        (vni, mac),
+                        BrEntry {
+                            on_vxlan: vxlan.get(&v.ifindex) == Some(&vni),
+                            state: v.state,
+                            flags: v.flags,
+                        },
+                    );
+                }
+                continue;
+            }
             let (Some(&vni), Some(mac)) = (vxlan.get(&v.ifindex), v.mac) else {
                 continue;
             };
-            if !v.bridge_family || !v.flags.contains(NeighbourFlags::Own) || v.master.is_some() {
+            if !v.flags.contains(NeighbourFlags::Own) || v.master.is_some() {
                 continue;
             }
             if mac == MacAddr::ZERO {
@@ -150,14 +211,28 @@ impl Snapshot {
     }
 }
 
+/// What a step does to one side of a remote MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Side {
+    /// Right already: nothing.
+    Keep,
+    /// Replace (creates it when absent).
+    Write,
+    /// Delete the entry, then write it: one whose state or flags a replace would keep (the
+    /// kernel's VXLAN replace changes only the remote; the bridge's extern_learn path only
+    /// the port).
+    Fresh,
+}
+
 /// How a step is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum How {
     /// The op as `apply` writes it.
     Normal,
-    /// Delete the whole FDB entry, then write it (an entry whose state or flags a replace
-    /// would keep: the kernel's VXLAN replace changes only the remote).
-    Fresh,
+    /// An `Fdb`: each side as given (an L3 VNI's RMAC entry has no bridge side).
+    Sides { vxlan: Side, bridge: Side },
+    /// An `FdbDel` of these sides only (the other one is not vmmi's).
+    Del { vxlan: bool, bridge: bool },
     /// A route alone (its RMAC entry and neighbour are steps of their own).
     Bare,
     /// Delete a route of ours with this metric.
@@ -287,25 +362,59 @@ pub(super) fn plan(
             vtep,
             sticky,
         };
-        match snap.fdb.get(&(vni, mac)).map(Vec::as_slice) {
-            None | Some([]) => p.steps.push(step(op, How::Normal, Class::Added)),
-            Some([r]) if r.kind_is(sticky) && r.dst == Some(vtep) => p.adopted += 1,
+        let have = snap.fdb.get(&(vni, mac)).map_or(&[][..], Vec::as_slice);
+        let vxlan = match have {
+            [] => Side::Write,
+            [r] if r.kind_is(sticky) && r.dst == Some(vtep) => Side::Keep,
             // one remote with the right kind: a replace moves it without a gap
-            Some([r]) if r.kind_is(sticky) => p.steps.push(step(op, How::Normal, Class::Fixed)),
-            Some(_) => p.steps.push(step(op, How::Fresh, Class::Fixed)),
+            [r] if r.kind_is(sticky) => Side::Write,
+            _ => Side::Fresh,
+        };
+        let br = snap.br.get(&(vni, mac));
+        let bridge = match br {
+            // an L3 VNI's RMAC entry has no bridge side (`mod.rs`)
+            _ if l3.contains(&vni) => Side::Keep,
+            None => Side::Write,
+            // on a local port (or the bridge's own address): never taken over at start-up
+            Some(b) if !b.on_vxlan => Side::Keep,
+            Some(b) if b.right() => Side::Keep,
+            Some(_) => Side::Fresh,
+        };
+        let existed = !have.is_empty() || (!l3.contains(&vni) && br.is_some_and(|b| b.on_vxlan));
+        match (vxlan, bridge) {
+            (Side::Keep, Side::Keep) => p.adopted += 1,
+            _ => p.steps.push(step(
+                op,
+                How::Sides { vxlan, bridge },
+                if existed { Class::Fixed } else { Class::Added },
+            )),
         }
     }
+    // stale: (vni, mac) → (the VXLAN entry is ours, the bridge's entry is ours)
+    let mut stale: BTreeMap<(u32, MacAddr), (bool, bool)> = BTreeMap::new();
     for (&(vni, mac), remotes) in &snap.fdb {
         if !fdb.contains_key(&(vni, mac))
             && configured.contains(&vni)
             && remotes.iter().any(Remote::ours)
         {
-            p.steps.push(step(
-                DataplaneOp::FdbDel { vni, mac },
-                How::Normal,
-                Class::Removed,
-            ));
+            stale.entry((vni, mac)).or_default().0 = true;
         }
+    }
+    for (&(vni, mac), b) in &snap.br {
+        if !fdb.contains_key(&(vni, mac))
+            && configured.contains(&vni)
+            && !l3.contains(&vni)
+            && b.ours()
+        {
+            stale.entry((vni, mac)).or_default().1 = true;
+        }
+    }
+    for ((vni, mac), (vxlan, bridge)) in stale {
+        p.steps.push(step(
+            DataplaneOp::FdbDel { vni, mac },
+            How::Del { vxlan, bridge },
+            Class::Removed,
+        ));
     }
 
     for &(vni, vtep) in &flood {
@@ -387,7 +496,7 @@ pub(super) fn plan(
 
 #[cfg(test)]
 mod tests {
-    use super::super::nl::{NUD_PERMANENT, NUD_REACHABLE};
+    use super::super::nl::NUD_REACHABLE;
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
@@ -405,6 +514,20 @@ mod tests {
         }
     }
     const OURS: NeighbourFlags = NeighbourFlags::Own.union(NeighbourFlags::ExtLearned);
+    /// The flags the kernel reports on a bridge entry written `master extern_learn`.
+    const MASTER: NeighbourFlags = NeighbourFlags::ExtLearned;
+
+    fn master(on_vxlan: bool, state: u16, flags: NeighbourFlags) -> BrEntry {
+        BrEntry {
+            on_vxlan,
+            state,
+            flags,
+        }
+    }
+
+    fn sides(vxlan: Side, bridge: Side) -> How {
+        How::Sides { vxlan, bridge }
+    }
 
     fn classes(p: &Plan) -> Vec<(DataplaneOp, How, Class)> {
         p.steps
@@ -432,6 +555,9 @@ mod tests {
         ); // operator's
         s.fdb
             .insert((200, mac(6)), vec![remote("10.0.0.8", NUD_REACHABLE, OURS)]); // vni not configured
+        for m in 1..=4 {
+            s.br.insert((100, mac(m)), master(true, NUD_REACHABLE, MASTER)); // right
+        }
         s.flood.insert((100, ip("10.0.0.2")));
         s.flood.insert((100, ip("10.0.0.7")));
         s.neigh.insert(
@@ -498,15 +624,30 @@ mod tests {
         assert_eq!(
             classes(&p),
             vec![
-                (fdb(2, "10.0.0.3"), How::Normal, Class::Fixed),
-                (fdb(3, "10.0.0.2"), How::Fresh, Class::Fixed),
-                (fdb(7, "10.0.0.4"), How::Normal, Class::Added),
+                (
+                    fdb(2, "10.0.0.3"),
+                    sides(Side::Write, Side::Keep),
+                    Class::Fixed
+                ),
+                (
+                    fdb(3, "10.0.0.2"),
+                    sides(Side::Fresh, Side::Keep),
+                    Class::Fixed
+                ),
+                (
+                    fdb(7, "10.0.0.4"),
+                    sides(Side::Write, Side::Write),
+                    Class::Added
+                ),
                 (
                     DataplaneOp::FdbDel {
                         vni: 100,
                         mac: mac(4)
                     },
-                    How::Normal,
+                    How::Del {
+                        vxlan: true,
+                        bridge: true
+                    },
                     Class::Removed
                 ),
                 (
@@ -544,6 +685,108 @@ mod tests {
     }
 
     #[test]
+    fn the_bridge_side_is_adopted_fixed_and_removed_only_when_ours_and_on_the_vxlan_port() {
+        let mut s = Snapshot::default();
+        let right = remote("10.0.0.2", NUD_REACHABLE, OURS);
+        let operator = remote("10.0.0.2", NUD_PERMANENT, NeighbourFlags::Own);
+        // desired: the bridge side absent (a vmmi before bridge-side entries)
+        s.fdb.insert((100, mac(1)), vec![right.clone()]);
+        // desired: an operator's static entry on the VXLAN port, and a sticky one
+        s.fdb.insert((100, mac(2)), vec![right.clone()]);
+        s.br.insert(
+            (100, mac(2)),
+            master(true, NUD_NOARP, NeighbourFlags::empty()),
+        );
+        s.br.insert(
+            (100, mac(3)),
+            master(true, NUD_NOARP, MASTER | NeighbourFlags::Sticky),
+        );
+        // desired, but the bridge has the MAC on a local port: left to the learn task
+        s.br.insert(
+            (100, mac(4)),
+            master(false, NUD_REACHABLE, NeighbourFlags::empty()),
+        );
+        // not desired: ours on both sides; only the bridge side ours; only the VXLAN side
+        // ours (the bridge's entry is an operator's static one); a MAC learned on a local
+        // port; an operator's static entry on the VXLAN port
+        s.fdb.insert((100, mac(5)), vec![right.clone()]);
+        s.br.insert((100, mac(5)), master(true, NUD_REACHABLE, MASTER));
+        s.br.insert((100, mac(6)), master(true, NUD_REACHABLE, MASTER));
+        s.fdb.insert((100, mac(7)), vec![operator.clone()]);
+        s.br.insert((100, mac(7)), master(true, NUD_REACHABLE, MASTER));
+        s.fdb.insert((100, mac(8)), vec![right.clone()]);
+        s.br.insert(
+            (100, mac(8)),
+            master(true, NUD_NOARP, NeighbourFlags::empty()),
+        );
+        s.br.insert(
+            (100, mac(9)),
+            master(false, NUD_REACHABLE, NeighbourFlags::empty()),
+        );
+        s.br.insert(
+            (100, mac(10)),
+            master(true, NUD_NOARP, NeighbourFlags::empty()),
+        );
+        // another (unconfigured) VNI's bridge: never touched
+        s.br.insert((200, mac(11)), master(true, NUD_REACHABLE, MASTER));
+        // an L3 VNI: no bridge side, whatever is there
+        s.br.insert((5000, mac(12)), master(true, NUD_REACHABLE, MASTER));
+        s.br.insert(
+            (5000, mac(13)),
+            master(true, NUD_NOARP, NeighbourFlags::empty()),
+        );
+        let fdb = |vni, m| DataplaneOp::Fdb {
+            vni,
+            mac: mac(m),
+            vtep: ip("10.0.0.2"),
+            sticky: false,
+        };
+        let del = |m, vxlan, bridge| {
+            (
+                DataplaneOp::FdbDel {
+                    vni: 100,
+                    mac: mac(m),
+                },
+                How::Del { vxlan, bridge },
+                Class::Removed,
+            )
+        };
+        let desired = [fdb(100, 1), fdb(100, 2), fdb(100, 3), fdb(100, 4)];
+        let p = plan(
+            &desired,
+            &s,
+            &[100, 5000].into_iter().collect(),
+            &[5000].into_iter().collect(),
+        );
+        assert_eq!(p.adopted, 0);
+        assert_eq!(
+            classes(&p),
+            vec![
+                (fdb(100, 1), sides(Side::Keep, Side::Write), Class::Fixed),
+                (fdb(100, 2), sides(Side::Keep, Side::Fresh), Class::Fixed),
+                (fdb(100, 3), sides(Side::Write, Side::Fresh), Class::Fixed),
+                (fdb(100, 4), sides(Side::Write, Side::Keep), Class::Added),
+                del(5, true, true),
+                del(6, false, true),
+                del(7, false, true),
+                del(8, true, false),
+            ]
+        );
+        // a right pair is adopted
+        let mut s2 = Snapshot::default();
+        s2.fdb.insert((100, mac(1)), vec![right]);
+        s2.br
+            .insert((100, mac(1)), master(true, NUD_REACHABLE, MASTER));
+        let p = plan(
+            &[fdb(100, 1)],
+            &s2,
+            &[100].into_iter().collect(),
+            &BTreeSet::new(),
+        );
+        assert_eq!((p.adopted, p.steps.len()), (1, 0));
+    }
+
+    #[test]
     fn sticky_changes_and_extra_remotes_need_a_fresh_entry() {
         let mut s = Snapshot::default();
         s.fdb
@@ -576,14 +819,14 @@ mod tests {
         assert_eq!(
             classes(&p),
             vec![
-                (sticky, How::Fresh, Class::Fixed),
-                (two, How::Fresh, Class::Fixed)
+                (sticky, sides(Side::Fresh, Side::Write), Class::Fixed),
+                (two, sides(Side::Fresh, Side::Write), Class::Fixed)
             ]
         );
     }
 
     #[test]
-    fn snapshot_keeps_only_self_entries_of_configured_devices() {
+    fn snapshot_keeps_only_entries_of_configured_devices() {
         let v = |ifindex, m: MacAddr, dst: &str, flags, master| NeighView {
             bridge_family: true,
             ifindex,
@@ -594,24 +837,49 @@ mod tests {
             master,
             vni: None,
             port: None,
+            vlan: None,
+        };
+        let side = |ifindex, m: MacAddr, flags, master| NeighView {
+            dst: None,
+            ..v(ifindex, m, "10.0.0.2", flags, master)
         };
         let fdb = [
             v(3, mac(1), "10.0.0.2", OURS, None),
             v(3, MacAddr::ZERO, "10.0.0.2", NeighbourFlags::Own, None),
-            v(3, mac(2), "10.0.0.2", NeighbourFlags::ExtLearned, Some(2)), // bridge side
-            v(9, mac(3), "10.0.0.2", OURS, None),                          // another device
+            side(3, mac(2), NeighbourFlags::ExtLearned, Some(2)), // bridge side, VXLAN port
+            side(4, mac(4), NeighbourFlags::empty(), Some(2)),    // bridge side, a local port
+            side(3, mac(5), NeighbourFlags::ExtLearned, Some(8)), // another bridge
+            NeighView {
+                vlan: Some(10),
+                ..side(4, mac(6), NeighbourFlags::empty(), Some(2))
+            }, // a VLAN's
+            side(3, mac(7), NeighbourFlags::Own, Some(2)),        // a port's own (self) entry
+            v(9, mac(3), "10.0.0.2", OURS, None),                 // another device
         ];
         let s = Snapshot::build(
             &fdb,
             &[],
             &[(3, 100)].into_iter().collect(),
-            &HashMap::new(),
+            &[(2, 100)].into_iter().collect(),
         );
         assert_eq!(s.fdb.len(), 1);
         assert!(s.fdb.contains_key(&(100, mac(1))));
         assert_eq!(
             s.flood.iter().collect::<Vec<_>>(),
             vec![&(100, ip("10.0.0.2"))]
+        );
+        assert_eq!(
+            s.br.into_iter().collect::<Vec<_>>(),
+            vec![
+                (
+                    (100, mac(2)),
+                    master(true, NUD_REACHABLE, NeighbourFlags::ExtLearned)
+                ),
+                (
+                    (100, mac(4)),
+                    master(false, NUD_REACHABLE, NeighbourFlags::empty())
+                ),
+            ]
         );
     }
 
@@ -694,7 +962,7 @@ mod tests {
                         vtep: y,
                         sticky: false
                     },
-                    How::Normal,
+                    sides(Side::Write, Side::Keep),
                     Class::Added
                 ),
                 (
@@ -702,7 +970,10 @@ mod tests {
                         vni: 5000,
                         mac: r(9)
                     },
-                    How::Normal,
+                    How::Del {
+                        vxlan: true,
+                        bridge: false
+                    },
                     Class::Removed
                 ),
                 (
