@@ -10,7 +10,10 @@ use vmmi::config::Config;
 use vmmi::runtime::{self, RunOpts, client};
 
 pub fn run(config: Option<PathBuf>, log_json: bool, restarting: bool) -> ExitCode {
+    // before any thread: one malloc arena (RSS per route, see the function)
+    let one_arena = runtime::sockopt::limit_malloc_arenas();
     init_logging(log_json);
+    tracing::debug!(one_arena, "malloc arenas");
     let cfg = match Config::load(config.as_deref()) {
         Ok(c) => c,
         Err(errs) => {
