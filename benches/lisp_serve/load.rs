@@ -221,7 +221,7 @@ pub(crate) fn run_row(
             while batch.len() < BATCH.min(allowed) && itr_of(next_tpl, c.itrs) == itr {
                 batch.push(next_tpl);
                 next_tpl = (next_tpl + 1) % tpl.len();
-                if next_tpl % BATCH == 0 {
+                if next_tpl.is_multiple_of(BATCH) {
                     break;
                 }
             }
