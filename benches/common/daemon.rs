@@ -57,16 +57,17 @@ impl Daemon {
         api_json(&self.api, path)
     }
 
-    /// User + system CPU time the daemon has used so far (`/proc/PID/stat`), all threads.
+    /// CPU time the daemon's threads have used so far, to the nanosecond: the sum of the first
+    /// field of `/proc/PID/task/*/schedstat` (time on a CPU; threads that have exited are not
+    /// counted — vmmi's live for the whole run).
     pub fn cpu_time(&self) -> Option<Duration> {
-        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
-        // the fields after the command name (which may hold spaces, in parentheses)
-        let rest = s.rsplit_once(')')?.1;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of stat(5), i.e. 11 and 12 after `state`
-        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-        // USER_HZ is 100 on every Linux this runs on
-        Some(Duration::from_millis(ticks * 10))
+        let dir = std::fs::read_dir(format!("/proc/{}/task", self.pid())).ok()?;
+        let mut ns: u64 = 0;
+        for t in dir.flatten() {
+            let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            ns += s.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(Duration::from_nanos(ns))
     }
 }
 

@@ -15,7 +15,20 @@ pub(crate) struct Fanout {
     pub(crate) missing: usize,
     pub(crate) bad_auth: usize,
     pub(crate) wrong: usize,
+    /// The daemon's CPU time from the Map-Register's send until the acknowledgements are in.
+    pub(crate) daemon_cpu: Option<Duration>,
     pub(crate) daemon_counters: Value,
+}
+
+/// Subscriber `j`'s first nonce: a well-mixed 62-bit number (splitmix64 of `j`), or 1 for all.
+fn first_nonce(j: usize, shared: bool) -> u64 {
+    if shared {
+        return 1;
+    }
+    let mut z = (j as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 2).max(1)
 }
 
 /// Subscribes sockets 0..n to `eid`, `window` at a time, acknowledging each confirmation.
@@ -24,6 +37,7 @@ pub(crate) fn subscribe_all(
     eid: EidPrefix,
     n: usize,
     window: usize,
+    shared_nonce: bool,
 ) -> Result<(), String> {
     let p = g.p;
     let mut done = vec![false; n];
@@ -31,7 +45,9 @@ pub(crate) fn subscribe_all(
         let todo: Vec<usize> = (0..n).filter(|j| !done[*j]).collect();
         for w in todo.chunks(window.max(1)) {
             for &j in w {
-                let b = subscribe(&p, j, eid, 1 + attempt);
+                // RFC 9437 §5: a first subscription carries a fresh nonce (a retry a greater
+                // one); with `--shared-nonce` every subscriber starts at 1
+                let b = subscribe(&p, j, eid, first_nonce(j, shared_nonce) + attempt);
                 g.send_batch(j, &[&b]);
             }
             let end = Instant::now() + Duration::from_secs(5);
@@ -79,6 +95,7 @@ pub(crate) fn publish(
     let (mut bad_auth, mut wrong) = (0, 0);
     let mut last_ack = None;
     let mut acks: Vec<(usize, Vec<u8>)> = Vec::with_capacity(n);
+    let cpu0 = d.cpu_time();
     let t0 = Instant::now();
     g.send_registrar(&reg)?;
     // Receiving comes first: a datagram is timed when `recv` returns it, and the HMAC check
@@ -131,7 +148,9 @@ pub(crate) fn publish(
     arrivals.sort();
     // let the acknowledgements land before reading the counters
     std::thread::sleep(Duration::from_millis(300));
+    let daemon_cpu = cpu0.zip(d.cpu_time()).map(|(a, b)| b.saturating_sub(a));
     Ok(Fanout {
+        daemon_cpu,
         subscribers: n,
         missing: n - arrivals.len(),
         arrivals,

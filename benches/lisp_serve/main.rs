@@ -22,19 +22,27 @@
 //! outstanding nonce and, the first time a VM is answered, decode to the VM's EID and RLOC (the
 //! record bytes are compared after that). A request unanswered after 50 ms is lost. Each row:
 //! 1 s warm-up, then 5 s measured (requests sent in it, their replies whenever they come, their
-//! latency from the `sendmmsg` to the receive), and the daemon's CPU time over the 5 s
-//! (/proc/PID/stat) next to the generator thread's, which tells which side was saturated.
+//! latency from the `sendmmsg` to the receive). The daemon's CPU time over the 5 s (all its
+//! threads, `/proc/PID/task/*/schedstat`) and the generator thread's are printed with the
+//! daemon's CPU time per reply and the rate one whole CPU would serve at that cost: on this
+//! 2-CPU machine other work shares vmmi's CPU, which lowers replies/s but not the cost per
+//! reply. When the window is full, latency is the queue (W / rate, Little's law), not service.
 //!
 //! The Map-Reply rate limit (RFC 9301 §5.4, `LispLimits::map_replies_per_rloc`, 10,000/s per
 //! ITR RLOC with a bucket as deep) is left on: the rows spread the load over K = 4096 ITRs (≈ 122
 //! requests/s each at 500k/s, far below it), and one row sends 200k/s from 16 ITRs to show it:
-//! at most 16 × 10,000 replies/s, the rest dropped (`replies_rate_limited`).
+//! at most 16 × 10,000 replies/s once the buckets are empty, the rest dropped
+//! (`replies_rate_limited`, lost here) — when vmmi can serve more than that at all.
 //!
 //! Fan-out: S = 10,000 subscribers (xTR-IDs …0001 + j, never registered: vmmi binds them to the
-//! only site, `pubsub_default_site`) subscribe to one more VM's EID and acknowledge the
+//! only site, `pubsub_default_site`; each a fresh random first nonce, RFC 9437 §5, or all 1
+//! with `--shared-nonce`) subscribe to one more VM's EID and acknowledge the
 //! confirmation; then the registrar re-registers that VM at another RLOC, and the bench times
-//! from that Map-Register's send until every subscriber has received its publication (HMAC
-//! verified with the site key, the new RLOC) and until it has sent every Map-Notify-Ack.
+//! from that Map-Register's send until every subscriber has received its publication (timed
+//! when `recv` returns it: the generator checks each HMAC with the site key and the new RLOC
+//! and sends the Map-Notify-Ack only while no datagram is waiting, so its own crypto does not
+//! delay the arrivals it times), and until it has sent every Map-Notify-Ack; and the daemon's
+//! CPU time for all of it.
 //!
 //! Without `--bench` (`cargo test --benches`, the debug daemon, no pinning) it is a self-check:
 //! 200 VMs, 32 ITRs, one paced row, 200 subscribers; it asserts no reply lost or wrong, every
@@ -114,6 +122,10 @@ struct Cli {
     /// self-check; 0 = no fan-out).
     #[arg(long)]
     subscribers: Option<usize>,
+    /// Every subscriber's first nonce is 1 (instead of a fresh random one): all publications
+    /// then share one nonce, vmmi's worst case for matching Map-Notify-Acks.
+    #[arg(long)]
+    shared_nonce: bool,
     /// CPUs: the daemon's (taskset -c) and the generator's; "none" = no pinning.
     #[arg(long, default_value = "0,1")]
     cpus: String,
@@ -434,7 +446,7 @@ fn run(cli: &Cli, full: bool) -> Result<Report, String> {
     }
 
     let fanout = if subs > 0 {
-        subscribe_all(&mut g, vm_eid(vms), subs, 512)?;
+        subscribe_all(&mut g, vm_eid(vms), subs, 512, cli.shared_nonce)?;
         Some(publish(
             &mut g,
             &d,
@@ -566,8 +578,12 @@ fn print(rep: &Report, full: bool) {
         );
         let c = &f.daemon_counters;
         println!(
-            "  vmmi: publications_tx {} map_notify_acks_rx {} map_notify_retransmits {}",
-            c["publications_tx"], c["map_notify_acks_rx"], c["map_notify_retransmits"]
+            "  vmmi: {} ms of CPU for the change, its {} publications and their acknowledgements; publications_tx {} map_notify_acks_rx {} map_notify_retransmits {}",
+            ms(f.daemon_cpu),
+            f.subscribers,
+            c["publications_tx"],
+            c["map_notify_acks_rx"],
+            c["map_notify_retransmits"]
         );
     }
     let c = &rep.counters;
@@ -602,7 +618,8 @@ fn print(rep: &Report, full: bool) {
                "rows": rows,
                "fanout": rep.fanout.as_ref().map(|f| json!({"subscribers": f.subscribers,
                    "all_ms": f.arrivals.last().map(|d| d.as_secs_f64() * 1e3),
-                   "last_ack_ms": f.last_ack.map(|d| d.as_secs_f64() * 1e3), "missing": f.missing})),
+                   "last_ack_ms": f.last_ack.map(|d| d.as_secs_f64() * 1e3), "missing": f.missing,
+                   "vmmi_cpu_ms": f.daemon_cpu.map(|d| d.as_secs_f64() * 1e3)})),
                "loadavg": load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")})
     );
 }
