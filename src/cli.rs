@@ -34,11 +34,23 @@ pub fn run(config: Option<PathBuf>, log_json: bool, restarting: bool) -> ExitCod
     for w in cfg.warnings() {
         tracing::warn!(key = %w.key, reason = %w.reason, "config: has no effect as written");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // One event loop owns the protocol state; two workers run the connection tasks, the
+    // API and the dataplane task beside it. Allowed one CPU only (taskset, cgroup cpuset),
+    // everything runs on the thread of the loop: worker threads on the same CPU would only
+    // add a wake-up and two context switches to every socket readiness (measured with
+    // benches/lisp_serve, conformance/bench/README.md).
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let built = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tokio runtime: {e}");

@@ -642,6 +642,14 @@ eids = ["iid:100 10.1.0.0/16", "iid:100 mac:any"]
     );
     let m = http_get("127.0.0.1:51481", "/metrics");
     assert!(m.contains("vmmi_lisp_map_replies_tx_total 1"), "{m}");
+    // reliable SMR (lisp/smr.rs): next to the Map-Notify retransmissions
+    for c in [
+        "vmmi_lisp_map_notify_retransmits_total 0",
+        "vmmi_lisp_smr_retransmits_total 0",
+        "vmmi_lisp_smr_gave_up_total 0",
+    ] {
+        assert!(m.contains(c), "{c}: {m}");
+    }
     // the attached VM's IP and MAC, both from the EVPN feed
     assert!(
         m.contains("vmmi_lisp_registrations{source=\"evpn\"} 2"),
@@ -650,6 +658,8 @@ eids = ["iid:100 10.1.0.0/16", "iid:100 mac:any"]
     assert!(m.contains("vmmi_lisp_subscriptions 0"), "{m}");
     let (c, v) = http("127.0.0.1:51481", "GET", "/v1/lisp/counters", "");
     assert_eq!((c, &v["map_requests_rx"]), (200, &Value::from(1)), "{v}");
+    assert_eq!(v["smr_retransmits"], Value::from(0), "{v}");
+    assert_eq!(v["smr_gave_up"], Value::from(0), "{v}");
     // `POST /v1/lisp/request` is the xTR's: refused here with the reason, bad EIDs first
     for (body, code, e) in [
         (r#"{"eid":"iid:100 10.1.0.9/32"}"#, 409, "not requested"),

@@ -1392,7 +1392,8 @@ fn smr_is_rate_limited_to_one_per_three_seconds_per_rloc() {
             l.set_mapping(now, *e, Some(ip("192.0.2.20")), 2)
         });
     }
-    net.advance(Duration::from_secs(10));
+    // (to 8 s: the first SMR's retransmission, unanswered here, would leave at 9 s)
+    net.advance(Duration::from_secs(8));
     let smrs: Vec<(u64, EidPrefix)> = net
         .since(mark)
         .into_iter()
@@ -1461,6 +1462,210 @@ fn smr_invoked_map_request_goes_through_the_mapping_system_and_updates_the_cache
     let mark = net.wire.len();
     net.inject(sa(MS), x, &bytes_of(&other));
     assert!(net.since(mark).is_empty());
+}
+
+/// SMRs sent to `to` after wire mark `mark`: (seconds since `t0`, the SMR's Source-EID).
+fn smrs_to(net: &Net, mark: usize, t0: Duration, to: &str) -> Vec<(f64, EidPrefix)> {
+    net.since(mark)
+        .into_iter()
+        .filter(|p| is_type(p, 1) && p.to == sa(to) && map_request(p).smr)
+        .map(|p| {
+            let m = map_request(&p);
+            let (s, _) = EidPrefix::from_wire(32, &m.source_eid).unwrap();
+            ((p.at - t0).as_secs_f64(), s)
+        })
+        .collect()
+}
+
+/// A Map-Server with `e` at 192.0.2.10 that `itr` (not a node: nothing answers) asked about.
+fn smr_setup(eids: &[EidPrefix], itr: &str) -> (Net, usize) {
+    let mut net = Net::new();
+    let ms = net.add(ms_cfg(MS, vec![dc_a()]));
+    for (i, e) in eids.iter().enumerate() {
+        net.with(ms, |l, now| {
+            l.set_mapping(now, *e, Some(ip("192.0.2.10")), 1)
+        });
+        net.inject(sa(itr), ms, &bytes_of(&request(*e, itr, i as u64)));
+    }
+    (net, ms)
+}
+
+#[test]
+fn an_unanswered_smr_is_sent_again_after_3_s_twice_then_given_up() {
+    let e = host(100, "10.1.0.5");
+    let (mut net, ms) = smr_setup(&[e], "192.0.2.51");
+    let (t0, mark) = (net.t(), net.wire.len());
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.20")), 2)
+    });
+    net.advance(Duration::from_secs(60));
+    // RFC 9301 §6.1 "The ETR then stops sending SMR messages" only once the SMR-invoked
+    // Map-Request arrives; bounded like OOR: 3 s apart, 2 retransmissions
+    assert_eq!(
+        smrs_to(&net, mark, t0, "192.0.2.51"),
+        vec![(0.0, e), (3.0, e), (6.0, e)]
+    );
+    let c = net.nodes[ms].lisp.counters();
+    assert_eq!((c.smr_tx, c.smr_retransmits, c.smr_gave_up), (3, 2, 1));
+    let ev = net.events_since(ms, 0);
+    let attempts: Vec<u8> = ev
+        .iter()
+        .filter_map(|x| match x {
+            LispEvent::SmrRetransmit { to, eid, attempt }
+                if *to == sa("192.0.2.51") && *eid == e =>
+            {
+                Some(*attempt)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, vec![2, 3]);
+    let gave_up = net.nodes[ms]
+        .events
+        .iter()
+        .filter(|(_, x)| matches!(x, LispEvent::SmrGaveUp { eid, .. } if *eid == e))
+        .map(|(at, _)| (*at - t0).as_secs_f64())
+        .collect::<Vec<_>>();
+    assert_eq!(gave_up, vec![9.0]);
+    assert_eq!(net.nodes[ms].lisp.pending_smrs(), 0);
+}
+
+#[test]
+fn the_smr_invoked_request_stops_the_retransmissions_plain_or_in_an_ecm() {
+    let e = host(100, "10.1.0.5");
+    for ecm_wrapped in [false, true] {
+        let (mut net, ms) = smr_setup(&[e], "192.0.2.51");
+        let (t0, mark) = (net.t(), net.wire.len());
+        net.with(ms, |l, now| {
+            l.set_mapping(now, e, Some(ip("192.0.2.20")), 2)
+        });
+        assert_eq!(net.nodes[ms].lisp.pending_smrs(), 1);
+        // the first SMR is lost; the retransmission at 3 s is answered at 4 s
+        net.at((t0 + Duration::from_secs(4)).as_secs_f64());
+        let mut inv = request(e, "192.0.2.51", 900);
+        inv.smr_invoked = true;
+        let b = if ecm_wrapped {
+            ecm(
+                &inv,
+                "192.0.2.51".parse().unwrap(),
+                "10.1.0.5".parse().unwrap(),
+                4342,
+            )
+        } else {
+            bytes_of(&inv)
+        };
+        let m2 = net.wire.len();
+        net.inject(sa("192.0.2.51"), ms, &b);
+        // answered as any Map-Request: the new RLOC
+        let r = net.since(m2);
+        assert_eq!(
+            reply(&r[0]).records[0].locators[0].addr,
+            LispAddr::Ipv4("192.0.2.20".parse().unwrap())
+        );
+        assert_eq!(net.nodes[ms].lisp.pending_smrs(), 0);
+        net.advance(Duration::from_secs(60));
+        assert_eq!(
+            smrs_to(&net, mark, t0, "192.0.2.51"),
+            vec![(0.0, e), (3.0, e)]
+        );
+        let c = net.nodes[ms].lisp.counters();
+        assert_eq!(
+            (c.smr_retransmits, c.smr_gave_up),
+            (1, 0),
+            "ecm {ecm_wrapped}"
+        );
+    }
+}
+
+#[test]
+fn a_lost_smr_reaches_the_xtr_3_s_later_and_its_cache_follows() {
+    let mut net = Net::new();
+    let ms = net.add(ms_cfg(MS, vec![dc_a()]));
+    let x = net.add(xtr_cfg(XTR, MS));
+    let e = host(100, "10.1.0.5");
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.10")), 1)
+    });
+    net.with(x, |l, now| l.request(now, e, false));
+    // lose the first SMR only
+    let lost = std::rc::Rc::new(std::cell::Cell::new(0));
+    let l2 = lost.clone();
+    net.lose = Some(Box::new(move |p: &Pkt| {
+        let smr = p.bytes.first().is_some_and(|b| b >> 4 == 1) && p.bytes[0] & 0x01 != 0;
+        if smr && l2.get() == 0 {
+            l2.set(1);
+            return true;
+        }
+        false
+    }));
+    let t0 = net.t();
+    net.with(ms, |l, now| {
+        l.set_mapping(now, e, Some(ip("192.0.2.20")), 2)
+    });
+    assert_eq!(lost.get(), 1);
+    assert_eq!(
+        net.nodes[x].lisp.map_cache(net.now)[0].rlocs,
+        vec![ip("192.0.2.10")]
+    );
+    net.at((t0 + Duration::from_millis(2999)).as_secs_f64());
+    assert_eq!(
+        net.nodes[x].lisp.map_cache(net.now)[0].rlocs,
+        vec![ip("192.0.2.10")]
+    );
+    net.at((t0 + Duration::from_secs(3)).as_secs_f64());
+    let cache = net.nodes[x].lisp.map_cache(net.now);
+    assert_eq!(cache[0].rlocs, vec![ip("192.0.2.20")]);
+    assert_eq!(cache[0].version, 2);
+    net.advance(Duration::from_secs(60));
+    let c = net.nodes[ms].lisp.counters();
+    assert_eq!((c.smr_tx, c.smr_retransmits, c.smr_gave_up), (2, 1, 0));
+    assert_eq!(net.nodes[ms].lisp.pending_smrs(), 0);
+}
+
+#[test]
+fn smr_retransmissions_keep_to_one_per_3_s_per_rloc() {
+    let eids: Vec<EidPrefix> = (1..=3).map(|i| host(100, &format!("10.1.0.{i}"))).collect();
+    let (mut net, ms) = smr_setup(&eids, "192.0.2.51");
+    let (t0, mark) = (net.t(), net.wire.len());
+    for e in &eids {
+        net.with(ms, |l, now| {
+            l.set_mapping(now, *e, Some(ip("192.0.2.20")), 2)
+        });
+    }
+    net.advance(Duration::from_secs(120));
+    let smrs = smrs_to(&net, mark, t0, "192.0.2.51");
+    // 3 EIDs x (1 + 2 retransmissions), one every 3 s, retransmissions queued behind
+    let times: Vec<f64> = smrs.iter().map(|x| x.0).collect();
+    assert_eq!(
+        times,
+        (0..9).map(|i| f64::from(i) * 3.0).collect::<Vec<_>>()
+    );
+    for e in &eids {
+        assert_eq!(smrs.iter().filter(|x| x.1 == *e).count(), 3, "{e}");
+    }
+    let c = net.nodes[ms].lisp.counters();
+    assert_eq!((c.smr_tx, c.smr_retransmits, c.smr_gave_up), (9, 6, 3));
+    assert_eq!(net.nodes[ms].lisp.pending_smrs(), 0);
+    // an answer while a retransmission waits in the queue: it is skipped, not sent
+    let (mut net, ms) = smr_setup(&eids, "192.0.2.51");
+    let (t0, mark) = (net.t(), net.wire.len());
+    for e in &eids {
+        net.with(ms, |l, now| {
+            l.set_mapping(now, *e, Some(ip("192.0.2.20")), 2)
+        });
+    }
+    // at 3 s: e2 leaves, e1's retransmission queues behind e3
+    net.at((t0 + Duration::from_secs(4)).as_secs_f64());
+    let mut inv = request(eids[0], "192.0.2.51", 900);
+    inv.smr_invoked = true;
+    net.inject(sa("192.0.2.51"), ms, &bytes_of(&inv));
+    net.advance(Duration::from_secs(120));
+    let smrs = smrs_to(&net, mark, t0, "192.0.2.51");
+    assert_eq!(smrs.iter().filter(|x| x.1 == eids[0]).count(), 1);
+    let times: Vec<f64> = smrs.iter().map(|x| x.0).collect();
+    for w in times.windows(2) {
+        assert!(w[1] - w[0] >= 3.0, "{times:?}");
+    }
 }
 
 #[test]

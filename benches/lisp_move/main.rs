@@ -68,7 +68,8 @@
 //! retransmitted no Map-Notify; no latency target (about 0.3 s in all).
 //!
 //! The daemon runs as a child process; a guard kills it (by PID) on every exit path, panics
-//! included. Every wait is bounded.
+//! included (`common/daemon.rs`, shared with `lisp_serve/`). Every wait is bounded. Each ITR
+//! answers its SMR at once, so vmmi retransmits none (`smr_retransmits` is checked to be 0).
 //!
 //! Files: this one (addresses, config, the daemon, setup, report), `lisp_side.rs` (ITRs and the
 //! subscriber), `moves.rs` (the BGP session and the two loops).
@@ -84,7 +85,6 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -102,9 +102,12 @@ use vmmi::wire::lisp::{Bits, LispAddr, LispMsg, MapRequest, RequestRecord, XtrTr
 
 #[path = "../common/bgp_gen.rs"]
 mod bgp_gen;
+#[path = "../common/daemon.rs"]
+mod daemon;
 mod lisp_side;
 mod moves;
 use bgp_gen::{Framer, Opened, evpn_update, http_get, mac_ip_route, open_exchange, open_msg};
+use daemon::{Daemon, TempDir, nofile, wait_for};
 use lisp_side::*;
 use moves::*;
 
@@ -291,82 +294,8 @@ listen = "{api}"
 // ---------------------------------------------------------------------------------------------
 // the daemon
 
-/// The spawned daemon: killed (by PID) and reaped when dropped, panics included.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn log_tail(&self) -> String {
-        let t = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = t.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    fn alive(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(st)) => Err(format!("vmmi exited ({st}):\n{}", self.log_tail())),
-            Err(e) => Err(format!("vmmi: {e}")),
-        }
-    }
-}
-
-/// The temporary directory, removed when dropped unless `keep`.
-struct TempDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-fn api_json(p: &Plan, path: &str) -> Result<Value, String> {
-    let body = http_get(&format!("{}{path}", p.api()), Duration::from_secs(5))?;
-    serde_json::from_str(&body).map_err(|e| format!("{path}: {e}"))
-}
-
-/// Polls `f` every 20 ms until it returns `Some`, for at most `limit`.
-fn wait_for<T>(
-    limit: Duration,
-    d: &mut Daemon,
-    mut f: impl FnMut() -> Option<T>,
-) -> Result<T, String> {
-    let end = Instant::now() + limit;
-    loop {
-        d.alive()?;
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if Instant::now() > end {
-            return Err("timed out".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // setup
-
-/// The open-files soft limit (from /proc/self/limits).
-fn nofile() -> Option<usize> {
-    let t = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let l = t.lines().find(|l| l.starts_with("Max open files"))?;
-    l.split_whitespace().nth(3)?.parse().ok()
-}
 
 /// Binds the subscriber and the K ITR sockets on 127.S.x.y:4342, trying a few S.
 fn bind_all(vms: usize, itrs: usize) -> Result<(Plan, Vec<UdpSocket>, UdpSocket), String> {
@@ -415,30 +344,16 @@ fn spawn_daemon(
     log_filter: &str,
     state_file: bool,
 ) -> Result<Daemon, String> {
-    let cfg = dir.join("vmmi.toml");
     let state = if state_file {
         dir.join("mobility.json").display().to_string()
     } else {
         String::new()
     };
-    std::fs::write(&cfg, config(p, &state)).map_err(|e| e.to_string())?;
-    let log = dir.join("vmmi.log");
-    let child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("VMMI_LOG", log_filter)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
-    let mut d = Daemon { child, log };
-    wait_for(Duration::from_secs(15), &mut d, || {
-        api_json(p, "/v1/neighbors").ok()
-    })
-    .map_err(|e| format!("vmmi API did not come up: {e}"))?;
-    Ok(d)
+    daemon::spawn(bin, dir, &config(p, &state), &p.api(), log_filter, None)
+}
+
+fn api_json(p: &Plan, path: &str) -> Result<Value, String> {
+    daemon::api_json(&p.api(), path)
 }
 
 /// Announces every VM at VTEP X (sequence 0) and waits until the Map-Server has their EIDs.
@@ -667,11 +582,7 @@ fn run(cli: &Cli, full: bool) -> Result<Report, String> {
     let timeout = Duration::from_millis(cli.timeout_ms.unwrap_or(if full { 100 } else { 1000 }));
 
     let (plan, itr_socks, sub) = bind_all(vms, itrs)?;
-    let dir = TempDir {
-        path: std::env::temp_dir().join(format!("vmmi-lisp-move-{}", std::process::id())),
-        keep: cli.keep,
-    };
-    std::fs::create_dir_all(&dir.path).map_err(|e| e.to_string())?;
+    let dir = TempDir::new("vmmi-lisp-move", cli.keep)?;
     let filter = cli.daemon_log.clone().unwrap_or_else(|| {
         if full {
             "info".into()
@@ -821,10 +732,11 @@ fn print(rep: &Report, full: bool) {
     }
     let c = &rep.counters;
     println!(
-        "vmmi counters: smr_tx {} smr_queued {} smr_dropped {} publications_tx {} map_notifies_tx {} map_notify_retransmits {} map_notify_acks_rx {} map_replies_tx {} rx_dropped {} send_errors {}",
+        "vmmi counters: smr_tx {} smr_queued {} smr_dropped {} smr_retransmits {} publications_tx {} map_notifies_tx {} map_notify_retransmits {} map_notify_acks_rx {} map_replies_tx {} rx_dropped {} send_errors {}",
         c["smr_tx"],
         c["smr_queued"],
         c["smr_dropped"],
+        c["smr_retransmits"],
         c["publications_tx"],
         c["map_notifies_tx"],
         c["map_notify_retransmits"],
@@ -879,7 +791,12 @@ fn check(rep: &Report, cli: &Cli) -> Result<(), String> {
         }
     }
     let c = &rep.counters;
-    for k in ["smr_queued", "smr_dropped", "map_notify_retransmits"] {
+    for k in [
+        "smr_queued",
+        "smr_dropped",
+        "smr_retransmits",
+        "map_notify_retransmits",
+    ] {
         if c[k].as_u64() != Some(0) {
             errs.push(format!("vmmi counter {k} = {}", c[k]));
         }

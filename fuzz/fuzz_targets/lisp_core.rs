@@ -8,7 +8,9 @@
 //! Asserts: no panic; every datagram a core sends decodes with the codec and re-encodes to
 //! the same bytes; every Map-Register / Map-Notify / Map-Notify-Ack a core sends carries the
 //! right HMAC for one of the configured keys (recomputed with `compute_auth`, since `verify`
-//! skips the comparison under `cfg(fuzzing)`); timers and outstanding notifies stay bounded.
+//! skips the comparison under `cfg(fuzzing)`); timers, outstanding notifies and SMRs awaiting
+//! their SMR-invoked Map-Request (retransmitted, smr.rs) stay bounded, and every SMR
+//! retransmission schedule ends (`smr_retransmits` ≤ `smr_retries` × SMRs sent first).
 #![no_main]
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -100,6 +102,7 @@ fn cfgs(tight: bool) -> Vec<LispCoreCfg> {
             l.max_requesters = 3;
             l.max_requesters_per_eid = 2;
             l.max_smr_queue = 2;
+            l.max_pending_smrs = 2;
             l.max_map_cache = 3;
             l.max_pending_requests = 2;
             l.max_nonce_entries = 3;
@@ -206,6 +209,8 @@ impl Sim {
         }
         assert!(self.nodes[i].pending_timers() < 100_000);
         assert!(self.nodes[i].pending_notifies() < 10_000);
+        // SMRs awaiting their SMR-invoked Map-Request: within the cap, each with one deadline
+        assert!(self.nodes[i].pending_smrs() <= self.nodes[i].cfg().limits.max_pending_smrs);
     }
 
     fn deliver(&mut self, lose: bool) -> bool {
@@ -341,6 +346,13 @@ fuzz_target!(|data: &[u8]| {
                 sim.now = end;
             }
         }
+    }
+    // Every SMR is retransmitted at most `smr_retries` times.
+    for n in &sim.nodes {
+        let c = n.counters();
+        let first = c.smr_tx - c.smr_retransmits;
+        assert!(c.smr_retransmits <= first * u64::from(n.cfg().timers.smr_retries));
+        assert!(c.smr_gave_up <= first);
     }
     // Views never panic and are consistent.
     for n in &sim.nodes {

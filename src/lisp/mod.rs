@@ -42,14 +42,17 @@
 //! 15 min outside configured EID space (every configured VNI's IID is configured space), 1 min
 //! for unregistered configured space (§8.3), 0 when the answer may cover a mapping (§8.4); SMRs at
 //! most one per 3 s per destination RLOC, SMR-invoked Map-Requests at most one per 3 s per
-//! EID-prefix (§6.1); Map-Requests retransmitted once a second (§5.3).
+//! EID-prefix (§6.1); an SMR with no SMR-invoked Map-Request back is sent again after 3 s, at
+//! most twice (§6.1 "The ETR then stops sending SMR messages", OOR's bounds; smr.rs);
+//! Map-Requests retransmitted once a second (§5.3).
 //!
 //! # Bounds (`LispLimits`)
 //! Every table has a cap; input past a cap is refused and counted, never grown: sites, mapping
 //! entries, registrants merged per EID, replay-nonce entries, xTR-ID bindings, subscriptions
 //! (then `Drop/Policy-Denied`, RFC 9437 §5), Map-Notifies kept for retransmission (past it:
 //! sent once), ITR-RLOCs kept per subscriber, records per publication, SMR requesters per EID
-//! and in total, queued SMRs per RLOC, map-cache entries, outstanding Map-Requests and
+//! and in total, queued SMRs per RLOC, SMRs awaiting their SMR-invoked request (past it: sent
+//! once), map-cache entries, outstanding Map-Requests and
 //! Map-Registers, Map-Reply rate per destination RLOC, HMACs tried per Map-Register (covering
 //! sites + 8). Every retransmission schedule is finite.
 //!
@@ -195,6 +198,10 @@ pub struct LispTimers {
     /// Wait after the last retransmission before giving up on a destination.
     pub notify_final_wait: Duration,
     pub smr_interval: Duration,
+    /// Wait for the SMR-invoked Map-Request before an SMR is sent again (smr.rs).
+    pub smr_retx: Duration,
+    /// SMR retransmissions before giving up (0: SMRs are sent once).
+    pub smr_retries: u8,
     pub smr_invoked_interval: Duration,
     pub request_retx: Duration,
     /// Map-Request sends (first + retransmissions) before giving up.
@@ -222,6 +229,8 @@ impl Default for LispTimers {
             notify_retx: vec![s(3), s(3), s(3), s(6), s(12), s(24)],
             notify_final_wait: s(48),
             smr_interval: s(3),
+            smr_retx: s(3),
+            smr_retries: 2,
             smr_invoked_interval: s(3),
             request_retx: s(1),
             request_tries: 3,
@@ -251,6 +260,8 @@ pub struct LispLimits {
     pub max_requesters_per_eid: usize,
     pub max_requesters: usize,
     pub max_smr_queue: usize,
+    /// SMRs awaiting their SMR-invoked Map-Request (retransmitted); past it they are sent once.
+    pub max_pending_smrs: usize,
     pub max_map_cache: usize,
     pub max_pending_requests: usize,
     pub max_inflight_registers: usize,
@@ -278,6 +289,7 @@ impl Default for LispLimits {
             max_requesters_per_eid: 64,
             max_requesters: 200_000,
             max_smr_queue: 64,
+            max_pending_smrs: 200_000,
             max_map_cache: 200_000,
             max_pending_requests: 4096,
             max_inflight_registers: 64,
@@ -656,6 +668,17 @@ pub enum LispEvent {
         to: SocketAddr,
         eid: EidPrefix,
     },
+    /// An SMR sent again (`attempt` = SMRs sent for this change, the first one included).
+    SmrRetransmit {
+        to: SocketAddr,
+        eid: EidPrefix,
+        attempt: u8,
+    },
+    /// No SMR-invoked Map-Request after every retransmission.
+    SmrGaveUp {
+        to: SocketAddr,
+        eid: EidPrefix,
+    },
     SubscriberAdded {
         #[serde(serialize_with = "ser_u128_hex")]
         xtr_id: u128,
@@ -747,6 +770,10 @@ pub struct LispCounters {
     pub smr_tx: u64,
     pub smr_queued: u64,
     pub smr_dropped: u64,
+    /// SMRs sent again because no SMR-invoked Map-Request came back in `smr_retx`.
+    pub smr_retransmits: u64,
+    /// SMRs given up after `smr_retries` retransmissions.
+    pub smr_gave_up: u64,
     // xTR
     pub map_registers_tx: u64,
     pub map_register_retransmits: u64,
@@ -850,6 +877,7 @@ impl Lisp {
                 Timer::Notify(id) => self.on_notify_timer(now, h, id),
                 Timer::SubExpire { xtr_id, eid } => self.on_sub_expire(now, h, xtr_id, eid),
                 Timer::SmrRelease(rloc) => self.on_smr_release(now, rloc),
+                Timer::SmrRetx { rloc, eid } => self.on_smr_retx(now, h, rloc, eid),
                 Timer::Register(ms) => self.on_register_timer(now, ms),
                 Timer::RegisterRetx { ms, id } => self.on_register_retx(now, h, ms, id),
                 Timer::Request(eid) => self.on_request_timer(now, h, eid),

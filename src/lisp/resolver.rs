@@ -155,6 +155,11 @@ impl Lisp {
                 message: "Map-Request (no map-server or map-resolver role)",
             });
         }
+        // RFC 9301 §6.1: the SMR-invoked Map-Request is the answer to our SMR; "The ETR then
+        // stops sending SMR messages" (smr.rs retransmits until it arrives)
+        if req.smr_invoked {
+            self.smr_answered(from.ip(), &req);
+        }
         let reply_to = pick_itr_rloc(&req.itr_rlocs, from.ip());
         let unsubscribe =
             req.itr_rlocs.len() == 1 && req.itr_rlocs.first() == Some(&LispAddr::None);

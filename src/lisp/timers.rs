@@ -22,6 +22,8 @@ pub(crate) enum Timer {
     SubExpire { xtr_id: u128, eid: EidPrefix },
     /// The SMR rate limit towards this RLOC allows the next queued SMR.
     SmrRelease(IpAddr),
+    /// An SMR to this RLOC for this EID got no SMR-invoked Map-Request in time.
+    SmrRetx { rloc: IpAddr, eid: EidPrefix },
     /// xTR: the periodic (or quick) Map-Register to map-server `ms` is due.
     Register(usize),
     /// xTR: an unconfirmed Map-Register to map-server `ms` is retransmitted.

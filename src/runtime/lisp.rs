@@ -1,10 +1,20 @@
-//! The runtime side of the LISP control plane: the UDP 4342 socket, its reader task, and
-//! feeding the sans-IO `lisp::Lisp` core (datagrams, timers, the EVPN mapping feed).
+//! The runtime side of the LISP control plane: the UDP 4342 socket and feeding the sans-IO
+//! `lisp::Lisp` core (datagrams, timers, the EVPN mapping feed).
 //!
 //! Owns: the socket, name resolution of `[[lisp.map_server]]` at start, seeds from the OS
 //! (nonce high bits from the wall clock, PRNG seed), sending what the core outputs, logging
 //! its events.
 //! Must not: decide anything about LISP (that is `lisp/`).
+//!
+//! I/O: the event loop itself reads the socket (no reader task, no channel, no copy): when it
+//! is readable, `receive` takes up to `sockopt::BATCH` datagrams per `recvmmsg` straight into
+//! a reused buffer, hands each to the core with one `now`, and sends the replies with
+//! `sendmmsg` before the next batch; at most `RECV_ROUNDS` batches per loop turn, so BGP, the
+//! API and timers get their turn under a flood. `flush` sends everything else the core queued
+//! (Map-Notifies, SMRs) the same way. A datagram the kernel refuses (full socket buffer) is
+//! counted in `send_errors` and dropped, as UDP would. UDP GRO/GSO is not used: it coalesces
+//! same-sized datagrams of one flow, and a Map-Resolver's requests and replies are one
+//! datagram per ITR.
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // runtime/: sockets and the clock live here
 
@@ -15,21 +25,31 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::{debug, info, warn};
 
+use super::sockopt::{self, BATCH, RecvBatch};
 use crate::config::{Config, PeerAddr};
 use crate::evpn::Mapping;
-use crate::lisp::{EidPrefix, Lisp, LispCoreCfg, LispEvent, Output};
+use crate::lisp::{EidPrefix, Lisp, LispCoreCfg, LispEvent, NotifyKind, Output};
 
 /// The largest LISP control message we read (a Map-Register with many records fits; larger
 /// datagrams are cut and then refused by the codec).
 const MAX_DATAGRAM: usize = 9000;
 
+/// `recvmmsg` batches taken in one loop turn at most.
+const RECV_ROUNDS: usize = 8;
+
 pub struct LispShell {
     pub core: Lisp,
     sock: Arc<UdpSocket>,
     local: SocketAddr,
+    /// Our address as the destination of received datagrams (the VTEP for a wildcard bind).
+    to_local: SocketAddr,
+    rx: RecvBatch,
+    /// Datagrams the core queued, sent `BATCH` at a time.
+    tx: Vec<(SocketAddr, Vec<u8>)>,
     pub send_errors: u64,
     /// Warnings logged in the current second (refusals are counted in metrics; the log keeps
     /// at most `WARN_PER_SEC` a second so a flood of bad packets cannot flood it).
@@ -57,12 +77,8 @@ fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 impl LispShell {
-    /// `None` when `[lisp] roles` is empty. `deliver` hands received datagrams to the loop.
-    pub async fn new(
-        c: &Config,
-        now: Instant,
-        deliver: impl Fn(SocketAddr, SocketAddr, Vec<u8>) -> bool + Send + Sync + 'static,
-    ) -> anyhow::Result<Option<LispShell>> {
+    /// `None` when `[lisp] roles` is empty.
+    pub async fn new(c: &Config, now: Instant) -> anyhow::Result<Option<LispShell>> {
         if c.lisp.roles.is_empty() {
             return Ok(None);
         }
@@ -107,29 +123,14 @@ impl LispShell {
             local
         };
         let sock = Arc::new(sock);
-        let rx = sock.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; MAX_DATAGRAM];
-            loop {
-                match rx.recv_from(&mut buf).await {
-                    Ok((n, from)) => {
-                        let data = buf.get(..n).unwrap_or_default().to_vec();
-                        if !deliver(from, to_local, data) {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        debug!(error = %e, "lisp: recv");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        });
         info!(listen = %local, roles = ?c.lisp.roles, sites = c.lisp.site.len(), map_servers = c.lisp.map_server.len(), "LISP control plane up");
         Ok(Some(LispShell {
             core: Lisp::new(cfg, now),
             sock,
             local,
+            to_local,
+            rx: RecvBatch::new(MAX_DATAGRAM),
+            tx: Vec::with_capacity(BATCH),
             send_errors: 0,
             warned: (0, 0),
         }))
@@ -168,37 +169,109 @@ impl LispShell {
         self.flush();
     }
 
+    /// Completes when the socket may have datagrams (then call `receive`).
+    pub async fn readable(&self) -> std::io::Result<()> {
+        self.sock.readable().await
+    }
+
+    /// Everything the socket holds, up to `RECV_ROUNDS` batches: each datagram to the core at
+    /// `now`, the replies sent after each batch. How many datagrams were read.
+    pub fn receive(&mut self, now: Instant) -> usize {
+        let mut total = 0;
+        for _ in 0..RECV_ROUNDS {
+            let r = self.sock.try_io(Interest::READABLE, || {
+                sockopt::recv_batch(&*self.sock, &mut self.rx)
+            });
+            let n = match r {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    debug!(error = %e, "lisp: recv");
+                    break;
+                }
+            };
+            for i in 0..n {
+                match self.rx.get(i) {
+                    Some((Some(from), data)) => {
+                        self.core.handle_packet(now, from, self.to_local, data)
+                    }
+                    _ => debug!("lisp: datagram from a non-IP address"),
+                }
+            }
+            self.flush();
+            total += n;
+            if n < BATCH {
+                // drained (the next `readable` may wake once more and find nothing)
+                break;
+            }
+        }
+        total
+    }
+
     /// Send what the core produced.
     pub fn flush(&mut self) {
         while let Some(o) = self.core.poll_output() {
             match o {
                 Output::Send { to, bytes } => {
-                    if let Err(e) = self.sock.try_send_to(&bytes, to) {
-                        self.send_errors += 1;
-                        debug!(%to, error = %e, "lisp: send");
+                    self.tx.push((to, bytes));
+                    if self.tx.len() >= BATCH {
+                        self.send_queued();
                     }
                 }
                 Output::Event(e) => self.log_event(&e),
             }
         }
+        self.send_queued();
+    }
+
+    /// `sendmmsg` of `tx`, `BATCH` at a time; a datagram refused is counted and skipped.
+    fn send_queued(&mut self) {
+        let mut at = 0;
+        while at < self.tx.len() {
+            let msgs: smallvec::SmallVec<[(SocketAddr, &[u8]); BATCH]> = self
+                .tx
+                .iter()
+                .skip(at)
+                .take(BATCH)
+                .map(|(to, b)| (*to, b.as_slice()))
+                .collect();
+            match sockopt::send_batch(&*self.sock, &msgs) {
+                Ok(0) => {
+                    self.send_errors += 1;
+                    at += 1;
+                }
+                Ok(n) => at += n,
+                Err(e) => {
+                    // the first datagram was refused: drop it, go on with the rest
+                    self.send_errors += 1;
+                    if let Some((to, _)) = msgs.first() {
+                        debug!(%to, error = %e, "lisp: send");
+                    }
+                    at += 1;
+                }
+            }
+        }
+        self.tx.clear();
     }
 }
 
 impl LispShell {
     fn log_event(&mut self, e: &LispEvent) {
         // the core's events are structured (serde): one line each; refusals are warnings,
-        // at most WARN_PER_SEC a second (all of them are counted in /metrics)
-        let text = serde_json::to_string(e).unwrap_or_default();
+        // at most WARN_PER_SEC a second (all of them are counted in /metrics). Nothing is
+        // serialized for an event that will not be logged (the Map-Request hot path).
+        let refused = is_refusal(e);
+        if !refused && !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let v = serde_json::to_value(e).unwrap_or_default();
+        let text = v.to_string();
         // events about a site's registrations are logged in a `lisp_site` span (one per site)
-        let site = serde_json::to_value(e)
-            .ok()
-            .and_then(|v| v.get("site").and_then(|s| s.as_str()).map(str::to_string));
-        let span = match site {
+        let span = match v.get("site").and_then(|s| s.as_str()) {
             Some(s) => tracing::info_span!("lisp_site", site = %s),
             None => tracing::Span::none(),
         };
         let _g = span.enter();
-        let refused = text.contains("reject") || text.contains("auth") || text.contains("drop");
         if !refused {
             debug!(event = %text, "lisp");
             return;
@@ -215,5 +288,19 @@ impl LispShell {
         } else {
             debug!(event = %text, "lisp");
         }
+    }
+}
+
+/// Events logged as warnings: inputs refused (dropped, registrations and subscriptions
+/// rejected) and subscriptions dropped for want of an acknowledgement.
+fn is_refusal(e: &LispEvent) -> bool {
+    match e {
+        LispEvent::Dropped { .. }
+        | LispEvent::RegistrationRejected { .. }
+        | LispEvent::SubscribeRejected { .. } => true,
+        LispEvent::MapNotifySent { kind, .. }
+        | LispEvent::MapNotifyRetransmit { kind, .. }
+        | LispEvent::MapNotifyGaveUp { kind, .. } => *kind == NotifyKind::SubscriptionDropped,
+        _ => false,
     }
 }

@@ -108,8 +108,6 @@ enum Ev {
     Resolved(usize, String, IpAddr),
     /// The dataplane task: batch results, learn events.
     Dataplane(vtep::DpEv),
-    /// A LISP control datagram: (from, to our address, payload).
-    Lisp(SocketAddr, SocketAddr, Vec<u8>),
 }
 
 /// The loop's inputs, by priority: write confirmations first (they release flow control), then
@@ -228,11 +226,7 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
         dp_tx.send(Ev::Dataplane(e)).is_ok()
     })
     .await?;
-    let lisp_tx = ev_tx.clone();
-    let mut lisp = lisp::LispShell::new(&cfg, base.into_std(), move |from, to, data| {
-        lisp_tx.send(Ev::Lisp(from, to, data)).is_ok()
-    })
-    .await?;
+    let mut lisp = lisp::LispShell::new(&cfg, base.into_std()).await?;
     // listeners
     let mut listeners = Vec::new();
     for addr in &cfg.global.listen {
@@ -381,6 +375,29 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
                     }
                 }
             }
+            // LISP datagrams, read by the loop itself (runtime/lisp.rs: batches, at most
+            // RECV_ROUNDS per turn). A flood keeps this branch ready and the sleep below
+            // would never be polled: the deadlines that came due meanwhile fire here.
+            _ = lisp_readable(&lisp) => {
+                if shutting_down.is_some_and(|t| Instant::now() >= t) {
+                    break;
+                }
+                let now = Instant::now().into_std();
+                if let Some(l) = &mut lisp {
+                    l.receive(now);
+                }
+                if Instant::from_std(now) >= deadline {
+                    speaker.handle_timeout(now);
+                    if let Some(v) = &mut vtep {
+                        v.handle_timeout(now);
+                    }
+                    if let Some(l) = &mut lisp
+                        && l.core.poll_timeout().is_some_and(|t| t <= now)
+                    {
+                        l.core.handle_timeout(now);
+                    }
+                }
+            }
             _ = tokio::time::sleep_until(deadline) => {
                 if shutting_down.is_some_and(|t| Instant::now() >= t) {
                     break;
@@ -469,6 +486,15 @@ pub async fn run(cfg: Config, opts: RunOpts) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Completes when the LISP socket is readable (never without LISP, or on a socket error:
+/// the next `receive` finds out).
+async fn lisp_readable(l: &Option<lisp::LispShell>) {
+    match l {
+        Some(l) if l.readable().await.is_ok() => {}
+        _ => std::future::pending::<()>().await,
+    }
 }
 
 /// Completes when `stop` turns true (never when there is none, or its sender is gone).
@@ -649,11 +675,6 @@ fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
         Ev::Closed(conn, why) => {
             conns.remove(&conn);
             sp.handle_closed(now, conn, &why);
-        }
-        Ev::Lisp(from, to, data) => {
-            if let Some(l) = cx.lisp.as_mut() {
-                l.core.handle_packet(now, from, to, &data);
-            }
         }
         Ev::Api(ApiReq::Lisp(what, reply)) => {
             let v = match cx.lisp.as_ref() {

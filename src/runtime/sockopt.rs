@@ -1,10 +1,11 @@
 //! Socket options for BGP transport: RFC 2385 TCP-MD5, RFC 5082 GTSM, eBGP-multihop TTL, and the
-//! listener / active-connect sockets that carry them (Linux).
+//! listener / active-connect sockets that carry them (Linux); batched UDP I/O for the LISP
+//! socket (`recvmmsg`/`sendmmsg`: one system call for up to `BATCH` datagrams each way).
 //!
 //! Owns: every `setsockopt`/`getsockopt` the speaker needs, and the crate's only `unsafe` (the
-//! libc FFI for `TCP_MD5SIG`, `IP_MINTTL`, `IPV6_MINHOPCOUNT`, and one `mallopt` at start-up,
-//! `limit_malloc_arenas`). Must not: protocol logic — which peer gets which key, hop count or TTL
-//! is decided by the caller.
+//! libc FFI for `TCP_MD5SIG`, `IP_MINTTL`, `IPV6_MINHOPCOUNT`, `recvmmsg`, `sendmmsg`, and one
+//! `mallopt` at start-up, `limit_malloc_arenas`). Must not: protocol logic — which peer gets
+//! which key, hop count or TTL is decided by the caller, what a datagram means by `lisp/`.
 //!
 //! Dual stack: a `[::]` listener also accepts IPv4 peers as `::ffff:a.b.c.d`, so on an IPv6 socket
 //! an IPv4 peer's MD5 key is keyed by the IPv4-mapped address, and GTSM/TTL set the IPv4 options
@@ -16,7 +17,7 @@
 use std::ffi::c_int;
 use std::io;
 use std::mem::{offset_of, size_of};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -272,4 +273,167 @@ fn getsockopt_int(sock: &Socket, level: c_int, name: c_int) -> io::Result<c_int>
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// batched UDP I/O (the LISP socket)
+
+/// Datagrams one `recv_batch` / `send_batch` call moves at most.
+pub const BATCH: usize = 64;
+
+/// Receive buffers for `recv_batch`: `BATCH` slots of `slot` octets each, and what the last
+/// call received (length and sender per slot).
+pub struct RecvBatch {
+    buf: Vec<u8>,
+    slot: usize,
+    names: Vec<libc::sockaddr_storage>,
+    got: Vec<(usize, Option<SocketAddr>)>,
+}
+
+impl RecvBatch {
+    /// Buffers for datagrams of up to `slot` octets (longer ones are cut to `slot`).
+    pub fn new(slot: usize) -> RecvBatch {
+        let slot = slot.max(1);
+        RecvBatch {
+            buf: vec![0; slot * BATCH],
+            slot,
+            // SAFETY: sockaddr_storage is plain old data; all zeros is a valid value (AF_UNSPEC).
+            names: vec![unsafe { std::mem::zeroed() }; BATCH],
+            got: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Datagrams the last `recv_batch` received.
+    pub fn len(&self) -> usize {
+        self.got.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.got.is_empty()
+    }
+
+    /// Datagram `i` of the last `recv_batch`: its sender (`None` for an address family other
+    /// than IPv4/IPv6) and its payload.
+    pub fn get(&self, i: usize) -> Option<(Option<SocketAddr>, &[u8])> {
+        let (len, from) = *self.got.get(i)?;
+        let start = i * self.slot;
+        Some((from, self.buf.get(start..start + len)?))
+    }
+}
+
+/// `recvmmsg(2)` without blocking: up to `BATCH` datagrams from `sock` into `b` (see
+/// `RecvBatch::get`). `WouldBlock` when none is queued (the caller's readiness is cleared by
+/// tokio's `try_io` on that error).
+pub fn recv_batch(sock: &impl AsRawFd, b: &mut RecvBatch) -> io::Result<usize> {
+    b.got.clear();
+    // SAFETY: iovec and mmsghdr are plain old data; all zeros (null pointers, zero lengths) is
+    // valid, and every entry passed to the kernel is filled in below.
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let slot = b.slot;
+    for ((iov, h), (chunk, name)) in iovs
+        .iter_mut()
+        .zip(hdrs.iter_mut())
+        .zip(b.buf.chunks_exact_mut(slot).zip(b.names.iter_mut()))
+    {
+        iov.iov_base = chunk.as_mut_ptr().cast();
+        iov.iov_len = slot;
+        h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+        h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `hdrs` holds BATCH initialised headers, each pointing at its own `slot`-octet
+    // chunk of `b.buf` and its own `sockaddr_storage` in `b.names`, all of which outlive the
+    // call; the kernel writes at most `iov_len` / `msg_namelen` octets into them.
+    let n = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            BATCH as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = usize::try_from(n).unwrap_or(0).min(BATCH);
+    for (h, name) in hdrs.iter().zip(b.names.iter()).take(n) {
+        let len = (h.msg_len as usize).min(slot);
+        b.got.push((len, std_addr(name, h.msg_hdr.msg_namelen)));
+    }
+    Ok(n)
+}
+
+/// The address the kernel wrote into `ss` (`len` octets of it).
+fn std_addr(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match c_int::from(ss.ss_family) {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family is AF_INET and the kernel wrote a whole sockaddr_in; the
+            // storage is larger than it and aligned for any sockaddr.
+            let a = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for AF_INET6 and sockaddr_in6.
+            let a = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// `sendmmsg(2)` without blocking: the first `BATCH` at most of `msgs` (destination, payload)
+/// from `sock`; how many the kernel took. A datagram it refused is the error when it is the
+/// first; after a partial send the caller resends from the first one not taken.
+pub fn send_batch(sock: &impl AsRawFd, msgs: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+    let n = msgs.len().min(BATCH);
+    if n == 0 {
+        return Ok(0);
+    }
+    let names: Vec<SockAddr> = msgs
+        .iter()
+        .take(n)
+        .map(|(a, _)| SockAddr::from(*a))
+        .collect();
+    // SAFETY: as in `recv_batch`: plain old data, filled in below for the first `n`.
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for ((iov, h), ((_, data), name)) in iovs
+        .iter_mut()
+        .zip(hdrs.iter_mut())
+        .zip(msgs.iter().zip(names.iter()))
+    {
+        // the kernel only reads through iov_base for a send
+        iov.iov_base = data.as_ptr().cast_mut().cast();
+        iov.iov_len = data.len();
+        h.msg_hdr.msg_name = name.as_ptr().cast_mut().cast();
+        h.msg_hdr.msg_namelen = name.len();
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: the first `n` headers point at payloads in `msgs` and addresses in `names`, which
+    // outlive the call; the kernel reads `iov_len` / `msg_namelen` octets from them.
+    let rc = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(rc).unwrap_or(0))
 }
