@@ -255,6 +255,12 @@ pub struct LispLimits {
     pub max_subscriptions: usize,
     /// Unsolicited Map-Notifies kept for retransmission; past it they are sent once.
     pub max_pending_notifies: usize,
+    /// Map-Notifies kept for retransmission that share one nonce; past it they are sent once.
+    /// Nonces are the xTRs' (RFC 9437 §5: a subscription's notifies carry its request's nonce,
+    /// + 1 per publication), so many subscriptions can be made to share one; a Map-Notify-Ack
+    /// is matched among the notifies of its nonce, and this bound keeps that matching (and the
+    /// HMACs it may need) small whatever the senders choose.
+    pub max_notifies_per_nonce: usize,
     pub max_itr_rlocs: usize,
     pub max_publication_records: usize,
     pub max_requesters_per_eid: usize,
@@ -284,6 +290,7 @@ impl Default for LispLimits {
             max_xtr_bindings: 100_000,
             max_subscriptions: 200_000,
             max_pending_notifies: 400_000,
+            max_notifies_per_nonce: 16,
             max_itr_rlocs: 4,
             max_publication_records: 8,
             max_requesters_per_eid: 64,
@@ -761,7 +768,7 @@ pub struct LispCounters {
     pub map_notify_retransmits: u64,
     pub map_notify_acks_rx: u64,
     pub map_notify_gave_up: u64,
-    /// Sent once because `max_pending_notifies` was reached.
+    /// Sent once because `max_pending_notifies` or `max_notifies_per_nonce` was reached.
     pub map_notifies_unreliable: u64,
     pub publications_tx: u64,
     pub subscriptions_added: u64,

@@ -452,9 +452,13 @@ impl Lisp {
         let Some(to) = dests.first().copied() else {
             return id;
         };
-        if self.ps.pending.len() >= self.cfg.limits.max_pending_notifies {
-            // Bounded: past the cap a Map-Notify is sent once, not kept for retransmission
-            // (RFC 9437 §5 lets a Map-Server pace and limit unsolicited Map-Notifies).
+        let same_nonce = self.ps.by_nonce.get(&nonce).map_or(0, |v| v.len());
+        if self.ps.pending.len() >= self.cfg.limits.max_pending_notifies
+            || same_nonce >= self.cfg.limits.max_notifies_per_nonce
+        {
+            // Bounded: past the caps a Map-Notify is sent once, not kept for retransmission
+            // (RFC 9437 §5 lets a Map-Server pace and limit unsolicited Map-Notifies); the
+            // per-nonce cap bounds what one Map-Notify-Ack costs to match.
             self.counters.map_notifies_tx += 1;
             self.counters.map_notifies_unreliable += 1;
             self.send(to, bytes);
@@ -613,32 +617,42 @@ impl Lisp {
         m: MapNotify,
     ) -> Result<(), DropReason> {
         self.counters.map_notify_acks_rx += 1;
-        let Some(ids) = self.ps.by_nonce.get(&m.nonce).cloned() else {
+        let Some(ids) = self.ps.by_nonce.get(&m.nonce) else {
             return Err(DropReason::UnknownNonce { nonce: m.nonce });
         };
         // The outstanding notify this Ack verifies for (its site's key), preferring the one
-        // sent to the Ack's source address when several share the nonce.
+        // sent to the Ack's source address when several share the nonce. At most
+        // `max_notifies_per_nonce` candidates, and one HMAC per site among them: the message
+        // is the same for every candidate.
         let mut found = None;
         let mut auth_err = None;
-        for id in ids {
+        let mut verified: SmallVec<[(usize, bool); 2]> = SmallVec::new();
+        for &id in ids {
             let Some(p) = self.ps.pending.get(&id) else {
                 continue;
             };
-            let Some(site) = self.cfg.sites.get(p.site) else {
-                continue;
-            };
-            match check_site_auth(site, bytes) {
-                Ok(()) => {
-                    let same_addr = p.dests.get(p.dest).is_some_and(|d| d.ip() == from.ip());
-                    if same_addr || found.is_none() {
-                        found = Some(id);
+            let ok = match verified.iter().find(|v| v.0 == p.site) {
+                Some(v) => v.1,
+                None => {
+                    let Some(site) = self.cfg.sites.get(p.site) else {
+                        continue;
+                    };
+                    let r = check_site_auth(site, bytes);
+                    let ok = r.is_ok();
+                    if let Err(e) = r {
+                        auth_err.get_or_insert(e);
                     }
-                    if same_addr {
-                        break;
-                    }
+                    verified.push((p.site, ok));
+                    ok
                 }
-                Err(e) => {
-                    auth_err.get_or_insert(e);
+            };
+            if ok {
+                let same_addr = p.dests.get(p.dest).is_some_and(|d| d.ip() == from.ip());
+                if same_addr || found.is_none() {
+                    found = Some(id);
+                }
+                if same_addr {
+                    break;
                 }
             }
         }
