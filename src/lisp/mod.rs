@@ -257,7 +257,7 @@ pub struct LispLimits {
     pub max_pending_notifies: usize,
     /// Map-Notifies kept for retransmission that share one nonce; past it they are sent once.
     /// Nonces are the xTRs' (RFC 9437 §5: a subscription's notifies carry its request's nonce,
-    /// + 1 per publication), so many subscriptions can be made to share one; a Map-Notify-Ack
+    /// plus one per publication), so many subscriptions can be made to share one; a Map-Notify-Ack
     /// is matched among the notifies of its nonce, and this bound keeps that matching (and the
     /// HMACs it may need) small whatever the senders choose.
     pub max_notifies_per_nonce: usize,
