@@ -386,7 +386,7 @@ fn drive(ns: &[Node; 4], started: Instant) -> ExitCode {
 
     // 3. the VM moves to dc2 (live migration; the orchestrator tells vmmi at once)
     println!("VM moves to dc2   (vmmi vm attach on dc2-vtep — works for a VM that sends no frame)");
-    let t1 = Instant::now();
+    let (t1, wall1) = (Instant::now(), std::time::SystemTime::now());
     if let Err(e) = post(b.api, "/v1/vm/attach", &body) {
         eprintln!("vmmi demo: attach on dc2-vtep: {e}");
         return ExitCode::from(1);
@@ -436,7 +436,7 @@ fn drive(ns: &[Node; 4], started: Instant) -> ExitCode {
                     "dc1-vtep's FDB points the MAC at dc2 (one replace, no gap)"
                 }
                 ("dc-gw", "route-seen") => {
-                    "dc-gw sees seq 1: its Map-Server moves the mapping to dc2 and sends the Map-Notify and the SMR in the same loop turn"
+                    "dc-gw sees seq 1: its Map-Server moves the mapping to dc2 (the EVPN feed)"
                 }
                 _ => continue,
             };
@@ -466,6 +466,26 @@ fn drive(ns: &[Node; 4], started: Instant) -> ExitCode {
             via(true)
         ),
     ));
+    // when dc-gw handed its publication and its SMR to the socket (its wall clock)
+    let sent = get(g.api, "/v1/lisp/counters").unwrap_or_default();
+    for (key, what) in [
+        (
+            "last_publication_unix_us",
+            "dc-gw sends the publication (Map-Notify, RFC 9437 §6) to the subscribed ITR",
+        ),
+        (
+            "last_smr_unix_us",
+            "dc-gw sends the SMR to the ITR that asked for the MAC (RFC 9301 §6.1)",
+        ),
+    ] {
+        let at = sent[key]
+            .as_u64()
+            .map(|us| std::time::UNIX_EPOCH + Duration::from_micros(us))
+            .and_then(|t| t.duration_since(wall1).ok());
+        if let Some(at) = at {
+            timeline.push((at, what.to_string()));
+        }
+    }
     timeline.sort_by_key(|t| t.0);
     for (at, what) in &timeline {
         println!("  [{}] {what}", ms(*at));

@@ -35,6 +35,8 @@ fn the_demo_moves_a_vm_and_times_every_step() {
         "dc1-vtep withdraws its own route",
         "dc1-vtep's FDB points the MAC at dc2",
         "dc-gw sees seq 1: its Map-Server moves the mapping to dc2",
+        "dc-gw sends the publication (Map-Notify, RFC 9437 §6)",
+        "dc-gw sends the SMR to the ITR",
         "itr's map-cache: 10.1.0.42 at dc2 (via publication",
         "itr's map-cache: 02:00:00:00:00:42 at dc2 (via map-reply, after SMR",
         "itr's map-cache: [100] 10.1.0.42 -> 127.0.66.1",

@@ -3,8 +3,8 @@
 //! and an HKDF site; an xTR registering with it; a second Map-Server-only core), with
 //! datagrams between them delivered or lost as the input says, foreign datagrams (raw bytes,
 //! or generated messages — Map-Registers signed with one of the site keys), EVPN
-//! `set_mapping` calls, xTR requests/subscriptions/unsubscriptions, and time jumps from
-//! milliseconds to hours.
+//! `set_mapping` calls, xTR requests/subscriptions/unsubscriptions, site reloads
+//! (`set_sites`: sites removed, reordered, narrowed), and time jumps from milliseconds to hours.
 //! Asserts: no panic; every datagram a core sends decodes with the codec and re-encodes to
 //! the same bytes; every Map-Register / Map-Notify / Map-Notify-Ack a core sends carries the
 //! right HMAC for one of the configured keys (recomputed with `compute_auth`, since `verify`
@@ -150,6 +150,13 @@ enum Op {
     },
     Unsubscribe {
         eid: u8,
+    },
+    /// A configuration reload of the Map-Server's sites (`set_sites`): the sites whose bit is
+    /// set in `keep`, in reverse order or not, the first one narrowed to a /24 or not.
+    SetSites {
+        keep: u8,
+        reverse: bool,
+        narrow: bool,
     },
     Advance {
         millis: u32,
@@ -306,6 +313,27 @@ fuzz_target!(|data: &[u8]| {
                 let now = sim.now;
                 sim.nodes[j].set_mapping(now, eid(e), rloc.map(addr), seq);
                 sim.pump(j);
+            }
+            Op::SetSites {
+                keep,
+                reverse,
+                narrow,
+            } => {
+                let mut v: Vec<SiteCoreCfg> = sites()
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| keep & (1 << i) != 0)
+                    .map(|(_, s)| s)
+                    .collect();
+                if reverse {
+                    v.reverse();
+                }
+                if narrow && let Some(s) = v.first_mut() {
+                    s.eids = vec![EidPrefix::prefix(100, "10.1.0.0/24".parse().unwrap())];
+                }
+                let now = sim.now;
+                sim.nodes[0].set_sites(now, v);
+                sim.pump(0);
             }
             Op::Request { eid: e, subscribe } => {
                 let now = sim.now;

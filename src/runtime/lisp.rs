@@ -54,6 +54,16 @@ pub struct LispShell {
     /// Warnings logged in the current second (refusals are counted in metrics; the log keeps
     /// at most `WARN_PER_SEC` a second so a flood of bad packets cannot flood it).
     warned: (u64, u32),
+    pub last_sent: LastSent,
+}
+
+/// When the last publication (RFC 9437 §6 Map-Notify for a change) and the last SMR were
+/// handed to the socket, on the wall clock (µs since the UNIX epoch): for correlating a move
+/// with its LISP messages (`GET /v1/lisp/counters`, the demo's timeline).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct LastSent {
+    pub last_publication_unix_us: Option<u64>,
+    pub last_smr_unix_us: Option<u64>,
 }
 
 /// Refusal warnings logged per second at most.
@@ -133,6 +143,7 @@ impl LispShell {
             tx: Vec::with_capacity(BATCH),
             send_errors: 0,
             warned: (0, 0),
+            last_sent: LastSent::default(),
         }))
     }
 
@@ -257,6 +268,20 @@ impl LispShell {
 
 impl LispShell {
     fn log_event(&mut self, e: &LispEvent) {
+        let stamp = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_micros() as u64)
+        };
+        match e {
+            LispEvent::MapNotifySent {
+                kind: NotifyKind::Publication,
+                ..
+            } => self.last_sent.last_publication_unix_us = stamp(),
+            LispEvent::SmrSent { .. } => self.last_sent.last_smr_unix_us = stamp(),
+            _ => {}
+        }
         // the core's events are structured (serde): one line each; refusals are warnings,
         // at most WARN_PER_SEC a second (all of them are counted in /metrics). Nothing is
         // serialized for an event that will not be logged (the Map-Request hot path).

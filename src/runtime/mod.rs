@@ -685,7 +685,14 @@ fn handle(sp: &mut Speaker, cx: &mut Ctx<'_>, ev: Ev) {
                     LispView::Registrations => serde_json::to_value(l.core.registrations(now)),
                     LispView::Subscribers => serde_json::to_value(l.core.subscribers(now)),
                     LispView::MapCache => serde_json::to_value(l.core.map_cache(now)),
-                    LispView::Counters => serde_json::to_value(l.core.counters()),
+                    LispView::Counters => serde_json::to_value(l.core.counters()).map(|mut v| {
+                        if let (Some(o), Ok(serde_json::Value::Object(t))) =
+                            (v.as_object_mut(), serde_json::to_value(l.last_sent))
+                        {
+                            o.extend(t);
+                        }
+                        v
+                    }),
                 }
                 .unwrap_or_default()),
             };
