@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use vmmi::lisp::{EidPrefix, Lisp, LispCoreCfg, Output, SiteCoreCfg};
 use vmmi::wire::lisp::auth::{AuthParams, sign};
 use vmmi::wire::lisp::{
-    Act, Bits, Ecm, EidRecord, InnerIp, Ipv4Header, LispAddr, LispMsg, Locator, MapRegister,
-    MapRequest, RequestRecord, UdpHeader, XtrTrailer, decode,
+    Bits, Ecm, EidRecord, InnerIp, Ipv4Header, LispAddr, LispMsg, Locator, MapRegister, MapRequest,
+    UdpHeader, XtrTrailer, decode,
 };
 
 const KEY: &[u8] = b"bench-key";
@@ -66,28 +66,7 @@ fn core(limit_replies: bool, smr: bool) -> Lisp {
 
 fn req(eid: EidPrefix, from: Ipv4Addr, nonce: u64) -> MapRequest {
     let (addr, mask_len) = eid.to_wire(Default::default());
-    MapRequest {
-        authoritative: false,
-        probe: false,
-        smr: false,
-        pitr: false,
-        smr_invoked: false,
-        r: false,
-        reserved: Bits::new(0),
-        local_xtr: false,
-        dont_map_reply: false,
-        nonce,
-        source_eid: LispAddr::None,
-        itr_rlocs: vec![LispAddr::Ipv4(from)],
-        records: vec![RequestRecord {
-            notify: false,
-            reserved: Bits::new(0),
-            mask_len,
-            eid: addr,
-        }],
-        map_reply: None,
-        xtr: None,
-    }
+    MapRequest::new(nonce, LispAddr::Ipv4(from), addr, mask_len)
 }
 
 fn ecm_of(m: &MapRequest, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
@@ -227,27 +206,13 @@ fn register(xtr_id: u128, eid: EidPrefix, rloc: Ipv4Addr, nonce: u64) -> Vec<u8>
         want_map_notify: false,
         nonce,
         auth: params().placeholder().unwrap(),
-        records: vec![EidRecord {
-            ttl: 10,
+        records: vec![EidRecord::new(
+            addr,
             mask_len,
-            act: Act::NO_ACTION,
-            authoritative: true,
-            reserved: Bits::new(0),
-            rsvd: Bits::new(0),
-            map_version: Bits::new(0),
-            eid: addr,
-            locators: vec![Locator {
-                priority: 1,
-                weight: 100,
-                m_priority: 255,
-                m_weight: 0,
-                unused_flags: Bits::new(0),
-                local: true,
-                probed: false,
-                reachable: true,
-                addr: LispAddr::Ipv4(rloc),
-            }],
-        }],
+            10,
+            0,
+            vec![Locator::new(LispAddr::Ipv4(rloc), true)],
+        )],
         xtr: Some(XtrTrailer {
             xtr_id,
             site_id: Some(0),

@@ -79,22 +79,11 @@ fn map_request(
     itr: LispAddr,
     records: Vec<RequestRecord>,
 ) -> MapRequest {
+    // the wire constructor's defaults (every flag off), with this test's EID and records
     MapRequest {
-        authoritative: false,
-        probe: false,
-        smr: false,
-        pitr: false,
-        smr_invoked: false,
-        r: false,
-        reserved: Bits::new(0),
-        local_xtr: false,
-        dont_map_reply: false,
-        nonce,
         source_eid,
-        itr_rlocs: vec![itr],
         records,
-        map_reply: None,
-        xtr: None,
+        ..MapRequest::new(nonce, itr, LispAddr::None, 0)
     }
 }
 

@@ -86,28 +86,13 @@ pub(crate) fn map_request(
     xtr: Option<XtrTrailer>,
 ) -> Vec<u8> {
     let (addr, mask_len) = eid.to_wire(Default::default());
-    let m = MapRequest {
-        authoritative: false,
-        probe: false,
-        smr: false,
-        pitr: false,
-        smr_invoked,
-        r: false,
-        reserved: Bits::new(0),
-        local_xtr: false,
-        dont_map_reply: false,
-        nonce,
-        source_eid: src.map_or(LispAddr::None, |e| e.to_wire(Default::default()).0),
-        itr_rlocs: vec![LispAddr::Ipv4(itr)],
-        records: vec![RequestRecord {
-            notify: xtr.is_some(),
-            reserved: Bits::new(0),
-            mask_len,
-            eid: addr,
-        }],
-        map_reply: None,
-        xtr,
-    };
+    let mut m = MapRequest::new(nonce, LispAddr::Ipv4(itr), addr, mask_len);
+    m.smr_invoked = smr_invoked;
+    m.source_eid = src.map_or(LispAddr::None, |e| e.to_wire(Default::default()).0);
+    if let Some(r) = m.records.first_mut() {
+        r.notify = xtr.is_some();
+    }
+    m.xtr = xtr;
     let mut b = Vec::new();
     m.encode(&mut b);
     b

@@ -98,7 +98,7 @@ use vmmi::wire::bgp::nlri::EvpnNlri;
 use vmmi::wire::bgp::rd::RouteDistinguisher;
 use vmmi::wire::bgp::{BgpCtx, Family, Message, UpdateMsg};
 use vmmi::wire::lisp::auth::{AuthParams, sign, verify};
-use vmmi::wire::lisp::{Bits, LispAddr, LispMsg, MapRequest, RequestRecord, XtrTrailer, decode};
+use vmmi::wire::lisp::{LispAddr, LispMsg, MapRequest, XtrTrailer, decode};
 
 #[path = "../common/bgp_gen.rs"]
 mod bgp_gen;

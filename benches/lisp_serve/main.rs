@@ -69,8 +69,8 @@ use serde_json::{Value, json};
 use vmmi::lisp::EidPrefix;
 use vmmi::wire::lisp::auth::{AuthParams, sign, verify};
 use vmmi::wire::lisp::{
-    Act, Bits, Ecm, EidRecord, InnerIp, Ipv4Header, LispAddr, LispMsg, Locator, MapRegister,
-    MapRequest, RequestRecord, UdpHeader, XtrTrailer, decode,
+    Bits, Ecm, EidRecord, InnerIp, Ipv4Header, LispAddr, LispMsg, Locator, MapRegister, MapRequest,
+    UdpHeader, XtrTrailer, decode,
 };
 
 #[path = "../common/bgp_gen.rs"]

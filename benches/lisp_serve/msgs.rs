@@ -24,27 +24,13 @@ pub(crate) fn map_register(eids: &[(EidPrefix, Ipv4Addr)], nonce: u64) -> Vec<u8
         .iter()
         .map(|(e, rloc)| {
             let (addr, mask_len) = e.to_wire(Default::default());
-            EidRecord {
-                ttl: 10,
+            EidRecord::new(
+                addr,
                 mask_len,
-                act: Act::NO_ACTION,
-                authoritative: true,
-                reserved: Bits::new(0),
-                rsvd: Bits::new(0),
-                map_version: Bits::new(0),
-                eid: addr,
-                locators: vec![Locator {
-                    priority: 1,
-                    weight: 100,
-                    m_priority: 255,
-                    m_weight: 0,
-                    unused_flags: Bits::new(0),
-                    local: true,
-                    probed: false,
-                    reachable: true,
-                    addr: lisp_addr(*rloc),
-                }],
-            }
+                10,
+                0,
+                vec![Locator::new(lisp_addr(*rloc), true)],
+            )
         })
         .collect();
     let m = MapRegister {
@@ -74,28 +60,12 @@ pub(crate) fn map_request(
     xtr: Option<XtrTrailer>,
 ) -> MapRequest {
     let (addr, mask_len) = eid.to_wire(Default::default());
-    MapRequest {
-        authoritative: false,
-        probe: false,
-        smr: false,
-        pitr: false,
-        smr_invoked: false,
-        r: false,
-        reserved: Bits::new(0),
-        local_xtr: false,
-        dont_map_reply: false,
-        nonce,
-        source_eid: LispAddr::None,
-        itr_rlocs: vec![lisp_addr(itr)],
-        records: vec![RequestRecord {
-            notify: xtr.is_some(),
-            reserved: Bits::new(0),
-            mask_len,
-            eid: addr,
-        }],
-        map_reply: None,
-        xtr,
+    let mut m = MapRequest::new(nonce, lisp_addr(itr), addr, mask_len);
+    if let Some(r) = m.records.first_mut() {
+        r.notify = xtr.is_some();
     }
+    m.xtr = xtr;
+    m
 }
 
 /// `m` in an ECM from the ITR-RLOC to the EID, inner UDP source port 4342 (where the

@@ -2,8 +2,10 @@
 //! small set so they collide, IPs, sticky), remote routes from four VTEPs put into a RIB
 //! (types 2/3/5 with chosen Route Targets, MAC Mobility sequences near 0 and near the wrap,
 //! sticky, Label2, Default Gateway — and raw NLRI bytes that may not decode), withdrawals,
-//! time jumps (DAD windows and freeze timers), `dad clear`, and daemon restarts (state file
-//! snapshot → new core → replay → reconcile).
+//! time jumps (DAD windows and freeze timers), `dad clear`, daemon restarts (state file
+//! snapshot → new core → replay → reconcile), and configuration reloads (`reconfigure`: VNIs
+//! removed and added back, RD/RT/IRB changes, DAD settings) — after which the incremental ops
+//! must still build exactly the state the layer wants, with no reconcile to hide a miss.
 //! Asserts: no panic; the dataplane built from the op batches the layer emitted is exactly the
 //! state the layer says it wants (`desired`) — incremental ops never drift from the truth;
 //! no FDB entry points at our own VTEP; every route the layer originates decodes.
@@ -89,6 +91,9 @@ enum Op {
     Wait { secs: u8 },
     Clear { vni: u8, mac: u8 },
     Restart,
+    /// A configuration reload (SIGHUP): the VNIs whose bit is set in `keep`, VNI 100's export
+    /// RT and VNI 200's RD changed or not, VNI 100 in the IP-VRF or not, other DAD settings.
+    Reload { keep: u8, rt: bool, rd: bool, irb: bool, dad: bool },
 }
 
 fn vni_of(v: u8) -> u32 {
@@ -181,7 +186,7 @@ fn rd(peer: u8) -> RouteDistinguisher {
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let now = Instant::now();
-    let c = cfg();
+    let mut c = cfg();
     let mut rib = Rib::default();
     for p in 0..4u8 {
         rib.set_peer(
@@ -286,6 +291,39 @@ fuzz_target!(|data: &[u8]| {
             }
             Op::Clear { vni, mac: m } => {
                 let _ = w.ev.clear_dad(w.now, vni_of(vni), mac(m));
+            }
+            Op::Reload { keep, rt: rt_change, rd: rd_change, irb, dad } => {
+                let mut n = cfg();
+                n.vnis = n
+                    .vnis
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| keep & (1 << i) != 0)
+                    .map(|(_, v)| v)
+                    .collect();
+                // as validation requires: l3_vni names a configured L3 VNI
+                let has_l3 = n.vnis.iter().any(|v| v.vni == 5000);
+                for v in &mut n.vnis {
+                    if v.vni == 100 {
+                        if !has_l3 {
+                            v.l3_vni = None;
+                        }
+                        if rt_change {
+                            v.export_rt = vec![vmmi::config::RtCfg::Set("65000:999".into())];
+                        }
+                        if !irb {
+                            v.l3_vni = None;
+                        }
+                    }
+                    if v.vni == 200 && rd_change {
+                        v.rd = vmmi::config::RdCfg::Set("10.0.0.9:7777".into());
+                    }
+                }
+                if dad {
+                    n.dad.max_moves = 2;
+                }
+                w.ev.reconfigure(w.now, &n, &w.rib);
+                c = n;
             }
             Op::Restart => {
                 // the state file, a new core, the kernel's local MACs, the RIB replayed

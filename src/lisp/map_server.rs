@@ -188,26 +188,13 @@ pub(crate) fn ip_of(a: &LispAddr) -> Option<IpAddr> {
 }
 
 pub(crate) fn lisp_addr(ip: IpAddr) -> LispAddr {
-    match ip {
-        IpAddr::V4(a) => LispAddr::Ipv4(a),
-        IpAddr::V6(a) => LispAddr::Ipv6(a),
-    }
+    LispAddr::from(ip)
 }
 
 /// The locator we advertise for an RLOC: priority 1, weight 100, multicast unused (255),
 /// reachable.
 pub(crate) fn locator_for(ip: IpAddr, local: bool) -> Locator {
-    Locator {
-        priority: 1,
-        weight: 100,
-        m_priority: 255,
-        m_weight: 0,
-        unused_flags: Bits::new(0),
-        local,
-        probed: false,
-        reachable: true,
-        addr: lisp_addr(ip),
-    }
+    Locator::new(LispAddr::from(ip), local)
 }
 
 /// Replay protection state for one registrant of one site.

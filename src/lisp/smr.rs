@@ -47,7 +47,7 @@ use super::eid::{EidPrefix, PrefixTable};
 use super::map_server::lisp_addr;
 use super::timers::{Timer, TimerHandle};
 use super::{Lisp, LispEvent, Map, control, hasher};
-use crate::wire::lisp::{Bits, LispAddr, MapRequest, RequestRecord};
+use crate::wire::lisp::{LispAddr, MapRequest};
 
 #[derive(Clone, Copy, Debug)]
 struct Requester {
@@ -417,28 +417,10 @@ impl Lisp {
         let (source_eid, _) = eid.to_wire(mac_afi);
         let target = src.unwrap_or(eid);
         let (addr, mask_len) = target.to_wire(mac_afi);
-        let req = MapRequest {
-            authoritative: false,
-            probe: false,
-            smr: true,
-            pitr: false,
-            smr_invoked: false,
-            r: false,
-            reserved: Bits::new(0),
-            local_xtr: false,
-            dont_map_reply: true,
-            nonce: self.rng.nonce(),
-            source_eid,
-            itr_rlocs: vec![lisp_addr(self.cfg.rloc)],
-            records: vec![RequestRecord {
-                notify: false,
-                reserved: Bits::new(0),
-                mask_len,
-                eid: addr,
-            }],
-            map_reply: None,
-            xtr: None,
-        };
+        let mut req = MapRequest::new(self.rng.nonce(), lisp_addr(self.cfg.rloc), addr, mask_len);
+        req.smr = true;
+        req.dont_map_reply = true;
+        req.source_eid = source_eid;
         let mut bytes = Vec::with_capacity(64);
         req.encode(&mut bytes);
         let to = control(rloc);

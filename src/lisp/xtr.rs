@@ -37,7 +37,7 @@ use crate::wire::lisp::ecm::UdpHeader;
 use crate::wire::lisp::register::AUTH_DATA_OFFSET;
 use crate::wire::lisp::{
     Act, Bits, Ecm, EidRecord, LispAddr, LispMsg, Locator, MapNotify, MapRegister, MapReply,
-    MapRequest, RequestRecord, XtrTrailer, sign,
+    MapRequest, XtrTrailer, sign,
 };
 
 /// Sends of one Map-Register (first + retransmissions) before it is left to the next
@@ -223,24 +223,21 @@ impl Lisp {
             .iter()
             .map(|(eid, dereg)| {
                 let (addr, mask_len) = eid.to_wire(self.cfg.mac_afi);
-                EidRecord {
-                    ttl: if *dereg {
-                        0
-                    } else {
-                        self.cfg.timers.mapping_ttl_minutes
-                    },
+                let ttl = if *dereg {
+                    0
+                } else {
+                    self.cfg.timers.mapping_ttl_minutes
+                };
+                let version = u32::from(self.xtr.local.get(eid).copied().unwrap_or(0));
+                // RFC 9301 §5.4: "The Authoritative bit MAY only be set to 1 by an ETR" (we
+                // are one: `EidRecord::new` sets it)
+                EidRecord::new(
+                    addr,
                     mask_len,
-                    act: Act::NO_ACTION,
-                    // RFC 9301 §5.4: "The Authoritative bit MAY only be set to 1 by an ETR."
-                    authoritative: true,
-                    reserved: Bits::new(0),
-                    rsvd: Bits::new(0),
-                    map_version: Bits::new(u32::from(
-                        self.xtr.local.get(eid).copied().unwrap_or(0),
-                    )),
-                    eid: addr,
-                    locators: vec![locator_for(self.cfg.rloc, true)],
-                }
+                    ttl,
+                    version,
+                    vec![locator_for(self.cfg.rloc, true)],
+                )
             })
             .collect();
         let reg = MapRegister {
@@ -900,35 +897,20 @@ impl Lisp {
         let mr = self.cfg.resolvers().first().copied()?;
         let (addr, mask_len) = eid.to_wire(self.cfg.mac_afi);
         let sub = kind == Kind::Subscribe;
-        let req = MapRequest {
-            authoritative: false,
-            probe: false,
-            smr: false,
-            pitr: false,
-            smr_invoked: kind == Kind::SmrInvoked,
-            r: false,
-            reserved: Bits::new(0),
-            local_xtr: false,
-            dont_map_reply: false,
-            nonce,
-            source_eid: LispAddr::None,
-            itr_rlocs: vec![if unsubscribe {
-                LispAddr::None
-            } else {
-                lisp_addr(self.cfg.rloc)
-            }],
-            records: vec![RequestRecord {
-                notify: sub,
-                reserved: Bits::new(0),
-                mask_len,
-                eid: addr,
-            }],
-            map_reply: None,
-            xtr: sub.then_some(XtrTrailer {
-                xtr_id: self.cfg.xtr_id,
-                site_id: Some(self.cfg.site_id),
-            }),
+        let itr = if unsubscribe {
+            LispAddr::None
+        } else {
+            lisp_addr(self.cfg.rloc)
         };
+        let mut req = MapRequest::new(nonce, itr, addr, mask_len);
+        req.smr_invoked = kind == Kind::SmrInvoked;
+        if let Some(r) = req.records.first_mut() {
+            r.notify = sub;
+        }
+        req.xtr = sub.then_some(XtrTrailer {
+            xtr_id: self.cfg.xtr_id,
+            site_id: Some(self.cfg.site_id),
+        });
         let ip = inner_header(self.cfg.rloc, eid.ip(), mr.ip())?;
         let mut e = Ecm {
             ddt: false,

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use vmmi::lisp::{EidPrefix, Lisp, LispCoreCfg, LispEvent, MapServerCoreCfg, Output, SiteCoreCfg};
 use vmmi::wire::lisp::auth::{AuthParams, sign};
 use vmmi::wire::lisp::{
-    Act, Bits, Ecm, EidRecord, InnerIp, Ipv4Header, LispAddr, LispMsg, Locator, MapRegister,
-    MapRequest, RequestRecord, UdpHeader, XtrTrailer, decode,
+    Bits, Ecm, EidRecord, InnerIp, Ipv4Header, LispAddr, LispMsg, Locator, MapRegister, MapRequest,
+    UdpHeader, XtrTrailer, decode,
 };
 
 const MAX_STEPS: usize = 1_000_000;
@@ -281,35 +281,18 @@ impl Net {
 
 /// The locator a test xTR registers: priority 1, weight 100, L and R.
 pub fn loc(rloc: &str) -> Locator {
-    Locator {
-        priority: 1,
-        weight: 100,
-        m_priority: 255,
-        m_weight: 0,
-        unused_flags: Bits::new(0),
-        local: true,
-        probed: false,
-        reachable: true,
-        addr: match ip(rloc) {
-            IpAddr::V4(a) => LispAddr::Ipv4(a),
-            IpAddr::V6(a) => LispAddr::Ipv6(a),
-        },
-    }
+    Locator::new(LispAddr::from(ip(rloc)), true)
 }
 
 pub fn record(eid: EidPrefix, ttl: u32, version: u32, rlocs: &[&str]) -> EidRecord {
     let (addr, mask_len) = eid.to_wire(Default::default());
-    EidRecord {
-        ttl,
+    EidRecord::new(
+        addr,
         mask_len,
-        act: Act::NO_ACTION,
-        authoritative: true,
-        reserved: Bits::new(0),
-        rsvd: Bits::new(0),
-        map_version: Bits::new(version),
-        eid: addr,
-        locators: rlocs.iter().map(|r| loc(r)).collect(),
-    }
+        ttl,
+        version,
+        rlocs.iter().map(|r| loc(r)).collect(),
+    )
 }
 
 /// What a test Map-Register says.
@@ -377,31 +360,7 @@ impl Reg {
 /// A Map-Request for `eid` from ITR-RLOC `itr`.
 pub fn request(eid: EidPrefix, itr: &str, nonce: u64) -> MapRequest {
     let (addr, mask_len) = eid.to_wire(Default::default());
-    MapRequest {
-        authoritative: false,
-        probe: false,
-        smr: false,
-        pitr: false,
-        smr_invoked: false,
-        r: false,
-        reserved: Bits::new(0),
-        local_xtr: false,
-        dont_map_reply: false,
-        nonce,
-        source_eid: LispAddr::None,
-        itr_rlocs: vec![match ip(itr) {
-            IpAddr::V4(a) => LispAddr::Ipv4(a),
-            IpAddr::V6(a) => LispAddr::Ipv6(a),
-        }],
-        records: vec![RequestRecord {
-            notify: false,
-            reserved: Bits::new(0),
-            mask_len,
-            eid: addr,
-        }],
-        map_reply: None,
-        xtr: None,
-    }
+    MapRequest::new(nonce, LispAddr::from(ip(itr)), addr, mask_len)
 }
 
 pub fn bytes_of(m: &MapRequest) -> Vec<u8> {

@@ -391,6 +391,15 @@ impl<'a> Arbitrary<'a> for Lcaf {
     }
 }
 
+impl From<std::net::IpAddr> for LispAddr {
+    fn from(ip: std::net::IpAddr) -> LispAddr {
+        match ip {
+            std::net::IpAddr::V4(a) => LispAddr::Ipv4(a),
+            std::net::IpAddr::V6(a) => LispAddr::Ipv6(a),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,6 +105,28 @@ pub struct RequestRecord {
 }
 
 impl EidRecord {
+    /// A mapping record as an ETR or a Map-Server sends it: no ACT, the A bit set, nothing
+    /// reserved (set what differs on the result).
+    pub fn new(
+        eid: LispAddr,
+        mask_len: u8,
+        ttl: u32,
+        version: u32,
+        locators: Vec<Locator>,
+    ) -> Self {
+        EidRecord {
+            ttl,
+            mask_len,
+            act: Act::NO_ACTION,
+            authoritative: true,
+            reserved: Bits::new(0),
+            rsvd: Bits::new(0),
+            map_version: Bits::new(version),
+            eid,
+            locators,
+        }
+    }
+
     pub fn decode(r: &mut Reader<'_>) -> WireResult<Self> {
         let ttl = r.u32("EID-record TTL")?;
         let count = r.u8("locator count")?;
@@ -161,6 +183,22 @@ impl<'a> Arbitrary<'a> for EidRecord {
 }
 
 impl Locator {
+    /// A unicast locator: priority 1, weight 100, multicast unused (priority 255), reachable;
+    /// `local` is the L bit (RFC 9301 §5.4: the locator is the sender's own).
+    pub fn new(addr: LispAddr, local: bool) -> Self {
+        Locator {
+            priority: 1,
+            weight: 100,
+            m_priority: 255,
+            m_weight: 0,
+            unused_flags: Bits::new(0),
+            local,
+            probed: false,
+            reachable: true,
+            addr,
+        }
+    }
+
     pub fn decode(r: &mut Reader<'_>) -> WireResult<Self> {
         let [priority, weight, m_priority, m_weight] = r.array("locator priority/weight")?;
         let flags = r.u16("locator flags")?;

@@ -93,6 +93,33 @@ const MREQ_L: u32 = 0x0000_4000;
 const MREQ_D: u32 = 0x0000_2000;
 
 impl MapRequest {
+    /// A Map-Request for one EID-prefix from one ITR-RLOC: every flag off, no source EID, no
+    /// piggybacked mapping, no xTR-ID (set what differs on the result).
+    pub fn new(nonce: u64, itr_rloc: LispAddr, eid: LispAddr, mask_len: u8) -> Self {
+        MapRequest {
+            authoritative: false,
+            probe: false,
+            smr: false,
+            pitr: false,
+            smr_invoked: false,
+            r: false,
+            reserved: Bits::new(0),
+            local_xtr: false,
+            dont_map_reply: false,
+            nonce,
+            source_eid: LispAddr::None,
+            itr_rlocs: vec![itr_rloc],
+            records: vec![RequestRecord {
+                notify: false,
+                reserved: Bits::new(0),
+                mask_len,
+                eid,
+            }],
+            map_reply: None,
+            xtr: None,
+        }
+    }
+
     /// Decodes the body after word 0 (`w`, already read).
     pub(crate) fn decode_body(w: u32, r: &mut Reader<'_>) -> WireResult<Self> {
         let nonce = r.u64("nonce")?;
