@@ -127,6 +127,9 @@ pub struct Rib {
     path_changes: Vec<PathChange>,
     /// Some table has `all_paths` on: `announce`/`withdraw` take their tracking variant.
     tracking: bool,
+    /// (peer, family) pairs marked stale and not swept yet: only they can hold stale paths,
+    /// so `stale_count` scans nothing for the others (the API asks on every `show neighbors`).
+    stale_marked: std::collections::BTreeSet<(PeerId, Family)>,
 }
 
 fn candidate<'a>(peers: &'a HashMap<PeerId, PeerMeta>, p: &'a Path) -> Candidate<'a> {
@@ -476,6 +479,7 @@ impl Rib {
             self.withdraw(f, k, peer, *id);
         }
         self.counts.remove(&(peer, f));
+        self.stale_marked.remove(&(peer, f));
         keys.len()
     }
 
@@ -494,6 +498,9 @@ impl Rib {
                 n += 1;
             }
         }
+        if n > 0 {
+            self.stale_marked.insert((peer, f));
+        }
         n
     }
 
@@ -505,11 +512,17 @@ impl Rib {
         for (k, id) in &keys {
             self.withdraw(f, k, peer, *id);
         }
+        self.stale_marked.remove(&(peer, f));
         keys.len()
     }
 
-    /// Number of stale paths of `peer` in `f`.
+    /// Number of stale paths of `peer` in `f`: a scan of the table while `peer` has paths
+    /// marked stale in `f` (a graceful restart or an enhanced route refresh in progress),
+    /// nothing otherwise.
     pub fn stale_count(&self, f: Family, peer: PeerId) -> usize {
+        if !self.stale_marked.contains(&(peer, f)) {
+            return 0;
+        }
         self.tables.get(&f).map_or(0, |t| {
             t.map
                 .values()

@@ -428,7 +428,9 @@ fn stale_mark_keeps_best_and_sweep_removes_only_stale() {
         );
     }
     rib.drain_changes().for_each(drop);
+    assert_eq!(rib.stale_count(Family::IPV4_UNICAST, p1), 0);
     assert_eq!(rib.mark_stale(Family::IPV4_UNICAST, p1), 2);
+    assert_eq!(rib.stale_count(Family::IPV4_UNICAST, p1), 2);
     assert!(
         !rib.has_changes(),
         "stale marking does not change forwarding"
@@ -442,7 +444,9 @@ fn stale_mark_keeps_best_and_sweep_removes_only_stale() {
         NlriRest::default(),
     );
     assert!(!rib.best(Family::IPV4_UNICAST, &k1).unwrap().stale());
+    assert_eq!(rib.stale_count(Family::IPV4_UNICAST, p1), 1, "k1 refreshed");
     assert_eq!(rib.sweep_stale(Family::IPV4_UNICAST, p1), 1);
+    assert_eq!(rib.stale_count(Family::IPV4_UNICAST, p1), 0);
     assert!(rib.best(Family::IPV4_UNICAST, &k2).is_none());
     assert_eq!(rib.count(p1, Family::IPV4_UNICAST), 1);
     assert!(Arc::strong_count(&a) >= 2);
