@@ -7,7 +7,9 @@
 #                                    t_frr_via_vmmi (FRR's pfxRcd from vmmi = N); vmmi RSS delta
 #   sink  generator -> vmmi -> sink  the same without FRR: t_vmmi and t_sink (the bench's own
 #                                    passive speaker counting distinct type-2 routes)
-#   frr   generator -> FRR           t_frr (pfxRcd = N); bgpd RSS delta
+#   frr   generator -> FRR           t_frr (pfxRcd = N); bgpd RSS delta; t_frr_echo (the generator
+#                                    has all N back: FRR re-advertises to the source, so best path
+#                                    has run on all and they were sent on: compare with t_sink)
 #   gobgp generator -> GoBGP         t_gobgp (adj-in accepted = N); gobgpd RSS delta. Only at sizes
 #                                    <= GOBGP_MAX and in GOBGP_SIZES: 3.10's EVPN ingest is O(N^2)
 # Every daemon is started fresh for every leg, in its own namespace (vb-*), on veth pairs into a
@@ -299,10 +301,10 @@ EOF
 
 # ---- generator, sink, pollers -------------------------------------------------------------------
 GEN_PID=""
-gen_start() {  # PEER_ADDR N LOG
+gen_start() {  # PEER_ADDR N LOG [EXPECT: log rx-reached when this many routes came back]
     ip netns exec $NS_GEN "$INGEST_BIN" gen --connect "$1" --local $IP_GEN --asn $AS_GEN \
         --count "$2" --per-update "$PER_UPDATE" --rd "$IP_GEN:100" --rt "$AS_VMMI:100" --vni 100 \
-        --next-hop $IP_GEN --seq 1 --max-life "$((DEADLINE_S + 120))" --progress-ms 0 \
+        --next-hop $IP_GEN --seq 1 --max-life "$((DEADLINE_S + 120))" --progress-ms 0 --expect "${4:-0}" \
         --hold-before-blast-ms "$HOLD_MS" </dev/null >"$3" 2>&1 &
     GEN_PID=$!
     track $GEN_PID
@@ -443,14 +445,17 @@ leg_frr() {  # N
     local n="$1" d="$RUN/frr-$1-r$REP" rss0 cpu0 pf t0 rss1
     mkdir -p "$d"
     frr_start
-    gen_start $IP_FRR:179 "$n" "$d/gen.log"
+    # FRR sends every route back to the generator (no sender-side loop check): the generator's
+    # rx-reached is when FRR has run best path on all N and advertised them (t_frr_echo_s)
+    gen_start $IP_FRR:179 "$n" "$d/gen.log" "$n"
     baseline "$FRR_BGPD" "$d/gen.log"; rss0=$RSS0; cpu0=$CPU0_NS
     poll_frr_bg "$d/poll-frr.log" $IP_GEN "$n"; pf=$POLL_PID
     wait_pid "$pf" "$DEADLINE_S" || log "FRR poller still running"
+    local i; for ((i = 0; i < DEADLINE_S * 10; i++)); do grep -q '"rx-reached"' "$d/gen.log" && break; kill -0 "$GEN_PID" 2>/dev/null || break; sleep 0.1; done
     sleep "$SETTLE_S"
     rss1="$(rss_kb "$FRR_BGPD")"
     t0="$(jfield "$d/gen.log" blast-start unix_us)"
-    record "{\"leg\":\"frr\",\"n\":$n,$(times frr "$t0" "$d/poll-frr.log"),\"frr_rss0_kb\":\"$rss0\",\"frr_rss_settled_kb\":\"$rss1\",\
+    record "{\"leg\":\"frr\",\"n\":$n,$(times frr "$t0" "$d/poll-frr.log"),\"t_frr_echo_s\":\"$(secs_us "$t0" "$(jfield "$d/gen.log" rx-reached unix_us)")\",\"frr_rss0_kb\":\"$rss0\",\"frr_rss_settled_kb\":\"$rss1\",\
 \"frr_hwm_kb\":\"$(hwm_kb "$FRR_BGPD")\",\"frr_b_per_route\":\"$(per_route "$rss0" "$rss1" "$n")\",\
 \"frr_cpu_ms\":\"$(ms_ns "$cpu0" "$(jfield "$d/poll-frr.log" reached cpu_ns)")\",\"load_before\":\"$LOAD0\",\"rep\":$REP}"
     stop_all
@@ -547,11 +552,12 @@ for n in rows:
            "vmmi_rss_settled_kb": med("vmmi", n, "vmmi_rss_settled_kb"), "vmmi_rss0_kb": med("vmmi", n, "vmmi_rss0_kb"),
            "frr_rss_settled_kb": med("frr", n, "frr_rss_settled_kb"), "frr_rss0_kb": med("frr", n, "frr_rss0_kb"),
            "vmmi_to_sink_s": med("sink", n, "t_sink_via_vmmi_s"),
+           "frr_echo_s": med("frr", n, "t_frr_echo_s"),
            "vmmi_ingest_sink_leg_s": med("sink", n, "t_vmmi_s"),
            "vmmi_cpu_ms_sink_leg": med("sink", n, "vmmi_cpu_ms"),
            "vmmi_b_per_route_sink_leg": med("sink", n, "vmmi_b_per_route"),
            "spread": {f"{leg}.{k}": spread(leg, n, k) for leg, k in [("vmmi", "t_vmmi_s"), ("vmmi", "t_frr_via_vmmi_s"),
-               ("frr", "t_frr_s"), ("gobgp", "t_gobgp_s"), ("sink", "t_vmmi_s"), ("sink", "t_sink_via_vmmi_s"),
+               ("frr", "t_frr_s"), ("frr", "t_frr_echo_s"), ("gobgp", "t_gobgp_s"), ("sink", "t_vmmi_s"), ("sink", "t_sink_via_vmmi_s"),
                ("vmmi", "vmmi_cpu_ms"), ("frr", "frr_cpu_ms"),
                ("vmmi", "vmmi_b_per_route"), ("frr", "frr_b_per_route")] if spread(leg, n, k)}}
     # marginal memory: the RSS growth from the previous size, per added route
@@ -587,6 +593,12 @@ if marg:
 print("\nvmmi in the sink leg (no FRR downstream competing for the CPU), median ingest ms / CPU ms: " +
       ", ".join(f"{r['size']}: {f(None if r['vmmi_ingest_sink_leg_s'] is None else r['vmmi_ingest_sink_leg_s'] * 1e3, '%.1f')}"
                 f" / {f(r['vmmi_cpu_ms_sink_leg'], '%.1f')}" for r in table))
+def msf(v): return f(None if v is None else v * 1e3, "%.1f")
+print("\nbest path run on all N and all N sent on to a peer (no polling: the receiving speaker's own clock), "
+      "median ms, vmmi -> bench sink (sink leg) / FRR -> back to the generator (frr leg) / FRR/vmmi: " +
+      ", ".join(f"{r['size']}: {msf(r['vmmi_to_sink_s'])} / {msf(r['frr_echo_s'])} / "
+                f"{f(r['frr_echo_s'] / r['vmmi_to_sink_s'] if r['frr_echo_s'] and r['vmmi_to_sink_s'] else None, '%.2f')}"
+                for r in table))
 print("(medians of %s run(s) per leg; every run in the JSON)" % os.environ.get("REPEAT", "3"))
 print(f"\nJSON: {sys.argv[2]}")
 PY
