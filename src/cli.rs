@@ -441,6 +441,39 @@ pub fn refresh(neighbor: &str, family: &str, api: SocketAddr) -> ExitCode {
     }
 }
 
+/// A `MacEntry` (what the dataplane holds for one MAC) as one line: the remote entry with its
+/// flags, then the bridge's side when it says more than the remote entry does.
+fn held_text(e: &serde_json::Value) -> String {
+    let remote = !e["vtep"].is_null();
+    let mut parts = Vec::new();
+    if remote {
+        let mut t = format!("FDB -> VTEP {}", text(&e["vtep"]));
+        for o in e["other_vteps"].as_array().into_iter().flatten() {
+            t.push_str(&format!(", VTEP {}", text(o)));
+        }
+        let flags: Vec<&str> = ["extern_learn", "permanent", "static", "sticky"]
+            .into_iter()
+            .filter(|f| e[*f] == true)
+            .collect();
+        if !flags.is_empty() {
+            t.push_str(&format!(" ({})", flags.join(", ")));
+        }
+        parts.push(t);
+    }
+    let b = &e["bridge"];
+    match b["at"].as_str() {
+        Some("local") => parts.push(format!("on local bridge port ifindex {}", text(&b["port"]))),
+        Some("vxlan") if !remote => parts.push("bridge -> VXLAN port, no VTEP entry".into()),
+        Some("absent") if remote => parts.push("no bridge entry".into()),
+        _ => {}
+    }
+    if parts.is_empty() {
+        "no entry".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
 pub fn explain_mac(mac: &str, vni: u32, json: bool, api: SocketAddr) -> ExitCode {
     if mac.parse::<vmmi::wire::types::MacAddr>().is_err() {
         eprintln!("vmmi explain mac: {mac:?} is not a MAC address");
@@ -500,13 +533,23 @@ pub fn explain_mac(mac: &str, vni: u32, json: bool, api: SocketAddr) -> ExitCode
         s(&v["moves_in_window"]),
         s(&v["moves_total"])
     );
+    // what the dataplane holds, what the EVPN layer wants, and a note when they differ
+    let held = match (&v["dataplane_entry"], &v["dataplane_error"]) {
+        (e, _) if e.is_object() => held_text(e),
+        (_, serde_json::Value::Null) => "unknown".to_string(),
+        (_, why) => format!("unknown ({})", s(why)),
+    };
+    println!("dataplane: {held}");
     println!(
-        "dataplane: {}",
-        match &v["dataplane"] {
+        "  the EVPN layer wants: {}",
+        match &v["dataplane_wanted"] {
             serde_json::Value::Null => "no remote entry".to_string(),
             d => format!("FDB -> VTEP {}", s(d)),
         }
     );
+    if v["dataplane_entry"].is_object() && v["dataplane_in_sync"] != true {
+        println!("  MISMATCH: the dataplane does not hold what the EVPN layer wants");
+    }
     let loc = |l: &serde_json::Value| loc_text(l, "VTEP ");
     for m in v["recent_moves"].as_array().into_iter().flatten() {
         println!(

@@ -375,6 +375,27 @@ fn vm_hook_moves_a_mac_between_daemons_and_the_sequence_survives_a_restart() {
     // the move log and explain
     let moves = cli(&b, &["show", "moves", "--json"]).unwrap();
     assert!(moves.as_array().is_some_and(|v| v.len() >= 2), "{moves}");
+    // explain over the API: the memory dataplane holds what the layer wants (a's VTEP)
+    let (c, x) = http(&b.api, "GET", &format!("/v1/explain/mac/100/{M}"), "");
+    assert_eq!(c, 200, "{x}");
+    assert_eq!(x["dataplane"], "127.0.2.1", "{x}");
+    assert_eq!(x["dataplane_wanted"], "127.0.2.1", "{x}");
+    assert_eq!(x["dataplane_in_sync"], true, "{x}");
+    assert_eq!(x["dataplane_local"], false, "{x}");
+    assert_eq!(x["dataplane_error"], Value::Null, "{x}");
+    assert_eq!(x["dataplane_entry"]["bridge"]["at"], "vxlan", "{x}");
+    // on a, where the MAC is local: no remote entry wanted or held
+    let (c, x) = http(&a.api, "GET", &format!("/v1/explain/mac/100/{M}"), "");
+    assert_eq!(c, 200, "{x}");
+    assert_eq!(
+        (
+            &x["dataplane"],
+            &x["dataplane_wanted"],
+            &x["dataplane_in_sync"]
+        ),
+        (&Value::Null, &Value::Null, &Value::Bool(true)),
+        "{x}"
+    );
 
     // a stops (SIGTERM writes the state file) and comes back: the kernel reports the VM
     // again (here: the hook) and a advertises 2 again, never 0
@@ -575,6 +596,62 @@ fn api_refuses_bad_input_with_the_reason_and_a_status_code() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a MAC address"));
+}
+
+/// `vmmi dad clear` lifts a real freeze: a VM bounced between two VTEPs `dad_max_moves` (2)
+/// times within the window is frozen (explain: duplicate), and a clear over the API answers
+/// 200 and thaws it (explain: not duplicate, the move count restarted).
+#[test]
+fn dad_clear_lifts_a_freeze_caused_by_moves() {
+    let (sa, sb) = (dir().join("dad-a.json"), dir().join("dad-b.json"));
+    let dad = |t: String| t.replace("[mobility]\n", "[mobility]\ndad_max_moves = 2\n");
+    let a = start(
+        "dad-a",
+        &dad(vtep_cfg("127.0.8.1", "127.0.8.2", "127.0.0.1:51801", &sa)),
+        "127.0.0.1:51801",
+    );
+    let b = start(
+        "dad-b",
+        &dad(vtep_cfg("127.0.8.2", "127.0.8.1", "127.0.0.1:51802", &sb)),
+        "127.0.0.1:51802",
+    );
+    assert!(wait(Duration::from_secs(15), || state(&a) == "Established"
+        && state(&b) == "Established"));
+    const M: &str = "02:00:00:00:08:01";
+    let attach = |d: &Daemon| {
+        cli(d, &["vm", "attach", "--vni", "100", "--mac", M]).expect("vm attach");
+    };
+    let remote_at = |d: &Daemon, vtep: &str| {
+        wait(Duration::from_secs(5), || {
+            mac_at(d, M).is_some_and(|m| m["location"]["vtep"] == vtep)
+        })
+    };
+    attach(&a);
+    assert!(remote_at(&b, "127.0.8.1"), "{:?}", mac_at(&b, M));
+    // the explain API on the memory dataplane: what it holds is what the layer wants
+    let x = explain(&b, M).expect("explain");
+    assert_eq!(x["dataplane"], "127.0.8.1", "{x}");
+    assert_eq!(x["dataplane_in_sync"], true, "{x}");
+    attach(&b); // move 1 (a: moved away)
+    assert!(remote_at(&a, "127.0.8.2"), "{:?}", mac_at(&a, M));
+    attach(&a); // move 2 within the window: frozen on a
+    assert!(
+        wait(Duration::from_secs(5), || explain(&a, M)
+            .is_some_and(|x| x["duplicate"] == true)),
+        "{:?}\n{}",
+        explain(&a, M),
+        log_of(&a)
+    );
+    let body = format!(r#"{{"vni":100,"mac":"{M}"}}"#);
+    let (c, v) = http(&a.api, "POST", "/v1/dad/clear", &body);
+    assert_eq!((c, &v["ok"]), (200, &Value::Bool(true)), "{v}");
+    let x = explain(&a, M).expect("explain");
+    assert_eq!(x["duplicate"], false, "{x}");
+    assert_eq!(x["moves_total"], 0, "counted from the clear: {x}");
+    assert!(log_of(&a).contains("duplicate MAC freeze lifted"));
+    // a second clear: not frozen any more
+    let (c, _) = http(&a.api, "POST", "/v1/dad/clear", &body);
+    assert_eq!(c, 409);
 }
 
 /// EVPN → LISP inside one daemon: a VM attached on a vmmi that is also the Map-Server /

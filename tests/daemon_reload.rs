@@ -207,6 +207,7 @@ fn the_embedded_default_runs_without_a_config() {
         api: "127.0.0.1:50179".into(),
         config: dir().join("default.toml"), // none: the guard removes nothing there
         log,
+        netns: None,
     };
     assert!(
         wait(Duration::from_secs(10), || cli(

@@ -8,6 +8,9 @@
 //! "VM" namespace on the bridge asking for a remote address whose VTEP does not exist: only
 //! the bridge can answer.
 //!
+//! `lookup.rs`: one MAC read back from the kernel (`Dataplane::lookup`), and `vmmi explain mac`
+//! of a daemon running the Linux backend in a namespace.
+//!
 //! L3 VNIs: whether the kernel can make VRF devices is found out at run time (a probe VRF in
 //! the test's namespace): where it can (Debian 12's stock kernel, CI), the VRF device and
 //! the enslaved bridge are asserted; where it cannot, the error `configure` returns is — and
@@ -1070,3 +1073,9 @@ impl Drop for Monitor {
 // the L3 VNI tests, with their helpers (last: they use `require!`)
 #[path = "dataplane_linux/l3.rs"]
 mod l3;
+
+// `Dataplane::lookup` and `vmmi explain mac` against the kernel (a daemon in a namespace)
+#[path = "daemon_harness/mod.rs"]
+mod daemon_harness;
+#[path = "dataplane_linux/lookup.rs"]
+mod lookup;

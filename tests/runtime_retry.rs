@@ -2,7 +2,10 @@
 //! demand: failed ops are counted, retried with backoff (1 s, 2 s, 4 s ...), end up applied
 //! once the backend recovers, and what is retried is what the EVPN layer wants *now* for the
 //! entry — a MAC that moved again while its op was failing ends at its latest location, never
-//! overwritten by an old retry.
+//! overwritten by an old retry. And `explain mac` through such a task backend: the reply is
+//! composed after the backend's `lookup` answers (between batches), shows a failed op awaiting
+//! its retry as a mismatch, and says so when the backend does not answer within the bound —
+//! without the loop ever waiting for it.
 //!
 //! Deterministic: the BGP side is the testkit's virtual network (three speakers back to back),
 //! the runtime's `Vtep` is driven with virtual instants (it takes `now` as an argument), and
@@ -16,8 +19,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use vmmi::config::{Config, VniCfg};
 use vmmi::dataplane::memory::Memory;
-use vmmi::dataplane::{Batch, Dataplane, DataplaneOp, LearnEvent, OpError};
-use vmmi::runtime::vtep::{DpEv, RETRY_MIN, Vtep};
+use vmmi::dataplane::{Batch, Dataplane, DataplaneOp, LearnEvent, LookupError, MacEntry, OpError};
+use vmmi::evpn::view::Explain;
+use vmmi::runtime::vtep::{DpEv, EvpnReq, LOOKUP_WAIT, RETRY_MIN, ReqError, Vtep};
 use vmmi::testkit::{Net, addr};
 use vmmi::wire::bgp::afi::Family;
 use vmmi::wire::types::MacAddr;
@@ -27,9 +31,23 @@ struct Flaky {
     mem: Arc<Mutex<Memory>>,
     down: Arc<AtomicBool>,
     failures: Arc<AtomicU64>,
+    /// While set, `lookup` takes 3 s (longer than `LOOKUP_WAIT`).
+    slow: Arc<AtomicBool>,
 }
 
 impl Dataplane for Flaky {
+    async fn lookup(&mut self, vni: u32, mac: MacAddr) -> Result<MacEntry, LookupError> {
+        if self.slow.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        self.mem
+            .lock()
+            .map(|m| m.entry(vni, mac))
+            .map_err(|_| LookupError::Failed {
+                reason: "poisoned".into(),
+            })
+    }
+
     async fn apply(&mut self, batch: &Batch) -> Vec<OpError> {
         if self.down.load(Ordering::SeqCst) {
             self.failures
@@ -64,6 +82,7 @@ struct World {
     mem: Arc<Mutex<Memory>>,
     down: Arc<AtomicBool>,
     failures: Arc<AtomicU64>,
+    slow: Arc<AtomicBool>,
 }
 
 impl World {
@@ -101,10 +120,12 @@ impl World {
         }
         let down = Arc::new(AtomicBool::new(false));
         let failures = Arc::new(AtomicU64::new(0));
+        let slow = Arc::new(AtomicBool::new(false));
         let backend = Flaky {
             mem: mem.clone(),
             down: down.clone(),
             failures: failures.clone(),
+            slow: slow.clone(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let now = net.now;
@@ -119,6 +140,7 @@ impl World {
             mem,
             down,
             failures,
+            slow,
         };
         w.net.run(Duration::from_secs(10));
         // no EVPN neighbor in the config: the start-up reconcile goes at the first timeout
@@ -176,6 +198,26 @@ impl World {
             },
         );
         self.settle().await;
+    }
+
+    /// `explain mac` for MAC: the request is handed to the `Vtep` (which returns at once),
+    /// then its reply awaited (bounded).
+    async fn explain(&mut self) -> Explain {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<Explain, ReqError>>();
+        let now = self.net.now;
+        self.vtep.api(
+            now,
+            EvpnReq::Explain {
+                vni: VNI,
+                mac: MAC,
+                reply: tx,
+            },
+        );
+        tokio::time::timeout(LOOKUP_WAIT + Duration::from_secs(2), rx)
+            .await
+            .expect("explain answers within its bound")
+            .expect("a reply")
+            .expect("the MAC is known")
     }
 
     fn fdb(&self) -> Option<IpAddr> {
@@ -265,4 +307,60 @@ async fn failed_ops_are_retried_with_backoff_as_what_the_evpn_layer_wants_now() 
     assert_ne!(x, y);
     assert_eq!(w.vtep.deadline(), None);
     assert_eq!(w.vtep.dp_failures, 5);
+}
+
+#[tokio::test(flavor = "current_thread")]
+#[allow(clippy::disallowed_methods)] // Instant::now: the bound is real time
+async fn explain_asks_the_task_backend_and_shows_a_pending_retry_as_a_mismatch() {
+    let mut w = World::new();
+    w.settle().await;
+    let (x, y) = (addr(1), addr(2));
+    w.move_to(1).await;
+    let e = w.explain().await;
+    assert_eq!(
+        (e.dataplane, e.dataplane_wanted, e.dataplane_in_sync),
+        (Some(x), Some(x), true),
+        "{e:?}"
+    );
+    assert!(e.dataplane_error.is_none(), "{e:?}");
+
+    // the move to Y fails in the backend: the layer wants Y, the backend still holds X
+    w.down.store(true, Ordering::SeqCst);
+    w.move_to(2).await;
+    let e = w.explain().await;
+    assert_eq!(
+        (e.dataplane, e.dataplane_wanted, e.dataplane_in_sync),
+        (Some(x), Some(y), false),
+        "{e:?}"
+    );
+    // the retry applies it: in sync again
+    w.down.store(false, Ordering::SeqCst);
+    w.fire_next().await;
+    let e = w.explain().await;
+    assert_eq!((e.dataplane, e.dataplane_in_sync), (Some(y), true), "{e:?}");
+
+    // a backend that does not answer in time: the answer says so, after the bound, and the
+    // loop went on meanwhile (`api` returned before the lookup was answered)
+    w.slow.store(true, Ordering::SeqCst);
+    let t0 = std::time::Instant::now();
+    let e = w.explain().await;
+    let took = t0.elapsed();
+    assert!(
+        took >= LOOKUP_WAIT && took < LOOKUP_WAIT + Duration::from_secs(1),
+        "{took:?}"
+    );
+    assert_eq!(
+        e.dataplane_error.as_deref(),
+        Some("the dataplane did not answer within 1000 ms"),
+        "{e:?}"
+    );
+    assert_eq!(
+        (
+            e.dataplane,
+            e.dataplane_wanted,
+            e.dataplane_in_sync,
+            e.dataplane_entry
+        ),
+        (None, Some(y), false, None)
+    );
 }

@@ -11,6 +11,8 @@
 //! - `{"cmd":"reconcile","desired":[...]}` → `{"report":{"adopted":..,...}}`
 //! - `{"cmd":"events","min":N,"timeout_ms":T}` → `{"events":[...]}` once N events arrived or
 //!   T ms passed.
+//! - `{"cmd":"lookup","vni":N,"mac":".."}` → `{"entry":{..}}` (`MacEntry`: what the kernel
+//!   holds for the MAC) or `{"lookup_error":{..}}`.
 //!
 //! Every answer also carries `elapsed_ms` (wall time of the command, for rough measurements).
 
@@ -110,6 +112,14 @@ async fn handle(dp: &mut Linux, cmd: &Value) -> Result<Value, String> {
                 }
             }
             Ok(json!({ "events": out }))
+        }
+        "lookup" => {
+            let vni: u32 = field(cmd, "vni")?;
+            let mac: MacAddr = field(cmd, "mac")?;
+            Ok(match dp.lookup(vni, mac).await {
+                Ok(e) => json!({ "entry": e }),
+                Err(e) => json!({ "lookup_error": e }),
+            })
         }
         other => Err(format!("unknown cmd {other:?}")),
     }

@@ -10,7 +10,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::{Batch, Dataplane, DataplaneOp, LearnEvent, OpError, ReconcileReport};
+use super::{
+    Batch, BridgeSide, Dataplane, DataplaneOp, LearnEvent, LookupError, MacEntry, OpError,
+    ReconcileReport,
+};
 use crate::wire::types::MacAddr;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -136,6 +139,24 @@ impl Memory {
     pub fn vtep_of(&self, vni: u32, mac: MacAddr) -> Option<IpAddr> {
         self.fdb.get(&(vni, mac)).map(|e| e.0)
     }
+
+    /// What the FDB holds for `mac` of `vni`, as a kernel would show vmmi's entry: a remote
+    /// MAC is one entry here (the VXLAN side and the bridge side at once), written by the
+    /// control plane (`extern_learn`), `static` and `sticky` when sticky. Local MACs are not
+    /// in these tables (they are the EVPN layer's): a MAC without a remote entry is absent.
+    pub fn entry(&self, vni: u32, mac: MacAddr) -> MacEntry {
+        match self.fdb.get(&(vni, mac)) {
+            Some(&(vtep, sticky)) => MacEntry {
+                vtep: Some(vtep),
+                extern_learn: true,
+                is_static: sticky,
+                sticky,
+                bridge: BridgeSide::Vxlan,
+                ..MacEntry::default()
+            },
+            None => MacEntry::default(),
+        }
+    }
 }
 
 impl Dataplane for Memory {
@@ -150,6 +171,10 @@ impl Dataplane for Memory {
 
     async fn reconcile(&mut self, desired: &[DataplaneOp]) -> ReconcileReport {
         self.reconcile_now(desired)
+    }
+
+    async fn lookup(&mut self, vni: u32, mac: MacAddr) -> Result<MacEntry, LookupError> {
+        Ok(self.entry(vni, mac))
     }
 
     /// Ready at once when events are queued; otherwise never (only `inject` queues them, and
@@ -188,6 +213,12 @@ mod tests {
         m.apply_now(&[add("10.0.0.2")]);
         assert_eq!(m.vtep_of(100, mac), Some(ip("10.0.0.2")));
         assert_eq!(m.fdb.len(), 1);
+        let e = m.entry(100, mac);
+        assert_eq!(
+            (e.vtep, e.bridge, e.extern_learn, e.sticky),
+            (Some(ip("10.0.0.2")), BridgeSide::Vxlan, true, false)
+        );
+        assert_eq!(m.entry(101, mac), MacEntry::default(), "per VNI");
         m.apply_now(&[
             DataplaneOp::FdbDel { vni: 100, mac },
             DataplaneOp::FdbDel { vni: 100, mac },

@@ -3,7 +3,8 @@
 //!
 //! Owns: `DataplaneOp` (idempotent operations, applied in batches, one result per op),
 //! `LearnEvent` (a MAC appeared on or left a local port), `VniDev` (the devices a VNI needs),
-//! `ReconcileReport`, the `Dataplane` trait, the in-memory backend (`memory`) and the Linux
+//! `ReconcileReport`, `MacEntry` (what a backend holds for one MAC: `vmmi explain mac`), the
+//! `Dataplane` trait, the in-memory backend (`memory`) and the Linux
 //! kernel backend (`linux`, netlink; issue 4).
 //! Must not: know about BGP, the RIB or LISP. The EVPN layer describes ops; the runtime
 //! performs them.
@@ -191,6 +192,79 @@ pub struct ReconcileReport {
     pub errors: Vec<OpError>,
 }
 
+/// What a backend holds for one MAC of one L2 VNI (`Dataplane::lookup`): read back from the
+/// backend's tables — for the Linux one, from the kernel — never from what was sent to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MacEntry {
+    /// The remote VTEP the VNI's VXLAN device sends the MAC's frames to (`None`: no remote
+    /// entry).
+    pub vtep: Option<IpAddr>,
+    /// Further remotes of the same entry (the frames would go to every one). vmmi writes one,
+    /// and the kernel appends remotes only to the flood entry (Linux 6.1: an `append` to a
+    /// unicast MAC changes nothing), so this is empty unless a backend holds a MAC otherwise
+    /// than vmmi writes it; shown, never hidden.
+    pub other_vteps: Vec<IpAddr>,
+    /// The remote entry is a control plane's (`extern_learn`: vmmi's or another daemon's);
+    /// `false` with a `vtep`: an operator's or the kernel's entry.
+    pub extern_learn: bool,
+    /// The remote entry is `permanent` (NUD_PERMANENT).
+    pub permanent: bool,
+    /// The remote entry is `static` (NUD_NOARP; vmmi writes a sticky MAC so).
+    #[serde(rename = "static")]
+    pub is_static: bool,
+    /// The remote entry is `sticky` (RFC 7432 §15.2: the kernel never moves it by learning).
+    pub sticky: bool,
+    /// Where the VNI's bridge forwards the MAC.
+    pub bridge: BridgeSide,
+}
+
+/// The bridge's entry for a MAC (`MacEntry::bridge`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "at", rename_all = "kebab-case")]
+pub enum BridgeSide {
+    /// The bridge holds no entry: it floods the MAC's frames as unknown unicast.
+    #[default]
+    Absent,
+    /// On the VNI's VXLAN port: the MAC is remote (the VXLAN entry says which VTEP).
+    Vxlan,
+    /// On a local port (ifindex `port`): the MAC is here.
+    Local { port: u32 },
+}
+
+impl MacEntry {
+    /// The bridge holds the MAC on a local port.
+    pub fn local(&self) -> bool {
+        matches!(self.bridge, BridgeSide::Local { .. })
+    }
+}
+
+/// Why `Dataplane::lookup` has no answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LookupError {
+    /// The backend cannot be asked (the trait's default).
+    Unsupported,
+    /// The VNI has no devices in this backend (not configured, or its devices are wrong).
+    NotConfigured { vni: u32 },
+    /// The VNI is an L3 VNI: it holds routes, not MACs.
+    NotL2 { vni: u32 },
+    /// The backend's read failed (the kernel's error text).
+    Failed { reason: String },
+}
+
+impl std::fmt::Display for LookupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LookupError::Unsupported => f.write_str("this dataplane backend cannot be asked"),
+            LookupError::NotConfigured { vni } => {
+                write!(f, "vni {vni} is not configured in the dataplane")
+            }
+            LookupError::NotL2 { vni } => write!(f, "vni {vni} is an l3 VNI: it holds no MACs"),
+            LookupError::Failed { reason } => write!(f, "dataplane read failed: {reason}"),
+        }
+    }
+}
+
 /// A forwarding backend. Ops are applied in order; each batch returns the ops that failed.
 ///
 /// Start-up order for the runtime: `configure` (devices), then — once the EVPN layer knows
@@ -228,6 +302,18 @@ pub trait Dataplane: Send {
                 ..ReconcileReport::default()
             }
         }
+    }
+
+    /// What the backend holds for `mac` in L2 VNI `vni`, read from its tables now (the
+    /// kernel's, for the Linux backend). The runtime asks between batches. The default cannot
+    /// be asked.
+    fn lookup(
+        &mut self,
+        vni: u32,
+        mac: MacAddr,
+    ) -> impl Future<Output = Result<MacEntry, LookupError>> + Send {
+        let _ = (vni, mac);
+        async { Err(LookupError::Unsupported) }
     }
 
     /// Completes when `drain_events` has something to return (select on it in the event

@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{Evpn, Loc, MoveRecord, Step};
+use crate::dataplane::{BridgeSide, MacEntry};
 use crate::rib::mac_mobility::{self, Claim, MoveReason};
 use crate::wire::types::MacAddr;
 
@@ -92,10 +93,59 @@ pub struct Explain {
     pub duplicate: bool,
     pub moves_in_window: usize,
     pub moves_total: u32,
+    /// What the dataplane holds: the remote VTEP of its entry for the MAC (`None`: no remote
+    /// entry, or the dataplane could not be asked — `dataplane_error` says why). Read back
+    /// from the backend (the kernel, for the Linux one) when the request is answered.
     pub dataplane: Option<IpAddr>,
+    /// The dataplane's bridge holds the MAC on a local port.
+    pub dataplane_local: bool,
+    /// What the EVPN layer wants the dataplane to hold: the remote VTEP it last wrote for the
+    /// MAC (`None`: no remote entry).
+    pub dataplane_wanted: Option<IpAddr>,
+    /// The dataplane holds what the layer wants (`Explain::set_dataplane` says when);
+    /// `false` when it could not be asked.
+    pub dataplane_in_sync: bool,
+    /// The dataplane's entry as read, with its flags (`None` when it could not be asked).
+    pub dataplane_entry: Option<MacEntry>,
+    /// Why the dataplane could not be asked (no backend, no answer in time, a failed read).
+    pub dataplane_error: Option<String>,
     pub suppression: Vec<IpAddr>,
     pub recent_moves: Vec<MoveView>,
     pub summary: String,
+}
+
+impl Explain {
+    /// Fill in what the dataplane holds (`Ok`) or why it could not be asked (`Err`), and
+    /// whether that is what the layer wants. In sync: with a remote VTEP wanted, the entry
+    /// sends to that VTEP alone and the bridge forwards the MAC to the VXLAN port; with none
+    /// wanted, there is no remote entry and the bridge does not point at the VXLAN port
+    /// (a local MAC, or none). The entry's flags are shown, not judged: an operator's entry
+    /// (no `extern_learn`) to the right VTEP forwards right.
+    pub fn set_dataplane(&mut self, held: Result<MacEntry, String>) {
+        match held {
+            Ok(e) => {
+                self.dataplane = e.vtep;
+                self.dataplane_local = e.local();
+                self.dataplane_in_sync = match self.dataplane_wanted {
+                    Some(v) => {
+                        e.vtep == Some(v)
+                            && e.other_vteps.is_empty()
+                            && e.bridge == BridgeSide::Vxlan
+                    }
+                    None => e.vtep.is_none() && e.bridge != BridgeSide::Vxlan,
+                };
+                self.dataplane_entry = Some(e);
+                self.dataplane_error = None;
+            }
+            Err(why) => {
+                self.dataplane = None;
+                self.dataplane_local = false;
+                self.dataplane_in_sync = false;
+                self.dataplane_entry = None;
+                self.dataplane_error = Some(why);
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -343,7 +393,12 @@ impl Evpn {
             duplicate: frozen,
             moves_in_window: st.dad.recent(now, &self.dad),
             moves_total: st.dad.total(),
-            dataplane: st.fdb.map(|f| f.0),
+            dataplane: None,
+            dataplane_local: false,
+            dataplane_wanted: st.fdb.map(|f| f.0),
+            dataplane_in_sync: false,
+            dataplane_entry: None,
+            dataplane_error: Some("the dataplane was not asked".to_string()),
             suppression: st.neighs.to_vec(),
             recent_moves: self
                 .log
@@ -501,5 +556,100 @@ impl Evpn {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explain(wanted: Option<&str>) -> Explain {
+        Explain {
+            vni: 100,
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            claims: Vec::new(),
+            decided_by: None,
+            advertised: None,
+            last_local_seq: 0,
+            highest_seq_seen: 0,
+            duplicate: false,
+            moves_in_window: 0,
+            moves_total: 0,
+            dataplane: None,
+            dataplane_local: false,
+            dataplane_wanted: wanted.and_then(|w| w.parse().ok()),
+            dataplane_in_sync: false,
+            dataplane_entry: None,
+            dataplane_error: None,
+            suppression: Vec::new(),
+            recent_moves: Vec::new(),
+            summary: String::new(),
+        }
+    }
+
+    fn remote(vtep: &str) -> MacEntry {
+        MacEntry {
+            vtep: vtep.parse().ok(),
+            extern_learn: true,
+            bridge: BridgeSide::Vxlan,
+            ..MacEntry::default()
+        }
+    }
+
+    fn in_sync(wanted: Option<&str>, held: MacEntry) -> bool {
+        let mut x = explain(wanted);
+        x.set_dataplane(Ok(held.clone()));
+        assert_eq!(x.dataplane, held.vtep);
+        assert_eq!(x.dataplane_entry, Some(held));
+        assert_eq!(x.dataplane_error, None);
+        x.dataplane_in_sync
+    }
+
+    #[test]
+    fn in_sync_means_the_dataplane_forwards_where_the_layer_wants() {
+        let x = Some("10.0.0.2");
+        assert!(in_sync(x, remote("10.0.0.2")));
+        assert!(!in_sync(x, remote("10.0.0.9")), "an operator's replace");
+        assert!(!in_sync(x, MacEntry::default()), "absent");
+        let mut two = remote("10.0.0.2");
+        two.other_vteps.push([10, 0, 0, 8].into());
+        assert!(!in_sync(x, two), "frames also go elsewhere");
+        let mut no_bridge = remote("10.0.0.2");
+        no_bridge.bridge = BridgeSide::Absent;
+        assert!(!in_sync(x, no_bridge), "the bridge floods it");
+        let mut operators = remote("10.0.0.2");
+        operators.extern_learn = false;
+        assert!(in_sync(x, operators), "flags are shown, not judged");
+        // no remote entry wanted: none held, the bridge not pointing at the VXLAN port
+        assert!(in_sync(None, MacEntry::default()));
+        let local = MacEntry {
+            bridge: BridgeSide::Local { port: 4 },
+            ..MacEntry::default()
+        };
+        let mut l = explain(None);
+        l.set_dataplane(Ok(local));
+        assert!(l.dataplane_in_sync && l.dataplane_local);
+        assert!(!in_sync(None, remote("10.0.0.2")), "a stale remote entry");
+    }
+
+    #[test]
+    fn a_dataplane_that_cannot_be_asked_is_never_in_sync() {
+        let mut x = explain(Some("10.0.0.2"));
+        x.set_dataplane(Ok(remote("10.0.0.2")));
+        x.set_dataplane(Err("the dataplane did not answer within 1000 ms".into()));
+        assert_eq!(
+            (
+                x.dataplane,
+                x.dataplane_in_sync,
+                x.dataplane_entry,
+                x.dataplane_local
+            ),
+            (None, false, None, false)
+        );
+        assert_eq!(
+            x.dataplane_error.as_deref(),
+            Some("the dataplane did not answer within 1000 ms")
+        );
+        assert_eq!(x.dataplane_wanted, "10.0.0.2".parse().ok(), "kept");
     }
 }

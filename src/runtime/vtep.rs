@@ -6,12 +6,13 @@
 //! (1, 2, 4 ... 30 s), one pending retry per entry, sent as what the EVPN layer wants for the
 //! entry *then* (`Evpn::current`: a MAC that moved again meanwhile goes to where it is now) —
 //! the state file I/O (write-then-rename, at most once a second and at shutdown), turning
-//! EVPN events into log lines and counters.
+//! EVPN events into log lines and counters, and `explain mac`'s question to the backend
+//! (`DpCmd::Lookup`, answered between batches; the reply is composed off the loop, bounded by
+//! `LOOKUP_WAIT`).
 //! Must not: decide anything about routes or MACs (that is `evpn/`).
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // runtime/: the clock and files live here
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,8 @@ use crate::config::{Config, DataplaneKind, FamilyCfg, VniKind};
 use crate::dataplane::linux::Linux;
 use crate::dataplane::memory::Memory;
 use crate::dataplane::{
-    Batch, Dataplane, DataplaneOp, LearnEvent, OpError, ReconcileReport, VniDev, VniDevKind,
+    Batch, Dataplane, DataplaneOp, LearnEvent, LookupError, MacEntry, OpError, ReconcileReport,
+    VniDev, VniDevKind,
 };
 use crate::evpn::view::{Explain, MacView, MoveView, VniView};
 use crate::evpn::{self, Evpn, EvpnCfg, EvpnEvent, Output};
@@ -109,7 +111,18 @@ enum DpCmd {
     Reconcile(Vec<DataplaneOp>),
     /// The whole set of VNI devices (a reload added or removed VNIs).
     Configure(Vec<VniDev>),
+    /// What the backend holds for one MAC (`explain mac`): answered in order with the other
+    /// commands, so after every batch sent before it.
+    Lookup {
+        vni: u32,
+        mac: MacAddr,
+        reply: oneshot::Sender<Result<MacEntry, LookupError>>,
+    },
 }
+
+/// How long `explain mac` waits for a task backend's `Lookup` answer (it queues behind the
+/// batches sent before it) before it answers that the dataplane did not.
+pub const LOOKUP_WAIT: Duration = Duration::from_secs(1);
 
 /// The dataplane backends this build runs.
 enum Dp {
@@ -144,6 +157,10 @@ async fn backend_task<D: Dataplane>(
                     if let Err(e) = lx.configure(&devs).await {
                         warn!("dataplane: {e}");
                     }
+                }
+                Some(DpCmd::Lookup { vni, mac, reply }) => {
+                    // the asker may have given up (`LOOKUP_WAIT`)
+                    let _ = reply.send(lx.lookup(vni, mac).await);
                 }
                 None => return,
             },
@@ -723,12 +740,56 @@ impl Vtep {
         }
     }
 
-    /// Where the memory dataplane points a MAC (API `explain`).
-    fn dp_entry(&self, vni: u32, mac: MacAddr) -> Option<IpAddr> {
-        match &self.dp {
-            Dp::Memory(m) => m.vtep_of(vni, mac),
-            Dp::Task(_) | Dp::None => None,
+    /// `explain mac`: `x` with what the dataplane holds for the MAC, sent on `reply`. The
+    /// memory backend is read inline; a task backend is asked with `DpCmd::Lookup`, and a
+    /// small task waits (at most `LOOKUP_WAIT`) for its answer and then replies, so the loop
+    /// never waits for the kernel.
+    fn explain_with_dataplane(
+        &mut self,
+        mut x: Explain,
+        reply: oneshot::Sender<Result<Explain, ReqError>>,
+    ) {
+        let (vni, mac) = (x.vni, x.mac);
+        let tx = match &self.dp {
+            Dp::Memory(m) => {
+                x.set_dataplane(Ok(m.entry(vni, mac)));
+                let _ = reply.send(Ok(x));
+                return;
+            }
+            Dp::None => {
+                x.set_dataplane(Err(
+                    "no dataplane: [dataplane] kind = \"none\" programs nothing".to_string(),
+                ));
+                let _ = reply.send(Ok(x));
+                return;
+            }
+            Dp::Task(tx) => tx,
+        };
+        let (ltx, lrx) = oneshot::channel();
+        if tx
+            .send(DpCmd::Lookup {
+                vni,
+                mac,
+                reply: ltx,
+            })
+            .is_err()
+        {
+            x.set_dataplane(Err("the dataplane task has ended".to_string()));
+            let _ = reply.send(Ok(x));
+            return;
         }
+        tokio::spawn(async move {
+            let held = match tokio::time::timeout(LOOKUP_WAIT, lrx).await {
+                Ok(Ok(r)) => r.map_err(|e| e.to_string()),
+                Ok(Err(_)) => Err("the dataplane task has ended".to_string()),
+                Err(_) => Err(format!(
+                    "the dataplane did not answer within {} ms",
+                    LOOKUP_WAIT.as_millis()
+                )),
+            };
+            x.set_dataplane(held);
+            let _ = reply.send(Ok(x));
+        });
     }
 
     pub fn api(&mut self, now: Instant, req: EvpnReq) {
@@ -760,10 +821,7 @@ impl Vtep {
             }
             EvpnReq::Explain { vni, mac, reply } => {
                 let r = match self.evpn.explain(vni, mac, now) {
-                    Some(mut x) => {
-                        x.dataplane = self.dp_entry(vni, mac).or(x.dataplane);
-                        Ok(x)
-                    }
+                    Some(x) => return self.explain_with_dataplane(x, reply),
                     None if self.evpn.vni(vni).is_none() => Err(no_vni(vni)),
                     None => Err(ReqError::NoMac(format!(
                         "vni {vni} knows nothing about {mac}"

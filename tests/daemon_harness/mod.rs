@@ -1,6 +1,8 @@
 //! Real `vmmi run` daemons for the daemon tests: start one on a config, drive it through the
 //! CLI and the HTTP API, wait (bounded) for what it shows. Every daemon is killed by PID when
-//! its guard drops; a passing test's config and log files are removed.
+//! its guard drops; a passing test's config and log files are removed. A daemon may run in a
+//! network namespace (`start_in_netns`): it and every CLI call to it then run under
+//! `ip netns exec` (which execs: the child's PID is the daemon's).
 
 #![allow(dead_code)] // each test file uses its own part
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // real processes and time
@@ -18,6 +20,29 @@ pub struct Daemon {
     pub api: String,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// The network namespace it runs in (`None`: this one).
+    pub netns: Option<String>,
+}
+
+impl Daemon {
+    /// `vmmi ARGS --api API`, in the daemon's namespace.
+    pub fn vmmi(&self, args: &[&str]) -> Command {
+        let mut c = vmmi_in(self.netns.as_deref());
+        c.args(args).args(["--api", &self.api]);
+        c
+    }
+}
+
+/// `vmmi`, under `ip netns exec NS` when `netns` is given.
+fn vmmi_in(netns: Option<&str>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, VMMI]);
+            c
+        }
+        None => Command::new(VMMI),
+    }
 }
 
 impl Drop for Daemon {
@@ -47,11 +72,20 @@ pub fn start(name: &str, toml: &str, api: &str) -> Daemon {
 
 /// `start` with more arguments for `vmmi run` (`--log-format json`, ...).
 pub fn start_args(name: &str, toml: &str, api: &str, args: &[&str]) -> Daemon {
+    start_full(None, name, toml, api, args)
+}
+
+/// `start` inside the network namespace `netns` (which must exist).
+pub fn start_in_netns(netns: &str, name: &str, toml: &str, api: &str) -> Daemon {
+    start_full(Some(netns), name, toml, api, &[])
+}
+
+fn start_full(netns: Option<&str>, name: &str, toml: &str, api: &str, args: &[&str]) -> Daemon {
     let d = dir();
     let config = d.join(format!("{name}.toml"));
     std::fs::write(&config, toml).unwrap();
     let log = d.join(format!("{name}.log"));
-    let child = Command::new(VMMI)
+    let child = vmmi_in(netns)
         .args(["run", "--config"])
         .arg(&config)
         .args(args)
@@ -65,6 +99,7 @@ pub fn start_args(name: &str, toml: &str, api: &str, args: &[&str]) -> Daemon {
         api: api.to_string(),
         config,
         log,
+        netns: netns.map(str::to_string),
     };
     assert!(
         wait(Duration::from_secs(10), || cli(
@@ -79,11 +114,7 @@ pub fn start_args(name: &str, toml: &str, api: &str, args: &[&str]) -> Daemon {
 }
 
 pub fn cli(d: &Daemon, args: &[&str]) -> Option<Value> {
-    let out = Command::new(VMMI)
-        .args(args)
-        .args(["--api", &d.api])
-        .output()
-        .ok()?;
+    let out = d.vmmi(args).output().ok()?;
     if !out.status.success() {
         return None;
     }
@@ -92,6 +123,20 @@ pub fn cli(d: &Daemon, args: &[&str]) -> Option<Value> {
     } else {
         Some(Value::Null)
     }
+}
+
+/// `vmmi ARGS` whose output is JSON (`--json`, `--api` added): `None` when it fails.
+pub fn cli_json(d: &Daemon, args: &[&str]) -> Option<Value> {
+    let out = d.vmmi(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// `vmmi explain mac MAC --vni 100 --json`.
+pub fn explain(d: &Daemon, mac: &str) -> Option<Value> {
+    cli_json(d, &["explain", "mac", mac, "--vni", "100", "--json"])
 }
 
 pub fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {

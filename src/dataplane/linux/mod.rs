@@ -43,6 +43,10 @@
 //!   would flush the suppression entries on it). An L3 VNI's RMAC entries have no bridge
 //!   side: its VXLAN device is its bridge's only port.
 //! - Local learning (`learn.rs`) and start-up reconcile (`reconcile.rs`).
+//! - `lookup` (`vmmi explain mac`): one AF_BRIDGE FDB dump, read for one MAC on one L2 VNI's
+//!   devices (`lookup.rs`). The kernel filters an FDB dump by device only on a socket with
+//!   strict checking, so the whole dump is read and filtered here: ≈ the cost of the start-up
+//!   reconcile's FDB dump, paid once per question, between two batches.
 //!
 //! Ops of one batch are pipelined (up to `WINDOW` requests in flight on one socket; the
 //! kernel handles them in order) and each op gets its own result: one failure never stops
@@ -76,6 +80,7 @@
 mod devices;
 mod l3;
 mod learn;
+mod lookup;
 mod nl;
 mod reconcile;
 
@@ -90,7 +95,8 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::{
-    Batch, Dataplane, DataplaneOp, LearnEvent, OpError, ReconcileReport, VniDev, VniDevKind,
+    Batch, Dataplane, DataplaneOp, LearnEvent, LookupError, MacEntry, OpError, ReconcileReport,
+    VniDev, VniDevKind,
 };
 use crate::wire::types::MacAddr;
 use devices::{Devs, Links};
@@ -666,6 +672,23 @@ impl Dataplane for Linux {
             "dataplane reconciled"
         );
         r
+    }
+
+    async fn lookup(&mut self, vni: u32, mac: MacAddr) -> Result<MacEntry, LookupError> {
+        let v = self
+            .vnis
+            .get(&vni)
+            .ok_or(LookupError::NotConfigured { vni })?;
+        if v.table().is_some() {
+            return Err(LookupError::NotL2 { vni });
+        }
+        let (vx, br) = (v.idx.vxlan, v.idx.bridge);
+        let fdb = nl::dump_neigh(&self.handle, AddressFamily::Bridge)
+            .await
+            .map_err(|e| LookupError::Failed {
+                reason: format!("bridge fdb dump: {e}"),
+            })?;
+        Ok(lookup::mac_entry(&fdb, vx, br, mac))
     }
 
     async fn events_ready(&self) {
