@@ -177,10 +177,48 @@ pub(super) fn feed_changes(sp: &mut Speaker) {
             addpath::feed(sp, peer, &fams, &tx, &changes, &path_changes);
             continue;
         }
-        for ch in &changes {
-            if fams.contains(&ch.family) {
-                feed_best(sp, peer, ch);
-            }
+        feed_best_all(sp, peer, &fams, &changes);
+    }
+}
+
+/// `feed_best` for every change of `fams` in one drain: whether a source peer's paths may go
+/// to `peer` is looked up once per source (a bulk load has one), and the pending set grows
+/// once for what is queued instead of doubling its way there.
+fn feed_best_all(sp: &mut Speaker, peer: PeerId, fams: &[Family], changes: &[crate::rib::Change]) {
+    let mut may: Vec<(PeerId, bool)> = Vec::new();
+    let mut exp = |sp: &Speaker, from: PeerId| match may.iter().find(|(p, _)| *p == from) {
+        Some((_, ok)) => *ok,
+        None => {
+            let ok = exportable_from(sp, peer, from);
+            may.push((from, ok));
+            ok
+        }
+    };
+    let mut todo: Vec<(&crate::rib::Change, bool)> = Vec::with_capacity(changes.len());
+    for ch in changes.iter().filter(|c| fams.contains(&c.family)) {
+        let was = ch.old.as_ref().is_some_and(|o| exp(sp, o.peer));
+        // as in `feed_best`: nothing for a peer not sent the old best and not allowed the new
+        if was || ch.new_peer.is_some_and(|from| exp(sp, from)) {
+            todo.push((ch, was));
+        }
+    }
+    let Some(p) = sp.peers.get_mut(&peer) else {
+        return;
+    };
+    for f in fams {
+        let n = todo.iter().filter(|(c, _)| c.family == *f).count();
+        if n == 0 {
+            continue;
+        }
+        let q = p.out.pending.entry(*f).or_default();
+        q.reserve(n);
+        for (ch, was) in todo.iter().filter(|(c, _)| c.family == *f) {
+            let e = q.entry(ch.key.clone()).or_insert(Pending {
+                was: *was,
+                full: false,
+                hint: ch.index,
+            });
+            e.hint = ch.index;
         }
     }
 }
@@ -306,22 +344,29 @@ struct Group {
 struct Groups {
     list: Vec<Group>,
     index: HashMap<usize, usize>,
+    /// The group of the previous push (consecutive keys mostly share one).
+    last: Option<(usize, usize)>,
 }
 
 impl Groups {
     /// Append one NLRI record, written by `f`, to the group for `e` (created on first use).
     fn push(&mut self, e: &Arc<Export>, f: impl FnOnce(&mut Vec<u8>)) {
-        let list = &mut self.list;
-        let gi = *self
-            .index
-            .entry(Arc::as_ptr(e) as usize)
-            .or_insert_with(|| {
-                list.push(Group {
-                    export: e.clone(),
-                    nlri: Vec::new(),
+        let ptr = Arc::as_ptr(e) as usize;
+        let gi = match self.last {
+            Some((p, gi)) if p == ptr => gi,
+            _ => {
+                let list = &mut self.list;
+                let gi = *self.index.entry(ptr).or_insert_with(|| {
+                    list.push(Group {
+                        export: e.clone(),
+                        nlri: Vec::new(),
+                    });
+                    list.len() - 1
                 });
-                list.len() - 1
-            });
+                self.last = Some((ptr, gi));
+                gi
+            }
+        };
         if let Some(g) = self.list.get_mut(gi) {
             push_record(&mut g.nlri, f);
         }
@@ -418,14 +463,26 @@ fn pack(sp: &mut Speaker, peer: PeerId) {
                 }
             }
         } else {
+            // the keys of a bulk load share their attribute set: whether it may go to this
+            // peer and its export are found once per run of keys with the same set
+            let mut last: Option<(Arc<Attrs>, PeerId, Option<Arc<Export>>)> = None;
             for (key, Pending { was, hint, .. }) in batch {
-                let best = sp.rib.best_hint(family, &key, hint).cloned();
-                let exported = best.as_ref().and_then(|b| {
-                    exportable(sp, peer, b)
-                        .then(|| export_for(sp, peer, &n, &ctx, family, b))
-                        .flatten()
-                        .map(|e| (e, b.rest.clone()))
-                });
+                let exported = match sp.rib.best_hint(family, &key, hint) {
+                    None => None,
+                    Some(b) => match &last {
+                        Some((a, from, e)) if Arc::ptr_eq(a, &b.attrs) && *from == b.peer => {
+                            e.clone().map(|e| (e, b.rest.clone()))
+                        }
+                        _ => {
+                            let b = b.clone();
+                            let e = exportable(sp, peer, &b)
+                                .then(|| export_for(sp, peer, &n, &ctx, family, &b))
+                                .flatten();
+                            last = Some((b.attrs.clone(), b.peer, e.clone()));
+                            e.map(|e| (e, b.rest))
+                        }
+                    },
+                };
                 match exported {
                     Some((e, rest)) => {
                         groups.push(&e, |out| join_nlri(family, &key, &rest, out));
