@@ -115,6 +115,20 @@ pub struct Table {
     pub map: Map<RouteKey, Entry>,
     /// Record a `Change` when any path changes, not only the best (see `set_all_paths`).
     all_paths: bool,
+    /// Keys per leading octet (the EVPN route type), kept as keys come and go so that
+    /// `/metrics` never scans the table on the event loop (empty until the first key).
+    by_first: Vec<usize>,
+}
+
+/// `Table::by_first` after a key was added (`up`) or removed.
+fn count_key(by_first: &mut Vec<usize>, k: &RouteKey, up: bool) {
+    if by_first.is_empty() {
+        *by_first = vec![0; 256];
+    }
+    let b = usize::from(k.as_bytes().first().copied().unwrap_or(0));
+    if let Some(c) = by_first.get_mut(b) {
+        *c = if up { *c + 1 } else { c.saturating_sub(1) };
+    }
 }
 
 #[derive(Default)]
@@ -202,16 +216,15 @@ impl Rib {
     }
 
     /// Loc-RIB entries of `f` per leading octet of the key — the EVPN route type (RFC 7432
-    /// §7); one pass over the table (for `/metrics`, not for hot paths).
+    /// §7), non-zero counts only; from counters kept as keys come and go (no table scan).
     pub fn count_by_first_octet(&self, f: Family) -> BTreeMap<u8, usize> {
-        let mut out = BTreeMap::new();
-        if let Some(t) = self.tables.get(&f) {
-            for k in t.map.keys() {
-                let b = k.as_bytes().first().copied().unwrap_or(0);
-                *out.entry(b).or_insert(0) += 1;
-            }
-        }
-        out
+        let Some(t) = self.tables.get(&f) else {
+            return BTreeMap::new();
+        };
+        (0u8..=255)
+            .zip(t.by_first.iter().copied())
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -359,6 +372,7 @@ impl Rib {
                 e.paths.push(path);
                 e.reason = Some(Reason::Only);
                 v.insert(e);
+                count_key(&mut t.by_first, &key, true);
                 *self.counts.entry((peer, f)).or_default() += 1;
                 (None, true, true, key, Some(peer))
             }
@@ -429,8 +443,10 @@ impl Rib {
         }
         let changed = !same_path(before.as_ref(), e.paths.first());
         let new_peer = e.paths.first().map(|p| p.peer);
-        if e.paths.is_empty() {
-            t.map.swap_remove_index(index);
+        if e.paths.is_empty()
+            && let Some((k, _)) = t.map.swap_remove_index(index)
+        {
+            count_key(&mut t.by_first, &k, false);
         }
         if changed {
             self.changes.push(Change {

@@ -504,3 +504,49 @@ fn all_paths_tables_record_non_best_changes_and_others_do_not() {
     assert_eq!(run(false), (2, vec![]));
     assert_eq!(run(true), (2, vec![p2, p2, p2]));
 }
+
+/// One step of `route_type_counts_follow_every_change`: (announce?, peer, route type, key).
+fn type_count_ops() -> impl Strategy<Value = Vec<(u8, u32, u8, u8)>> {
+    prop::collection::vec((0u8..5, 1u32..3, 1u8..6, 0u8..12), 1..80)
+}
+
+proptest! {
+    /// `/metrics` reads the per-route-type counters instead of scanning: after any mix of
+    /// announcements, withdrawals, stale sweeps and peer removals from two peers they equal a
+    /// count over the table.
+    #[test]
+    fn route_type_counts_follow_every_change(ops in type_count_ops()) {
+        let f = Family::L2VPN_EVPN;
+        let mut rib = Rib::default();
+        for p in 1..3u8 {
+            rib.set_peer(PeerId(u32::from(p)), PeerMeta {
+                addr: IpAddr::V4(Ipv4Addr::new(10, 1, 0, p)),
+                bgp_id: Ipv4Addr::new(10, 0, 0, p),
+                ebgp: true,
+            });
+        }
+        let a = rib.intern(attrs(&base()));
+        for (op, peer, ty, k) in ops {
+            let key = RouteKey::new(&[ty, 8, k]);
+            let peer = PeerId(peer);
+            match op {
+                0 | 1 => rib.announce(f, key, peer, 0, a.clone(), NlriRest::default()),
+                2 => rib.withdraw(f, &key, peer, 0),
+                3 => {
+                    rib.mark_stale(f, peer);
+                    rib.sweep_stale(f, peer);
+                }
+                _ => {
+                    rib.remove_peer(f, peer);
+                }
+            }
+            let mut scan = std::collections::BTreeMap::new();
+            if let Some(t) = rib.table(f) {
+                for k in t.map.keys() {
+                    *scan.entry(k.as_bytes()[0]).or_insert(0usize) += 1;
+                }
+            }
+            prop_assert_eq!(rib.count_by_first_octet(f), scan);
+        }
+    }
+}
