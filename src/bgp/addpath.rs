@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::adj_out::{Export, export_for, exportable, feed_best, queue};
+use super::adj_out::{Export, export_for, exportable, feed_best_all, queue};
 use super::{Negotiated, Speaker};
 use crate::rib::key::{NlriRest, RouteKey};
 use crate::rib::{Attrs, Change, Map, Path, PathChange, PeerId};
@@ -211,11 +211,12 @@ pub(super) fn feed(
     changes: &[Change],
     path_changes: &[PathChange],
 ) {
-    for ch in changes.iter().filter(|c| fams.contains(&c.family)) {
-        if !tx.contains(&ch.family) {
-            feed_best(sp, peer, ch);
-            continue;
-        }
+    let best_only: Vec<Family> = fams.iter().filter(|f| !tx.contains(f)).copied().collect();
+    feed_best_all(sp, peer, &best_only, changes);
+    for ch in changes
+        .iter()
+        .filter(|c| fams.contains(&c.family) && tx.contains(&c.family))
+    {
         // whose path changed is known when the key came or went (its only path); a key that
         // appeared with one of the peer's own paths is the bulk-load case: nothing to send
         let own = match (&ch.old, ch.new_peer) {

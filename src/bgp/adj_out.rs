@@ -181,10 +181,16 @@ pub(super) fn feed_changes(sp: &mut Speaker) {
     }
 }
 
-/// `feed_best` for every change of `fams` in one drain: whether a source peer's paths may go
-/// to `peer` is looked up once per source (a bulk load has one), and the pending set grows
-/// once for what is queued instead of doubling its way there.
-fn feed_best_all(sp: &mut Speaker, peer: PeerId, fams: &[Family], changes: &[crate::rib::Change]) {
+/// Queue for `peer`, which is sent the best path only in `fams`, every best-path change of
+/// those families in one drain. Whether a source peer's paths may go to `peer` is looked up
+/// once per source (a bulk load has one), and the pending set grows once for what is queued
+/// instead of doubling its way there.
+pub(super) fn feed_best_all(
+    sp: &mut Speaker,
+    peer: PeerId,
+    fams: &[Family],
+    changes: &[crate::rib::Change],
+) {
     let mut may: Vec<(PeerId, bool)> = Vec::new();
     let mut exp = |sp: &Speaker, from: PeerId| match may.iter().find(|(p, _)| *p == from) {
         Some((_, ok)) => *ok,
@@ -197,7 +203,9 @@ fn feed_best_all(sp: &mut Speaker, peer: PeerId, fams: &[Family], changes: &[cra
     let mut todo: Vec<(&crate::rib::Change, bool)> = Vec::with_capacity(changes.len());
     for ch in changes.iter().filter(|c| fams.contains(&c.family)) {
         let was = ch.old.as_ref().is_some_and(|o| exp(sp, o.peer));
-        // as in `feed_best`: nothing for a peer not sent the old best and not allowed the new
+        // nothing to send when the peer was not sent the old best and may not be sent the new
+        // one (it came from this very peer — a bulk load — or from an iBGP peer towards iBGP
+        // without reflection)
         if was || ch.new_peer.is_some_and(|from| exp(sp, from)) {
             todo.push((ch, was));
         }
@@ -213,31 +221,9 @@ fn feed_best_all(sp: &mut Speaker, peer: PeerId, fams: &[Family], changes: &[cra
         let q = p.out.pending.entry(*f).or_default();
         q.reserve(n);
         for (ch, was) in todo.iter().filter(|(c, _)| c.family == *f) {
-            let e = q.entry(ch.key.clone()).or_insert(Pending {
-                was: *was,
-                full: false,
-                hint: ch.index,
-            });
-            e.hint = ch.index;
+            enqueue(q, &ch.key, ch.index, *was);
         }
     }
-}
-
-/// Queue one best-path change for a peer that is sent the best path only.
-#[inline(always)]
-pub(super) fn feed_best(sp: &mut Speaker, peer: PeerId, ch: &crate::rib::Change) {
-    let was = ch.old.as_ref().is_some_and(|o| exportable(sp, peer, o));
-    // nothing to send when the peer was not sent the old best and may not be sent the new
-    // one (it came from this very peer — a bulk load — or from an iBGP peer towards iBGP
-    // without reflection)
-    if !was
-        && !ch
-            .new_peer
-            .is_some_and(|from| exportable_from(sp, peer, from))
-    {
-        return;
-    }
-    queue(sp, peer, ch.family, &ch.key, ch.index, was);
 }
 
 /// Queue `key` for `peer`; a key already queued keeps its `was` (the state before the first
@@ -252,14 +238,19 @@ pub(super) fn queue(
     was: bool,
 ) {
     if let Some(p) = sp.peers.get_mut(&peer) {
-        let q = p.out.pending.entry(family).or_default();
-        let e = q.entry(key.clone()).or_insert(Pending {
-            was,
-            full: false,
-            hint,
-        });
-        e.hint = hint;
+        enqueue(p.out.pending.entry(family).or_default(), key, hint, was);
     }
+}
+
+/// `queue` into one family's pending set.
+#[inline(always)]
+fn enqueue(q: &mut Map<RouteKey, Pending>, key: &RouteKey, hint: usize, was: bool) {
+    let e = q.entry(key.clone()).or_insert(Pending {
+        was,
+        full: false,
+        hint,
+    });
+    e.hint = hint;
 }
 
 /// Queue the whole Loc-RIB of `family` (or of every negotiated family, followed by End-of-RIB)
