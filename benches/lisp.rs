@@ -21,7 +21,7 @@ use vmmi::lisp::{EidPrefix, Lisp, LispCoreCfg, Output, SiteCoreCfg};
 use vmmi::wire::lisp::auth::{AuthParams, sign};
 use vmmi::wire::lisp::{
     Bits, Ecm, EidRecord, InnerIp, Ipv4Header, LispAddr, LispMsg, Locator, MapRegister, MapRequest,
-    UdpHeader, XtrTrailer, decode,
+    XtrTrailer, decode,
 };
 
 const KEY: &[u8] = b"bench-key";
@@ -70,32 +70,18 @@ fn req(eid: EidPrefix, from: Ipv4Addr, nonce: u64) -> MapRequest {
 }
 
 fn ecm_of(m: &MapRequest, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
-    let mut e = Ecm {
-        ddt: false,
-        to_etr: false,
-        to_ms: false,
-        reserved: Bits::new(0),
-        ip: InnerIp::V4(Ipv4Header {
-            tos: 0,
-            total_length: 0,
-            id: 0,
-            flags_fragment: 0,
-            ttl: 64,
-            checksum: 0,
-            src,
-            dst,
-            options: Vec::new(),
-        }),
-        udp: UdpHeader {
-            src_port: 4342,
-            dst_port: 4342,
-            length: 0,
-            checksum: 0,
-        },
-        msg: Box::new(LispMsg::MapRequest(m.clone())),
-    };
-    e.seal();
-    LispMsg::Ecm(e).to_bytes()
+    let ip = InnerIp::V4(Ipv4Header {
+        tos: 0,
+        total_length: 0,
+        id: 0,
+        flags_fragment: 0,
+        ttl: 64,
+        checksum: 0,
+        src,
+        dst,
+        options: Vec::new(),
+    });
+    LispMsg::Ecm(Ecm::new(ip, 4342, LispMsg::MapRequest(m.clone()))).to_bytes()
 }
 
 fn drain(l: &mut Lisp) -> (usize, usize) {

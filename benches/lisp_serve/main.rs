@@ -70,7 +70,7 @@ use vmmi::lisp::EidPrefix;
 use vmmi::wire::lisp::auth::{AuthParams, sign, verify};
 use vmmi::wire::lisp::{
     Bits, Ecm, EidRecord, InnerIp, Ipv4Header, LispAddr, LispMsg, Locator, MapRegister, MapRequest,
-    UdpHeader, XtrTrailer, decode,
+    XtrTrailer, decode,
 };
 
 #[path = "../common/bgp_gen.rs"]

@@ -71,32 +71,18 @@ pub(crate) fn map_request(
 /// `m` in an ECM from the ITR-RLOC to the EID, inner UDP source port 4342 (where the
 /// Map-Reply goes, RFC 9301 §5.5).
 pub(crate) fn ecm(m: &MapRequest, itr: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
-    let mut e = Ecm {
-        ddt: false,
-        to_etr: false,
-        to_ms: false,
-        reserved: Bits::new(0),
-        ip: InnerIp::V4(Ipv4Header {
-            tos: 0,
-            total_length: 0,
-            id: 0,
-            flags_fragment: 0x4000,
-            ttl: 64,
-            checksum: 0,
-            src: itr,
-            dst,
-            options: Vec::new(),
-        }),
-        udp: UdpHeader {
-            src_port: 4342,
-            dst_port: 4342,
-            length: 0,
-            checksum: 0,
-        },
-        msg: Box::new(LispMsg::MapRequest(m.clone())),
-    };
-    e.seal();
-    LispMsg::Ecm(e).to_bytes()
+    let ip = InnerIp::V4(Ipv4Header {
+        tos: 0,
+        total_length: 0,
+        id: 0,
+        flags_fragment: 0x4000,
+        ttl: 64,
+        checksum: 0,
+        src: itr,
+        dst,
+        options: Vec::new(),
+    });
+    LispMsg::Ecm(Ecm::new(ip, 4342, LispMsg::MapRequest(m.clone()))).to_bytes()
 }
 
 /// A Map-Request ready to send again with another nonce.

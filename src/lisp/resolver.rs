@@ -28,7 +28,7 @@ use std::time::Instant;
 use super::eid::EidPrefix;
 use super::pubsub::{SubOutcome, negative_record};
 use super::{DropReason, Lisp, Map, control, hasher};
-use crate::wire::lisp::ecm::{InnerIp, Ipv4Header, Ipv6Header, UdpHeader};
+use crate::wire::lisp::ecm::{InnerIp, Ipv4Header, Ipv6Header};
 use crate::wire::lisp::{Act, Bits, Ecm, LispAddr, LispMsg, MapRequest};
 
 /// What we know about an ECM carrying a Map-Request.
@@ -298,22 +298,7 @@ impl Lisp {
                 let Some(ip) = inner_header(src, eid.ip(), etr.ip()) else {
                     return;
                 };
-                let mut e = Ecm {
-                    ddt: false,
-                    to_etr: false,
-                    to_ms: false,
-                    reserved: Bits::new(0),
-                    ip,
-                    udp: UdpHeader {
-                        src_port: port,
-                        dst_port: super::LISP_CONTROL_PORT,
-                        length: 0,
-                        checksum: 0,
-                    },
-                    msg: Box::new(LispMsg::MapRequest(req.clone())),
-                };
-                e.seal();
-                LispMsg::Ecm(e).to_bytes()
+                LispMsg::Ecm(Ecm::new(ip, port, LispMsg::MapRequest(req.clone()))).to_bytes()
             }
         };
         self.counters.map_requests_forwarded += 1;

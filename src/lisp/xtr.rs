@@ -33,7 +33,6 @@ use super::resolver::inner_header;
 use super::timers::{Timer, TimerHandle};
 use super::{CacheSource, DropReason, Lisp, LispCoreCfg, LispEvent, Map, control, hasher};
 use crate::wire::lisp::auth::{AuthParams, compute_auth, lengths, verify};
-use crate::wire::lisp::ecm::UdpHeader;
 use crate::wire::lisp::register::AUTH_DATA_OFFSET;
 use crate::wire::lisp::{
     Act, Bits, Ecm, EidRecord, LispAddr, LispMsg, Locator, MapNotify, MapRegister, MapReply,
@@ -912,21 +911,7 @@ impl Lisp {
             site_id: Some(self.cfg.site_id),
         });
         let ip = inner_header(self.cfg.rloc, eid.ip(), mr.ip())?;
-        let mut e = Ecm {
-            ddt: false,
-            to_etr: false,
-            to_ms: false,
-            reserved: Bits::new(0),
-            ip,
-            udp: UdpHeader {
-                src_port: super::LISP_CONTROL_PORT,
-                dst_port: super::LISP_CONTROL_PORT,
-                length: 0,
-                checksum: 0,
-            },
-            msg: Box::new(LispMsg::MapRequest(req)),
-        };
-        e.seal();
+        let e = Ecm::new(ip, super::LISP_CONTROL_PORT, LispMsg::MapRequest(req));
         Some((mr, LispMsg::Ecm(e).to_bytes()))
     }
 

@@ -19,7 +19,7 @@ use vmmi::lisp::{EidPrefix, Lisp, LispCoreCfg, LispEvent, MapServerCoreCfg, Outp
 use vmmi::wire::lisp::auth::{AuthParams, sign};
 use vmmi::wire::lisp::{
     Bits, Ecm, EidRecord, InnerIp, Ipv4Header, LispAddr, LispMsg, Locator, MapRegister, MapRequest,
-    UdpHeader, XtrTrailer, decode,
+    XtrTrailer, decode,
 };
 
 const MAX_STEPS: usize = 1_000_000;
@@ -371,30 +371,16 @@ pub fn bytes_of(m: &MapRequest) -> Vec<u8> {
 
 /// `m` in an ECM with inner IPv4 `src` → `dst`, inner UDP source port `sport`.
 pub fn ecm(m: &MapRequest, src: Ipv4Addr, dst: Ipv4Addr, sport: u16) -> Vec<u8> {
-    let mut e = Ecm {
-        ddt: false,
-        to_etr: false,
-        to_ms: false,
-        reserved: Bits::new(0),
-        ip: InnerIp::V4(Ipv4Header {
-            tos: 0,
-            total_length: 0,
-            id: 0,
-            flags_fragment: 0,
-            ttl: 64,
-            checksum: 0,
-            src,
-            dst,
-            options: Vec::new(),
-        }),
-        udp: UdpHeader {
-            src_port: sport,
-            dst_port: 4342,
-            length: 0,
-            checksum: 0,
-        },
-        msg: Box::new(LispMsg::MapRequest(m.clone())),
-    };
-    e.seal();
-    LispMsg::Ecm(e).to_bytes()
+    let ip = InnerIp::V4(Ipv4Header {
+        tos: 0,
+        total_length: 0,
+        id: 0,
+        flags_fragment: 0,
+        ttl: 64,
+        checksum: 0,
+        src,
+        dst,
+        options: Vec::new(),
+    });
+    LispMsg::Ecm(Ecm::new(ip, sport, LispMsg::MapRequest(m.clone()))).to_bytes()
 }

@@ -128,6 +128,28 @@ const ECM_E: u32 = 0x0200_0000;
 const ECM_M: u32 = 0x0100_0000;
 
 impl Ecm {
+    /// `msg` encapsulated as an ITR or a Map-Resolver originates it (RFC 9301 §5.8): no flag
+    /// set, inner UDP from `src_port` to the LISP control port (4342), lengths and checksums
+    /// computed (`seal`).
+    pub fn new(ip: InnerIp, src_port: u16, msg: LispMsg) -> Ecm {
+        let mut e = Ecm {
+            ddt: false,
+            to_etr: false,
+            to_ms: false,
+            reserved: Bits::new(0),
+            ip,
+            udp: UdpHeader {
+                src_port,
+                dst_port: 4342,
+                length: 0,
+                checksum: 0,
+            },
+            msg: Box::new(msg),
+        };
+        e.seal();
+        e
+    }
+
     /// Decodes the body after word 0 (`w`, read at `start`).
     pub(crate) fn decode_body(w: u32, start: usize, r: &mut Reader<'_>) -> WireResult<Self> {
         if w & ECM_S != 0 {
